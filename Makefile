@@ -1,0 +1,108 @@
+# qatserve - build, test, bench, run.
+#   make            build/libqat.a, build/qat, build/qatserve
+#   make test       unit tests (Check) + integration tests against a real server
+#   make test SAN=1 the same with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      kernel / model / server benchmarks (ratios, medians)
+#   make run        install what is missing, build, serve models/ on :8080
+#   make models     re-create the shipped models from Debian's Fashion-MNIST
+# Sources are found by wildcard: a new core/*.c joins libqat, a new
+# server/*.c joins qatserve, a new tests/unit/*.c joins the unit runner.
+
+CC      ?= gcc
+SAN     ?= 0
+BUILD   := build
+ifeq ($(SAN),1)
+BUILD   := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+ifeq ($(TSAN),1)
+BUILD   := build/tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+endif
+
+PKGS    := libmicrohttpd jansson libuv check
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS) -fno-strict-aliasing
+CPPFLAGS += -Icore -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDFLAGS += -pthread $(SANFLAGS)
+BLAS_LIBS := -lopenblas
+CORE_LIBS := $(BLAS_LIBS) -ljansson -lz -lm
+PC_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PC_LIBS   = $(shell pkg-config --libs libmicrohttpd jansson libuv 2>/dev/null)
+
+CORE_SRC  := $(wildcard core/*.c)
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_SRC  := $(wildcard tools/*.c)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c))
+SRV_OBJ   := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC  := $(wildcard tests/unit/*.c)
+UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
+
+LIB      := $(BUILD)/libqat.a
+QAT      := $(BUILD)/qat
+SERVER   := $(BUILD)/qatserve
+UNIT     := $(BUILD)/test_unit
+
+BINS := $(LIB) $(UNIT)
+ifneq ($(wildcard tools/qat.c),)
+BINS += $(QAT)
+endif
+ifneq ($(wildcard server/main.c),)
+BINS += $(SERVER)
+endif
+
+.PHONY: all deps test unit integration bench run models clean fuzz docker-test loadtest
+all: $(BINS)
+
+deps:
+	@deploy/install-deps.sh
+
+# AVX2 code lives in *_avx2.c alone and is chosen at run time (core/cpu.c),
+# so the rest of the binary stays baseline x86-64.
+$(BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -mavx2 -mfma -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PC_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(QAT): $(TOOL_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(CORE_LIBS)
+
+$(SERVER): $(BUILD)/obj/server/main.o $(SRV_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CORE_LIBS)
+
+$(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs check 2>/dev/null) $(PC_LIBS) $(CORE_LIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit integration
+
+unit: $(UNIT)
+	$(UNIT)
+
+# Integration tests start the real server on a free loopback port.
+integration: all
+	@if [ -x tests/integration/run.sh ]; then BUILD=$(BUILD) tests/integration/run.sh; fi
+
+-include bench/bench.mk
+-include tests/fuzz/fuzz.mk
+-include models/models.mk
+-include deploy/deploy.mk
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(SERVER) --models models --port $${PORT:-8080}
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

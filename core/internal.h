@@ -1,0 +1,28 @@
+/* internal.h - helpers shared by libqat's files; never installed, never
+ * included by server/ or tools/. */
+#ifndef QAT_INTERNAL_H
+#define QAT_INTERNAL_H
+
+#include "qat.h"
+
+#if defined(__GNUC__)
+#define QAT_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define QAT_PRINTF(a, b)
+#endif
+
+/* Allocation through the replaceable hook (qat_set_allocator). qat_calloc
+ * checks n * size for overflow and zeroes. All return NULL on failure. */
+void *qat_malloc(size_t n);
+void *qat_calloc(size_t n, size_t size);
+/* 64-byte aligned; free with qat_free_aligned. */
+void *qat_malloc_aligned(size_t n);
+void qat_free(void *p);
+void qat_free_aligned(void *p);
+char *qat_strdup(const char *s);
+
+/* Records a detail message for code e on this thread and returns e, so
+ * callers can write `return qat_fail(QAT_ESHAPE, "tensor %s ...", name);`. */
+qat_err qat_fail(qat_err e, const char *fmt, ...) QAT_PRINTF(2, 3);
+
+#endif

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Installs the Debian packages that building, testing and serving qatserve need.
+# Idempotent: asks dpkg first and only calls apt-get for what is missing, so a
+# machine that already has everything hears nothing from it.
+#   deploy/install-deps.sh            build + test + run
+#   deploy/install-deps.sh --bench    also the benchmark peers (oneDNN, wrk, gnuplot)
+#   deploy/install-deps.sh --torch    also PyTorch (for the import tests)
+#   deploy/install-deps.sh --fuzz     also clang and libFuzzer
+set -eu
+
+pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libuv1-dev check
+libopenblas-dev zlib1g-dev curl dataset-fashion-mnist"
+for arg in "$@"; do
+  case "$arg" in
+    --bench) pkgs="$pkgs libdnnl-dev wrk gnuplot-nox" ;;
+    --torch) pkgs="$pkgs python3-torch python3-numpy" ;;
+    --fuzz)  pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
+    --all)   pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-torch python3-numpy clang-14 libclang-rt-14-dev" ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --fuzz or --all)" >&2; exit 2 ;;
+  esac
+done
+
+missing=""
+for p in $pkgs; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-deps.sh: need root (or sudo) to install:$missing" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps.sh: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
