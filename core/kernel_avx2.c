@@ -41,7 +41,7 @@
 
 #define PANEL 8          /* output rows per panel = int32 lanes of a ymm */
 #define KC 2048          /* k per block (even); x panel = MR*KC*2 bytes */
-#define MR 4             /* x rows per micro-kernel at most */
+#define MR 6             /* x rows per micro-kernel at most */
 #define NBLOCK_BYTES (192 * 1024) /* weight bytes per N block (L2-resident) */
 
 static size_t kpairs(size_t K) { return (K + 1) / 2; }
@@ -99,27 +99,27 @@ static inline __attribute__((always_inline)) void micro(
     int32_t *c, size_t ldc, size_t col0, size_t N, bool add, const int MRr,
     const int NPp) {
   __m256i acc[MR][4];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < MRr; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int q = 0; q < NPp; q++) acc[r][q] = _mm256_setzero_si256();
   for (size_t j = 0; j < npairs; j++) {
     __m256i wv[4];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int q = 0; q < NPp; q++) wv[q] = load_w(w + q * ps + j * 16);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < MRr; r++) {
       int32_t pair;
       memcpy(&pair, xb + r * xs + 2 * j, 4);
       __m256i xv = _mm256_set1_epi32(pair);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int q = 0; q < NPp; q++)
         acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(xv, wv[q]));
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < MRr; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int q = 0; q < NPp; q++) {
       size_t col = col0 + (size_t)q * PANEL;
       store8(c + r * ldc + col, acc[r][q], N - col, add);
@@ -137,8 +137,10 @@ typedef void (*micro_fn)(const int16_t *, size_t, const int8_t *, size_t, size_t
   }
 MICRO(1, 1) MICRO(1, 2) MICRO(1, 3) MICRO(1, 4)
 MICRO(2, 1) MICRO(2, 2) MICRO(2, 3) MICRO(2, 4)
-MICRO(3, 1) MICRO(3, 2) MICRO(3, 3) MICRO(3, 4)
-MICRO(4, 1) MICRO(4, 2) MICRO(4, 3)
+MICRO(3, 1) MICRO(3, 2) MICRO(3, 3)
+MICRO(4, 1) MICRO(4, 2)
+MICRO(5, 1) MICRO(5, 2)
+MICRO(6, 1) MICRO(6, 2)
 
 /* [rows][panels at once]; the widest entry of each row is the one used
  * for full blocks, narrower ones for the panel tail. */
@@ -146,10 +148,12 @@ static const micro_fn micros[MR + 1][5] = {
     {0},
     {0, micro_1_1, micro_1_2, micro_1_3, micro_1_4},
     {0, micro_2_1, micro_2_2, micro_2_3, micro_2_4},
-    {0, micro_3_1, micro_3_2, micro_3_3, micro_3_4},
-    {0, micro_4_1, micro_4_2, micro_4_3, 0},
+    {0, micro_3_1, micro_3_2, micro_3_3, 0},
+    {0, micro_4_1, micro_4_2, 0, 0},
+    {0, micro_5_1, micro_5_2, 0, 0},
+    {0, micro_6_1, micro_6_2, 0, 0},
 };
-static const int widest[MR + 1] = {0, 4, 4, 4, 3};
+static const int widest[MR + 1] = {0, 4, 4, 3, 2, 2, 2};
 
 static void avx2_gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
                            const void *wpacked, size_t N, int32_t *acc) {
