@@ -26,11 +26,11 @@
  *   costs more instructions still. Padding: K is padded to even and N to a
  *   multiple of 8 with zero weights, which add exact zeros.
  *
- * Blocking: rows of x in blocks of up to 4 (each pair broadcast feeds 3
- * panels = 24 outputs -> 12 accumulators in registers), columns in panels;
- * batch 1 (gemv) uses 1 row x 4 panels = 32 outputs per sweep of x, which
- * keeps the weight stream the only memory traffic. K is blocked at KC so the
- * x panel stays on the stack; N is blocked so a block of weights stays in L2
+ * Blocking: rows of x in blocks of up to 6, each pair broadcast feeding 2
+ * panels (16 outputs) -> 12 accumulators in registers; batch 1 (gemv) uses
+ * 1 row x 6 panels = 48 outputs per sweep of x, so the weight stream is the
+ * only memory traffic. K is blocked at KC so the x panel stays on the stack;
+ * N is blocked so a block of weights stays in L2
  * while every row block of x passes over it. */
 #include <immintrin.h>
 #include <math.h>
@@ -39,6 +39,18 @@
 
 #include "kernels.h"
 
+#ifndef WB
+/* Bytes per packed weight: 1 = int8, widened in-register by vpmovsxbw; 2 =
+ * int16, fed straight to vpmaddwd. Measured here: int16 gains 4% at batch
+ * 64 but loses 10% at batch 1 (256x784) and 30% at 1024x1024 batch 1, where
+ * twice the bytes come from L2/L3; so int8. Tests cover WB == 1. */
+#define WB 1
+#endif
+#if WB == 2
+#define WTYPE int16_t
+#else
+#define WTYPE int8_t
+#endif
 #define PANEL 8          /* output rows per panel = int32 lanes of a ymm */
 #define KC 2048          /* k per block (even); x panel = MR*KC*2 bytes */
 #define MR 6             /* x rows per micro-kernel at most */
@@ -48,11 +60,11 @@ static size_t kpairs(size_t K) { return (K + 1) / 2; }
 static size_t npanels(size_t N) { return (N + PANEL - 1) / PANEL; }
 
 static size_t avx2_packed_size(size_t N, size_t K) {
-  return npanels(N) * kpairs(K) * PANEL * 2;
+  return npanels(N) * kpairs(K) * PANEL * 2 * WB;
 }
 
 static void avx2_pack(const int8_t *w, size_t N, size_t K, void *dst) {
-  int8_t *d = dst;
+  WTYPE *d = dst;
   size_t kp = kpairs(K), np = npanels(N);
   for (size_t p = 0; p < np; p++)
     for (size_t j = 0; j < kp; j++)
@@ -88,7 +100,11 @@ static inline void store8(int32_t *c, __m256i v, size_t cols, bool add) {
 }
 
 static inline __m256i load_w(const int8_t *p) {
+#if WB == 2
+  return _mm256_load_si256((const __m256i *)p);
+#else
   return _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)p));
+#endif
 }
 
 /* The micro-kernel: MRr rows of widened x (row stride xs int16) times NPp
@@ -98,15 +114,15 @@ static inline __attribute__((always_inline)) void micro(
     const int16_t *xb, size_t xs, const int8_t *w, size_t ps, size_t npairs,
     int32_t *c, size_t ldc, size_t col0, size_t N, bool add, const int MRr,
     const int NPp) {
-  __m256i acc[MR][4];
+  __m256i acc[MR][6];
 #pragma GCC unroll 8
   for (int r = 0; r < MRr; r++)
 #pragma GCC unroll 8
     for (int q = 0; q < NPp; q++) acc[r][q] = _mm256_setzero_si256();
   for (size_t j = 0; j < npairs; j++) {
-    __m256i wv[4];
+    __m256i wv[6];
 #pragma GCC unroll 8
-    for (int q = 0; q < NPp; q++) wv[q] = load_w(w + q * ps + j * 16);
+    for (int q = 0; q < NPp; q++) wv[q] = load_w(w + q * ps + j * 16 * WB);
 #pragma GCC unroll 8
     for (int r = 0; r < MRr; r++) {
       int32_t pair;
@@ -135,7 +151,7 @@ typedef void (*micro_fn)(const int16_t *, size_t, const int8_t *, size_t, size_t
                               size_t col0, size_t N, bool add) {                 \
     micro(xb, xs, w, ps, npairs, c, ldc, col0, N, add, R, P);                    \
   }
-MICRO(1, 1) MICRO(1, 2) MICRO(1, 3) MICRO(1, 4)
+MICRO(1, 1) MICRO(1, 2) MICRO(1, 3) MICRO(1, 4) MICRO(1, 5) MICRO(1, 6)
 MICRO(2, 1) MICRO(2, 2) MICRO(2, 3) MICRO(2, 4)
 MICRO(3, 1) MICRO(3, 2) MICRO(3, 3)
 MICRO(4, 1) MICRO(4, 2)
@@ -144,22 +160,27 @@ MICRO(6, 1) MICRO(6, 2)
 
 /* [rows][panels at once]; the widest entry of each row is the one used
  * for full blocks, narrower ones for the panel tail. */
-static const micro_fn micros[MR + 1][5] = {
+static const micro_fn micros[MR + 1][7] = {
     {0},
-    {0, micro_1_1, micro_1_2, micro_1_3, micro_1_4},
+    {0, micro_1_1, micro_1_2, micro_1_3, micro_1_4, micro_1_5, micro_1_6},
     {0, micro_2_1, micro_2_2, micro_2_3, micro_2_4},
     {0, micro_3_1, micro_3_2, micro_3_3, 0},
     {0, micro_4_1, micro_4_2, 0, 0},
     {0, micro_5_1, micro_5_2, 0, 0},
     {0, micro_6_1, micro_6_2, 0, 0},
 };
-static const int widest[MR + 1] = {0, 4, 4, 3, 2, 2, 2};
+/* Measured (256x784): batch 1 is bound by instruction count (vpmovsxbw +
+ * vpmaddwd + vpaddd per 16 multiply-adds); 6 panels per x broadcast was the
+ * fastest width without spills (2: 3.58 us, 4: 3.40, 6: 3.37; 8 spills).
+ * 6x2 for batches: 12 accumulators + 2 weights + broadcast + temp = 16
+ * ymm; 4x3 needed 17 and spilled an accumulator (105 -> 160 GOP/s). */
+static const int widest[MR + 1] = {0, 6, 4, 3, 2, 2, 2};
 
 static void avx2_gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
                            const void *wpacked, size_t N, int32_t *acc) {
   const int8_t *w = wpacked;
   size_t kp = kpairs(K), np = npanels(N);
-  size_t ps = kp * PANEL * 2; /* bytes per panel */
+  size_t ps = kp * PANEL * 2 * WB; /* bytes per panel */
   int16_t xb[MR * KC] __attribute__((aligned(32)));
   if (M == 0 || N == 0) return;
   if (K == 0) {
@@ -171,7 +192,7 @@ static void avx2_gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
     size_t jp = (kc + 1) / 2, j0 = k0 / 2;
     bool add = k0 > 0;
     /* Panels per N block so the block's weights stay in L2. */
-    size_t nb = NBLOCK_BYTES / (jp * PANEL * 2);
+    size_t nb = NBLOCK_BYTES / (jp * PANEL * 2 * WB);
     if (nb < 4) nb = 4;
     for (size_t p0 = 0; p0 < np; p0 += nb) {
       size_t p1 = p0 + nb < np ? p0 + nb : np;
@@ -182,7 +203,7 @@ static void avx2_gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
         int step = widest[mr];
         for (size_t p = p0; p < p1;) {
           int n = p1 - p < (size_t)step ? (int)(p1 - p) : step;
-          micros[mr][n](xb, KC, w + p * ps + j0 * PANEL * 2, ps, jp,
+          micros[mr][n](xb, KC, w + p * ps + j0 * PANEL * 2 * WB, ps, jp,
                         acc + m0 * N, N, p * PANEL, N, add);
           p += (size_t)n;
         }
