@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,27 +151,61 @@ static double gops(size_t M, size_t N, size_t K, double us) {
   return 2.0 * (double)M * (double)N * (double)K / (us * 1e3);
 }
 
-static void bench_layer(FILE *csv, const qat_kernels *kern, size_t N, size_t K, size_t M,
-                        int quick) {
-  layer_case l = {.M = M, .N = N, .K = K, .kern = kern};
-  l.x = xalloc(M * K);
-  l.x127 = xalloc(M * K);
-  l.w = xalloc(N * K);
-  l.wp = xalloc(kern->packed_size(N, K));
-  l.acc = xalloc(M * N * sizeof(int32_t));
-  l.xf = xalloc(M * K * sizeof(float));
-  l.wf = xalloc(N * K * sizeof(float));
-  l.yf = xalloc(M * N * sizeof(float));
+static void layer_setup(layer_case *l, const qat_kernels *kern, size_t N, size_t K, size_t M) {
+  *l = (layer_case){.M = M, .N = N, .K = K, .kern = kern};
+  rng = 0x1234567ull * (N * 131 + K * 7 + M) + 1; /* same data in every process */
+  l->x = xalloc(M * K);
+  l->x127 = xalloc(M * K);
+  l->w = xalloc(N * K);
+  l->wp = xalloc(kern->packed_size(N, K));
+  l->acc = xalloc(M * N * sizeof(int32_t));
+  l->xf = xalloc(M * K * sizeof(float));
+  l->wf = xalloc(N * K * sizeof(float));
+  l->yf = xalloc(M * N * sizeof(float));
   for (size_t i = 0; i < M * K; i++) {
-    l.x[i] = (uint8_t)rnd();
-    l.x127[i] = l.x[i] & 127;
-    l.xf[i] = (float)l.x[i] / 255.0f;
+    l->x[i] = (uint8_t)rnd();
+    l->x127[i] = l->x[i] & 127;
+    l->xf[i] = (float)l->x[i] / 255.0f;
   }
   for (size_t i = 0; i < N * K; i++) {
-    l.w[i] = (int8_t)rnd();
-    l.wf[i] = (float)l.w[i] / 127.0f;
+    l->w[i] = (int8_t)rnd();
+    l->wf[i] = (float)l->w[i] / 127.0f;
   }
-  kern->pack(l.w, N, K, l.wp);
+  kern->pack(l->w, N, K, l->wp);
+}
+
+static void layer_free(layer_case *l) {
+  qat_free_aligned(l->x);
+  qat_free_aligned(l->x127);
+  qat_free_aligned(l->w);
+  qat_free_aligned(l->wp);
+  qat_free_aligned(l->acc);
+  qat_free_aligned(l->xf);
+  qat_free_aligned(l->wf);
+  qat_free_aligned(l->yf);
+}
+
+/* oneDNN's time (x in 0..127) and its wrong outputs on full-range x. */
+typedef struct dnnl_result {
+  double us;
+  long wrong;
+} dnnl_result;
+
+#ifdef HAVE_DNNL
+static dnnl_result measure_dnnl(layer_case *l, const int32_t *truth, int reps) {
+  dnnl_result r;
+  r.us = time_us(run_dnnl, l, reps, MIN_MS);
+  run_dnnl_on(l, l->x);
+  r.wrong = 0;
+  for (size_t i = 0; i < l->M * l->N; i++) r.wrong += l->acc[i] != truth[i];
+  return r;
+}
+#endif
+
+static void bench_layer(FILE *csv, const qat_kernels *kern, size_t N, size_t K, size_t M,
+                        int quick, dnnl_result native) {
+  layer_case l;
+  layer_setup(&l, kern, N, K, M);
 
   /* Sanity, same data: ours equals the reference. */
   int32_t *chk = xalloc(M * N * sizeof(int32_t));
@@ -188,32 +223,63 @@ static void bench_layer(FILE *csv, const qat_kernels *kern, size_t N, size_t K, 
   /* The reference is slow: few repeats of a single call on big shapes. */
   double t_ref = ops > 5e7 ? time_us(run_ref, &l, 3, 0.0) : time_us(run_ref, &l, reps, MIN_MS);
   double t_blas = time_us(run_blas, &l, reps, MIN_MS);
-  double t_dnnl = NAN;
-  long dnnl_wrong = -1;
+  dnnl_result d2 = {NAN, -1};
 #ifdef HAVE_DNNL
-  t_dnnl = time_us(run_dnnl, &l, reps, MIN_MS);
-  /* How often oneDNN is wrong on full-range activations (x up to 255). */
-  run_dnnl_on(&l, l.x);
-  dnnl_wrong = 0;
-  for (size_t i = 0; i < M * N; i++) dnnl_wrong += l.acc[i] != chk[i];
+  d2 = measure_dnnl(&l, chk, reps);
 #endif
-  out("%5zu %5zu %4zu | %9.2f %7.1f | %10.1f %6.1f | %9.2f %7.1f | %9.2f %7.1f | %6.2fx %6.2fx | %ld/%zu\n",
-      N, K, M, t_ours, gops(M, N, K, t_ours), t_ref, gops(M, N, K, t_ref), t_blas,
-      gops(M, N, K, t_blas), t_dnnl, gops(M, N, K, t_dnnl), t_blas / t_ours,
-      t_dnnl / t_ours, dnnl_wrong, M * N);
+  double g = gops(M, N, K, t_ours);
+  out("%5zu %5zu %4zu | %8.2f %6.1f | %9.1f %5.1f | %8.2f %6.1f | %8.2f %6.1f | %8.2f %6.1f |"
+      " %5.2fx %5.2fx %5.2fx | %6ld %6ld /%zu\n",
+      N, K, M, t_ours, g, t_ref, gops(M, N, K, t_ref), t_blas, gops(M, N, K, t_blas), d2.us,
+      gops(M, N, K, d2.us), native.us, gops(M, N, K, native.us), t_blas / t_ours,
+      d2.us / t_ours, native.us / t_ours, d2.wrong, native.wrong, M * N);
   if (csv)
-    fprintf(csv, "%zu,%zu,%zu,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%ld\n", N, K, M,
-            t_ours, t_ref, t_blas, t_dnnl, gops(M, N, K, t_ours), gops(M, N, K, t_ref),
-            gops(M, N, K, t_blas), gops(M, N, K, t_dnnl), dnnl_wrong);
+    fprintf(csv, "%zu,%zu,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%.2f,%ld,%ld\n", N,
+            K, M, t_ours, t_ref, t_blas, d2.us, native.us, g, gops(M, N, K, t_ref),
+            gops(M, N, K, t_blas), gops(M, N, K, d2.us), gops(M, N, K, native.us), d2.wrong,
+            native.wrong);
   qat_free_aligned(chk);
-  qat_free_aligned(l.x);
-  qat_free_aligned(l.x127);
-  qat_free_aligned(l.w);
-  qat_free_aligned(l.wp);
-  qat_free_aligned(l.acc);
-  qat_free_aligned(l.xf);
-  qat_free_aligned(l.wf);
-  qat_free_aligned(l.yf);
+  layer_free(&l);
+}
+
+static const size_t shapes[][2] = {{256, 784}, {128, 256}, {10, 128}, {1024, 1024}};
+static const size_t batches[] = {1, 16, 64, 256};
+#define NCASES 16
+
+/* oneDNN with every ISA it finds (AVX-512 VNNI here), measured in a child
+ * process before the parent limits its own oneDNN to AVX2 (the ISA limit is
+ * process-wide and fixed at first use). Runs first, alone, then the parent
+ * runs its table, so the two never share the cores. */
+static void dnnl_native_all(dnnl_result *res, int quick) {
+  for (int i = 0; i < NCASES; i++) res[i] = (dnnl_result){NAN, -1};
+#ifdef HAVE_DNNL
+  int fd[2];
+  if (pipe(fd) != 0) return;
+  pid_t pid = fork();
+  if (pid < 0) return;
+  if (pid == 0) {
+    close(fd[0]);
+    for (int i = 0; i < NCASES; i++) {
+      layer_case l;
+      layer_setup(&l, &qat_kernels_ref, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4]);
+      int32_t *truth = xalloc(l.M * l.N * sizeof(int32_t));
+      l.kern->gemm_u8s8(l.x, l.M, l.K, l.K, l.wp, l.N, truth);
+      dnnl_result r = measure_dnnl(&l, truth, quick ? 5 : REPEATS);
+      if (write(fd[1], &r, sizeof r) != (ssize_t)sizeof r) _exit(1);
+      qat_free_aligned(truth);
+      layer_free(&l);
+    }
+    _exit(0);
+  }
+  close(fd[1]);
+  for (int i = 0; i < NCASES; i++)
+    if (read(fd[0], &res[i], sizeof res[i]) != (ssize_t)sizeof res[i]) break;
+  close(fd[0]);
+  int st;
+  waitpid(pid, &st, 0);
+#else
+  (void)quick;
+#endif
 }
 
 /* ---- the whole MLP ------------------------------------------------------- */
@@ -241,7 +307,7 @@ typedef struct mlp {
 static void mlp_int8(void *c) {
   mlp *m = c;
   size_t r = m->rows;
-  qat_quantize_u8(m->x, r * dims[0], &m->in_q, m->a[0]);
+  m->kern->quantize_u8(m->x, r * dims[0], &m->in_q, m->a[0]);
   for (int i = 0; i < NL; i++) {
     m->kern->gemm_u8s8(m->a[i], r, dims[i], dims[i], m->wp[i], dims[i + 1], m->acc);
     if (i + 1 < NL) {
@@ -378,23 +444,28 @@ int main(int argc, char **argv) {
   out("# kernel: %s   cpu: %s\n", kern->name, qat_cpu_features());
   out("# single thread (OpenBLAS 1 thread, OMP_NUM_THREADS=1); median of %d repeats, each "
       ">= %.0f ms of calls\n", quick ? 5 : REPEATS, MIN_MS);
+  dnnl_result native[NCASES];
+  dnnl_native_all(native, quick);
 #ifdef HAVE_DNNL
   const dnnl_version_t *v = dnnl_version();
-  out("# oneDNN %d.%d.%d dnnl_gemm_u8s8s32 fed x in 0..127 (it saturates above); last column: "
-      "its wrong outputs on full-range x (0..255)\n", v->major, v->minor, v->patch);
+  int isa_ok = dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2) == dnnl_success;
+  out("# oneDNN %d.%d.%d dnnl_gemm_u8s8s32, fed x in 0..127 (it saturates above on AVX2):\n"
+      "#   dnnl-avx2: limited to AVX2 (dnnl_set_max_cpu_isa%s), the same ISA as ours;\n"
+      "#   dnnl-native: every ISA oneDNN finds here (AVX-512 VNNI when present), separate process.\n"
+      "#   'wrong' columns: its outputs that differ from the exact product on full-range x (0..255).\n",
+      v->major, v->minor, v->patch, isa_ok ? "" : " FAILED");
 #else
   out("# oneDNN: not built (no <dnnl.h>)\n");
 #endif
-  out("# GOP/s = 2*M*N*K / time. speedups: fp32 time / ours, oneDNN time / ours (>1 = ours faster)\n");
-  out("#    N     K    M |   ours us   GOP/s |     ref us  GOP/s |   fp32 us   GOP/s |   dnnl us   GOP/s | vs fp32 vs dnnl | dnnl wrong (0..255)\n");
+  out("# GOP/s = 2*M*N*K / time. 'x' columns: their time / ours (>1 = ours faster) vs fp32, dnnl-avx2, dnnl-native\n");
+  out("#    N     K    M |  ours us  GOP/s |    ref us GOP/s |  fp32 us  GOP/s | dnnl2 us  GOP/s | dnnlN us  GOP/s |"
+      "  fp32 dnnl2 dnnlN | wrong: dnnl2 dnnlN /outputs\n");
   if (csv)
-    fprintf(csv, "N,K,M,ours_us,ref_us,blas_us,dnnl_us,ours_gops,ref_gops,blas_gops,dnnl_gops,"
-                 "dnnl_wrong_fullrange\n");
-  static const size_t shapes[][2] = {{256, 784}, {128, 256}, {10, 128}, {1024, 1024}};
-  static const size_t batches[] = {1, 16, 64, 256};
-  for (size_t s = 0; s < 4; s++)
-    for (size_t b = 0; b < 4; b++)
-      bench_layer(csv, kern, shapes[s][0], shapes[s][1], batches[b], quick);
+    fprintf(csv, "N,K,M,ours_us,ref_us,blas_us,dnnl_avx2_us,dnnl_native_us,ours_gops,ref_gops,"
+                 "blas_gops,dnnl_avx2_gops,dnnl_native_gops,dnnl_avx2_wrong_fullrange,"
+                 "dnnl_native_wrong_fullrange\n");
+  for (int i = 0; i < NCASES; i++)
+    bench_layer(csv, kern, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4], quick, native[i]);
   if (csv) fprintf(csv, "\nkind,batch,int8_us,fp32_us,int8_gops,fp32_gops\n");
   bench_mlp(csv, kern, 1, quick);
   bench_mlp(csv, kern, 64, quick);

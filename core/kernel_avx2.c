@@ -52,7 +52,7 @@
 #define WTYPE int8_t
 #endif
 #define PANEL 8          /* output rows per panel = int32 lanes of a ymm */
-#define KC 2048          /* k per block (even); x panel = MR*KC*2 bytes */
+#define KC 1024          /* k per block (even); x panel = MR*KC*2 = 12 KB */
 #define MR 6             /* x rows per micro-kernel at most */
 #define NBLOCK_BYTES (192 * 1024) /* weight bytes per N block (L2-resident) */
 
@@ -263,10 +263,38 @@ static void avx2_requant_u8(const int32_t *acc, size_t M, size_t N,
   }
 }
 
+/* Input quantization (kernels.h), the same float steps as qat_quantize_u8:
+ * multiply by the reciprocal, round to nearest even (vroundps, explicit
+ * mode), add the zero point in float, then max with qmin (vmaxps returns its
+ * second operand for NaN, as fmaxf(NaN, lo) = lo) and min with qmax. */
+static inline __m256i quant8(const float *x, __m256 inv, __m256 zp, __m256 lo, __m256 hi) {
+  __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), inv);
+  v = _mm256_add_ps(zp, _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+  return _mm256_cvttps_epi32(v);
+}
+
+static void avx2_quantize_u8(const float *x, size_t n, const qat_qparams *p, uint8_t *q) {
+  const float inv = 1.0f / p->scale, zp = (float)p->zero_point;
+  const float lo = (float)p->qmin, hi = (float)p->qmax;
+  __m256 vinv = _mm256_set1_ps(inv), vzp = _mm256_set1_ps(zp);
+  __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i v0 = quant8(x + i, vinv, vzp, vlo, vhi), v1 = quant8(x + i + 8, vinv, vzp, vlo, vhi);
+    __m256i v2 = quant8(x + i + 16, vinv, vzp, vlo, vhi), v3 = quant8(x + i + 24, vinv, vzp, vlo, vhi);
+    __m256i pk = _mm256_packus_epi16(_mm256_packs_epi32(v0, v1), _mm256_packs_epi32(v2, v3));
+    _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(pk, order));
+  }
+  for (; i < n; i++) q[i] = (uint8_t)fminf(fmaxf(zp + rintf(x[i] * inv), lo), hi);
+}
+
 const qat_kernels qat_kernels_avx2 = {
     .name = "avx2",
     .packed_size = avx2_packed_size,
     .pack = avx2_pack,
     .gemm_u8s8 = avx2_gemm_u8s8,
     .requant_u8 = avx2_requant_u8,
+    .quantize_u8 = avx2_quantize_u8,
 };
