@@ -59,8 +59,16 @@
 static size_t kpairs(size_t K) { return (K + 1) / 2; }
 static size_t npanels(size_t N) { return (N + PANEL - 1) / PANEL; }
 
+static size_t kquads(size_t K) { return (K + 3) / 4; }
+/* The packed buffer holds two layouts of the same weights: the pair layout
+ * for batches, then (64-byte aligned) the quad layout for batch 1. */
+static size_t pair_bytes(size_t N, size_t K) {
+  return (npanels(N) * kpairs(K) * PANEL * 2 * WB + 63) & ~(size_t)63;
+}
+static size_t quad_bytes(size_t N, size_t K) { return npanels(N) * kquads(K) * PANEL * 4; }
+
 static size_t avx2_packed_size(size_t N, size_t K) {
-  return npanels(N) * kpairs(K) * PANEL * 2 * WB;
+  return pair_bytes(N, K) + quad_bytes(N, K);
 }
 
 static void avx2_pack(const int8_t *w, size_t N, size_t K, void *dst) {
@@ -72,6 +80,16 @@ static void avx2_pack(const int8_t *w, size_t N, size_t K, void *dst) {
         for (size_t t = 0; t < 2; t++) {
           size_t n = p * PANEL + c, k = 2 * j + t;
           *d++ = (n < N && k < K) ? w[n * K + k] : 0;
+        }
+  /* Quad layout: panel p, step s: [row 0: k 4s..4s+3][row 1: ...]...[row 7]. */
+  int8_t *q = (int8_t *)dst + pair_bytes(N, K);
+  size_t kq = kquads(K);
+  for (size_t p = 0; p < np; p++)
+    for (size_t st = 0; st < kq; st++)
+      for (size_t c = 0; c < PANEL; c++)
+        for (size_t t = 0; t < 4; t++) {
+          size_t n = p * PANEL + c, k = 4 * st + t;
+          *q++ = (n < N && k < K) ? w[n * K + k] : 0;
         }
 }
 
@@ -176,9 +194,111 @@ static const micro_fn micros[MR + 1][7] = {
  * ymm; 4x3 needed 17 and spilled an accumulator (105 -> 160 GOP/s). */
 static const int widest[MR + 1] = {0, 6, 4, 3, 2, 2, 2};
 
+/* Batch 1. Weights are used once per call, so the pair path's vpmovsxbw per
+ * 16 multiply-adds is pure overhead; here the int8 weights go straight into
+ * vpmaddubsw, made exact by splitting x = lo + 128*hi (lo = x & 127,
+ * hi = x >> 7 in {0, 1}), once per call:
+ *   lo part: vpmaddubsw(lo, w) adds two products lo*w with lo <= 127,
+ *     -128 <= w <= 127: |sum| <= 2*127*128 = 32512 <= 32767, no saturation;
+ *     vpmaddwd with ones widens it to int32 (exact), then vpaddd.
+ *   hi part: vpmaddubsw(hi, w) is a sum of two w or less: within [-256, 254];
+ *     accumulated in int16 for at most FLUSH = 64 steps (|sum| <= 16384),
+ *     then vpmaddwd by 128 (exact int32: 2*16384*128 < 2^31) into the
+ *     int32 accumulator. So acc = sum lo*w + 128 * sum hi*w = sum x*w,
+ *     every step exact; the int32 bound is the one in the file comment.
+ * Quad layout: 4 consecutive k of one row in each int32 lane, so the int16
+ * pair sums of vpmaddubsw belong to one row and vpmaddwd finishes the row.
+ * 5 vector instructions per 32 multiply-adds instead of 6. */
+#define FLUSH 64
+#define KV 2048 /* k per block of the split x (multiple of 4) */
+#define GP 4    /* panels per pass: 4 x (int32 + int16 accumulators) */
+
+static inline __attribute__((always_inline)) void gemv_micro(
+    const uint8_t *lo, const uint8_t *hi, const int8_t *w, size_t ps, size_t nq,
+    int32_t *c, size_t col0, size_t N, bool add, const int P, const bool HI) {
+  __m256i a32[GP], a16[GP];
+  const __m256i ones = _mm256_set1_epi16(1), s128 = _mm256_set1_epi16(128);
+#pragma GCC unroll 8
+  for (int q = 0; q < P; q++) a32[q] = a16[q] = _mm256_setzero_si256();
+  for (size_t s0 = 0; s0 < nq; s0 += FLUSH) {
+    size_t s1 = nq - s0 < FLUSH ? nq : s0 + FLUSH;
+    for (size_t st = s0; st < s1; st++) {
+      int32_t l4, h4 = 0;
+      memcpy(&l4, lo + 4 * st, 4);
+      if (HI) memcpy(&h4, hi + 4 * st, 4);
+      __m256i bl = _mm256_set1_epi32(l4), bh = _mm256_set1_epi32(h4);
+#pragma GCC unroll 8
+      for (int q = 0; q < P; q++) {
+        __m256i wv = _mm256_load_si256((const __m256i *)(w + q * ps + 32 * st));
+        a32[q] = _mm256_add_epi32(a32[q], _mm256_madd_epi16(_mm256_maddubs_epi16(bl, wv), ones));
+        if (HI) a16[q] = _mm256_add_epi16(a16[q], _mm256_maddubs_epi16(bh, wv));
+      }
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < P && HI; q++) {
+      a32[q] = _mm256_add_epi32(a32[q], _mm256_madd_epi16(a16[q], s128));
+      a16[q] = _mm256_setzero_si256();
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < P; q++) {
+    size_t col = col0 + (size_t)q * PANEL;
+    store8(c + col, a32[q], N - col, add);
+  }
+}
+
+typedef void (*gemv_fn)(const uint8_t *, const uint8_t *, const int8_t *, size_t, size_t,
+                        int32_t *, size_t, size_t, bool);
+#define GEMV(P)                                                                      \
+  static void gemv_##P(const uint8_t *lo, const uint8_t *hi, const int8_t *w, size_t ps, \
+                       size_t nq, int32_t *c, size_t col0, size_t N, bool add) {     \
+    gemv_micro(lo, hi, w, ps, nq, c, col0, N, add, P, true);                         \
+  }                                                                                  \
+  static void gemv_lo_##P(const uint8_t *lo, const uint8_t *hi, const int8_t *w,     \
+                          size_t ps, size_t nq, int32_t *c, size_t col0, size_t N,   \
+                          bool add) {                                                \
+    gemv_micro(lo, hi, w, ps, nq, c, col0, N, add, P, false);                        \
+  }
+GEMV(1) GEMV(2) GEMV(3) GEMV(4)
+/* [x has a value >= 128 in this block][panels]. Without one, the hi part is
+ * zero and skipped: 3 instructions per 32 multiply-adds, still exact. */
+static const gemv_fn gemvs[2][GP + 1] = {{0, gemv_lo_1, gemv_lo_2, gemv_lo_3, gemv_lo_4},
+                                         {0, gemv_1, gemv_2, gemv_3, gemv_4}};
+
+static void gemv(const uint8_t *x, size_t K, const int8_t *wq, size_t N, int32_t *acc) {
+  uint8_t lo[KV] __attribute__((aligned(32))), hi[KV] __attribute__((aligned(32)));
+  size_t np = npanels(N), ps = kquads(K) * PANEL * 4;
+  const __m256i m7 = _mm256_set1_epi8(127), m1 = _mm256_set1_epi8(1);
+  for (size_t k0 = 0; k0 < K; k0 += KV) {
+    size_t kc = K - k0 < KV ? K - k0 : KV, nq = (kc + 3) / 4, k = 0;
+    __m256i any = _mm256_setzero_si256();
+    for (; k + 32 <= kc; k += 32) {
+      __m256i v = _mm256_loadu_si256((const __m256i *)(x + k0 + k));
+      any = _mm256_or_si256(any, v);
+      _mm256_store_si256((__m256i *)(lo + k), _mm256_and_si256(v, m7));
+      _mm256_store_si256((__m256i *)(hi + k), _mm256_and_si256(_mm256_srli_epi16(v, 7), m1));
+    }
+    int has_hi = _mm256_movemask_epi8(any) != 0;
+    for (; k < kc; k++) {
+      lo[k] = x[k0 + k] & 127;
+      hi[k] = x[k0 + k] >> 7;
+      has_hi |= hi[k];
+    }
+    for (; k < 4 * nq; k++) lo[k] = hi[k] = 0;
+    for (size_t p = 0; p < np; p += GP) {
+      int n = np - p < GP ? (int)(np - p) : GP;
+      gemvs[has_hi][n](lo, hi, wq + p * ps + (k0 / 4) * PANEL * 4, ps, nq, acc, p * PANEL, N, k0 > 0);
+    }
+  }
+}
+
 static void avx2_gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
                            const void *wpacked, size_t N, int32_t *acc) {
   const int8_t *w = wpacked;
+  if (M == 1 && N > 0 && K > 0) {
+    gemv(x, K, w + pair_bytes(N, K), N, acc);
+    return;
+  }
   size_t kp = kpairs(K), np = npanels(N);
   size_t ps = kp * PANEL * 2 * WB; /* bytes per panel */
   int16_t xb[MR * KC] __attribute__((aligned(32)));

@@ -36,12 +36,15 @@ static const qat_kernels *fast_tiers(size_t *n) {
   return NULL;
 }
 
-enum { FILL_RANDOM, FILL_MAX, FILL_ALT, FILL_ZERO };
+/* FILL_LOW (all < 128) and FILL_ONEHI (all < 128 but one) steer the
+ * batch-1 path, which skips its high-bit part when no x reaches 128. */
+enum { FILL_RANDOM, FILL_MAX, FILL_ALT, FILL_ZERO, FILL_LOW, FILL_ONEHI };
 
 static void fill_x(uint8_t *x, size_t n, int how) {
   for (size_t i = 0; i < n; i++)
     x[i] = how == FILL_MAX ? 255 : how == FILL_ALT ? (i & 1 ? 0 : 255)
-         : how == FILL_ZERO ? 0 : (uint8_t)rnd();
+         : how == FILL_ZERO ? 0 : how >= FILL_LOW ? (uint8_t)(rnd() & 127) : (uint8_t)rnd();
+  if (how == FILL_ONEHI && n) x[rnd() % n] = (uint8_t)(128 + rnd() % 128);
 }
 
 /* w = constant v, or alternating 127/-128 (v == 1000), or random (v == 0). */
@@ -118,7 +121,7 @@ START_TEST(gemm_adversarial_values) {
   size_t nt;
   const qat_kernels *t = fast_tiers(&nt);
   static const int wvals[] = {127, -127, -128, 1000, 0};
-  static const int xs[] = {FILL_MAX, FILL_ALT, FILL_RANDOM, FILL_ZERO};
+  static const int xs[] = {FILL_MAX, FILL_ALT, FILL_RANDOM, FILL_ZERO, FILL_LOW, FILL_ONEHI};
   static const size_t shapes[][3] = {{1, 256, 784}, {16, 10, 128}, {5, 33, 257},
                                      {64, 17, 1}, {3, 1, 4099}, {1, 1, 1}};
   for (size_t i = 0; i < nt; i++)
@@ -159,7 +162,8 @@ START_TEST(gemm_random_shapes) {
       size_t M = 1 + rnd() % 300, N = dims[rnd() % nd], K = dims[rnd() % nd];
       if (r % 3 == 0) M = 1 + rnd() % 9; /* the small-batch paths */
       while (M * N * K > 3000000) M = M / 2 + 1;
-      ck_assert_uint_eq(run_case(&t[i], M, N, K, rnd() % 3, FILL_RANDOM, 0), 0);
+      static const int fills[] = {FILL_RANDOM, FILL_LOW, FILL_ONEHI};
+      ck_assert_uint_eq(run_case(&t[i], M, N, K, rnd() % 3, fills[rnd() % 3], 0), 0);
     }
 }
 END_TEST
@@ -170,7 +174,8 @@ START_TEST(gemm_blocking_edges) {
   size_t nt;
   const qat_kernels *t = fast_tiers(&nt);
   static const size_t shapes[][3] = {{1, 300, 4099}, {7, 261, 2048}, {5, 37, 2049},
-                                     {9, 1031, 784}, {2, 3, 6151}};
+                                     {9, 1031, 784}, {2, 3, 6151}, {1, 33, 6151},
+                                     {1, 9, 2049}, {1, 1031, 784}};
   for (size_t i = 0; i < nt; i++)
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
       ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 0,
@@ -179,6 +184,10 @@ START_TEST(gemm_blocking_edges) {
       ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 1,
                                  FILL_MAX, -128),
                         0);
+      for (int r = 0; r < 4; r++)
+        ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 0,
+                                   FILL_ONEHI, r == 0 ? -128 : 0),
+                          0);
     }
 }
 END_TEST
