@@ -120,6 +120,10 @@ static void run_ours(void *c) {
   layer_case *l = c;
   l->kern->gemm_u8s8(l->x, l->M, l->K, l->K, l->wp, l->N, l->acc);
 }
+static void run_ours127(void *c) {
+  layer_case *l = c;
+  l->kern->gemm_u8s8(l->x127, l->M, l->K, l->K, l->wp, l->N, l->acc);
+}
 static void run_ref(void *c) {
   layer_case *l = c;
   qat_kernels_ref.gemm_u8s8(l->x, l->M, l->K, l->K, l->w, l->N, l->acc);
@@ -219,6 +223,7 @@ static void bench_layer(FILE *csv, const qat_kernels *kern, size_t N, size_t K, 
 
   int reps = quick ? 5 : REPEATS;
   double t_ours = time_us(run_ours, &l, reps, MIN_MS);
+  double t_o7 = time_us(run_ours127, &l, reps, MIN_MS);
   double ops = 2.0 * (double)M * (double)N * (double)K;
   /* The reference is slow: few repeats of a single call on big shapes. */
   double t_ref = ops > 5e7 ? time_us(run_ref, &l, 3, 0.0) : time_us(run_ref, &l, reps, MIN_MS);
@@ -228,16 +233,16 @@ static void bench_layer(FILE *csv, const qat_kernels *kern, size_t N, size_t K, 
   d2 = measure_dnnl(&l, chk, reps);
 #endif
   double g = gops(M, N, K, t_ours);
-  out("%5zu %5zu %4zu | %8.2f %6.1f | %9.1f %5.1f | %8.2f %6.1f | %8.2f %6.1f | %8.2f %6.1f |"
+  out("%5zu %5zu %4zu | %8.2f %6.1f | %8.2f %6.1f | %9.1f %5.1f | %8.2f %6.1f | %8.2f %6.1f | %8.2f %6.1f |"
       " %5.2fx %5.2fx %5.2fx | %6ld %6ld /%zu\n",
-      N, K, M, t_ours, g, t_ref, gops(M, N, K, t_ref), t_blas, gops(M, N, K, t_blas), d2.us,
-      gops(M, N, K, d2.us), native.us, gops(M, N, K, native.us), t_blas / t_ours,
-      d2.us / t_ours, native.us / t_ours, d2.wrong, native.wrong, M * N);
+      N, K, M, t_ours, g, t_o7, gops(M, N, K, t_o7), t_ref, gops(M, N, K, t_ref), t_blas,
+      gops(M, N, K, t_blas), d2.us, gops(M, N, K, d2.us), native.us, gops(M, N, K, native.us),
+      t_blas / t_ours, d2.us / t_o7, native.us / t_o7, d2.wrong, native.wrong, M * N);
   if (csv)
-    fprintf(csv, "%zu,%zu,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%.2f,%ld,%ld\n", N,
-            K, M, t_ours, t_ref, t_blas, d2.us, native.us, g, gops(M, N, K, t_ref),
-            gops(M, N, K, t_blas), gops(M, N, K, d2.us), gops(M, N, K, native.us), d2.wrong,
-            native.wrong);
+    fprintf(csv, "%zu,%zu,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%ld,%ld\n",
+            N, K, M, t_ours, t_o7, t_ref, t_blas, d2.us, native.us, g, gops(M, N, K, t_o7),
+            gops(M, N, K, t_ref), gops(M, N, K, t_blas), gops(M, N, K, d2.us),
+            gops(M, N, K, native.us), d2.wrong, native.wrong);
   qat_free_aligned(chk);
   layer_free(&l);
 }
@@ -289,6 +294,7 @@ static const size_t dims[NL + 1] = {784, 256, 128, 10};
 
 typedef struct mlp {
   size_t rows;
+  int32_t qmax; /* activation qmax: 255 (8-bit) or 127 (7-bit) */
   const qat_kernels *kern;
   qat_qparams in_q;
   void *wp[NL];
@@ -312,7 +318,7 @@ static void mlp_int8(void *c) {
     m->kern->gemm_u8s8(m->a[i], r, dims[i], dims[i], m->wp[i], dims[i + 1], m->acc);
     if (i + 1 < NL) {
       m->kern->requant_u8(m->acc, r, dims[i + 1], m->bias[i], m->mult[i], m->zp[i + 1],
-                          m->zp[i + 1], 255, m->a[i + 1], dims[i + 1]);
+                          m->zp[i + 1], m->qmax, m->a[i + 1], dims[i + 1]);
     } else {
       size_t n = dims[i + 1];
       for (size_t k = 0; k < r * n; k++)
@@ -341,9 +347,10 @@ static void mlp_fp32(void *c) {
   }
 }
 
-static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int quick) {
-  mlp m = {.rows = rows, .kern = kern};
-  m.in_q = (qat_qparams){.scale = 1.0f / 255.0f, .zero_point = 0, .qmin = 0, .qmax = 255};
+static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int bits, int quick) {
+  mlp m = {.rows = rows, .kern = kern, .qmax = (1 << bits) - 1};
+  rng = 0xfeedull + rows;
+  m.in_q = (qat_qparams){.scale = 1.0f / (float)m.qmax, .zero_point = 0, .qmin = 0, .qmax = m.qmax};
   m.x = xalloc(rows * dims[0] * sizeof(float));
   for (size_t i = 0; i < rows * dims[0]; i++) m.x[i] = (float)(rnd() % 1000) / 1000.0f;
   m.acc = xalloc(rows * 256 * sizeof(int32_t));
@@ -360,8 +367,8 @@ static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int quick
     m.a[i] = xalloc(rows * K);
     m.h[i] = xalloc(rows * N * sizeof(float));
     m.wp[i] = xalloc(kern->packed_size(N, K));
-    float w_s = 0.5f / (127.0f * sqrtf((float)K)), out_s = 4.0f / 255.0f;
-    m.zp[i + 1] = 64;
+    float w_s = 0.5f / (127.0f * sqrtf((float)K)), out_s = 4.0f / (float)m.qmax;
+    m.zp[i + 1] = (m.qmax + 1) / 4;
     for (size_t k = 0; k < N * K; k++) {
       w[k] = (int8_t)((int)(rnd() % 255) - 127);
       m.wf[i][k] = (float)w[k] * w_s;
@@ -386,10 +393,10 @@ static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int quick
   for (int i = 0; i < NL; i++) macs += dims[i] * dims[i + 1];
   double g8 = 2.0 * (double)(macs * rows) / (t8 * 1e3),
          g32 = 2.0 * (double)(macs * rows) / (t32 * 1e3);
-  out("MLP 784-256-128-10  batch %4zu | int8 %8.2f us (%6.2f us/row, %6.1f GOP/s) | fp32 %8.2f us "
-      "(%6.2f us/row, %6.1f GOP/s) | int8 speedup %5.2fx\n",
-      rows, t8, t8 / (double)rows, g8, t32, t32 / (double)rows, g32, t32 / t8);
-  if (csv) fprintf(csv, "mlp,%zu,%.3f,%.3f,%.2f,%.2f\n", rows, t8, t32, g8, g32);
+  out("MLP 784-256-128-10 %d-bit act. batch %3zu | int8 %8.2f us (%5.2f us/row, %5.1f GOP/s) | fp32 %8.2f us "
+      "(%5.2f us/row, %5.1f GOP/s) | int8 speedup %5.2fx\n",
+      bits, rows, t8, t8 / (double)rows, g8, t32, t32 / (double)rows, g32, t32 / t8);
+  if (csv) fprintf(csv, "mlp%d,%zu,%.3f,%.3f,%.2f,%.2f\n", bits, rows, t8, t32, g8, g32);
   qat_free_aligned(m.x);
   qat_free_aligned(m.acc);
   qat_free_aligned(m.y);
@@ -457,18 +464,27 @@ int main(int argc, char **argv) {
 #else
   out("# oneDNN: not built (no <dnnl.h>)\n");
 #endif
-  out("# GOP/s = 2*M*N*K / time. 'x' columns: their time / ours (>1 = ours faster) vs fp32, dnnl-avx2, dnnl-native\n");
-  out("#    N     K    M |  ours us  GOP/s |    ref us GOP/s |  fp32 us  GOP/s | dnnl2 us  GOP/s | dnnlN us  GOP/s |"
+  out("# ours: x in 0..255 (exact widened path); ours7: the same kernel fed x in 0..127, as oneDNN is\n"
+      "#   (it then takes its exact 7-bit vpmaddubsw path). ref: scalar reference. fp32: OpenBLAS\n"
+      "#   sgemv (M = 1) / sgemm. GOP/s = 2*M*N*K / time.\n"
+      "# speedups, their time / ours (>1 = ours faster): fp32 vs ours; dnnl2 and dnnlN vs ours7 (same inputs)\n");
+  out("#    N     K    M |  ours us  GOP/s | ours7 us  GOP/s |    ref us GOP/s |  fp32 us  GOP/s | dnnl2 us  GOP/s | dnnlN us  GOP/s |"
       "  fp32 dnnl2 dnnlN | wrong: dnnl2 dnnlN /outputs\n");
   if (csv)
-    fprintf(csv, "N,K,M,ours_us,ref_us,blas_us,dnnl_avx2_us,dnnl_native_us,ours_gops,ref_gops,"
-                 "blas_gops,dnnl_avx2_gops,dnnl_native_gops,dnnl_avx2_wrong_fullrange,"
+    fprintf(csv, "N,K,M,ours_us,ours_x127_us,ref_us,blas_us,dnnl_avx2_us,dnnl_native_us,ours_gops,"
+                 "ours_x127_gops,ref_gops,blas_gops,dnnl_avx2_gops,dnnl_native_gops,"
+                 "dnnl_avx2_wrong_fullrange,"
                  "dnnl_native_wrong_fullrange\n");
   for (int i = 0; i < NCASES; i++)
     bench_layer(csv, kern, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4], quick, native[i]);
   if (csv) fprintf(csv, "\nkind,batch,int8_us,fp32_us,int8_gops,fp32_gops\n");
-  bench_mlp(csv, kern, 1, quick);
-  bench_mlp(csv, kern, 64, quick);
+  out("# MLP: input quantized (quantize_u8), per layer gemm_u8s8 + requant_u8 (ReLU), last layer\n"
+      "#   dequantized from int32; vs fp32 OpenBLAS gemv/gemm + bias + ReLU. Random weights; the\n"
+      "#   7-bit rows use activations in 0..127 (a model trained with 7-bit activations).\n");
+  bench_mlp(csv, kern, 1, 8, quick);
+  bench_mlp(csv, kern, 64, 8, quick);
+  bench_mlp(csv, kern, 1, 7, quick);
+  bench_mlp(csv, kern, 64, 7, quick);
   if (txt) fclose(txt);
   if (csv) fclose(csv);
   return 0;
