@@ -1,37 +1,45 @@
 /* kernel_avx2.c - the AVX2 int8 tier (compiled with -mavx2 -mfma alone and
- * chosen at run time by cpu.c). Must return exactly the reference's int32.
+ * chosen at run time by cpu.c). Must return exactly the reference's int32
+ * for every x in 0..255 and w in -128..127.
  *
- * Design: widen to 16 bits and multiply with vpmaddwd.
- *   x (uint8) is zero-extended to int16 in a small stack panel; weights are
- *   packed once into panels of 8 output rows, interleaved by pairs of k:
- *     panel p, pair j: [w[8p+0][2j] w[8p+0][2j+1] w[8p+1][2j] ... w[8p+7][2j+1]]
- *   (16 int8, sign-extended to 16 int16 in-register with vpmovsxbw).
- *   One 32-bit broadcast of (x[2j], x[2j+1]) times that vector with vpmaddwd
- *   gives, in int32 lane c, x[2j]*w[c][2j] + x[2j+1]*w[c][2j+1] - the next two
- *   terms of output c - added to an int32 accumulator with vpaddd.
+ * The trap: vpmaddubsw adds two u8*s8 products into a SATURATING int16, and
+ * 255*127*2 = 64770 > 32767, so the usual AVX2 int8 GEMM (oneDNN's on this
+ * CPU) is wrong on full-range inputs. Three exact paths, chosen per call or
+ * per block of x, all reading weights packed once (pack) in two layouts,
+ * both in panels of 8 output rows, K and N padded with zero weights (which
+ * add exact zeros):
+ *   pair layout: panel p, pair j: [w[8p][2j] w[8p][2j+1] w[8p+1][2j] ...
+ *     w[8p+7][2j+1]] (16 bytes);
+ *   quad layout: panel p, step s: [w[8p][4s..4s+3] ... w[8p+7][4s..4s+3]]
+ *     (32 bytes: 4 consecutive k of one row per int32 lane).
  *
- * Why it cannot overflow (the reason for the design):
- *   vpmaddwd multiplies signed 16-bit by signed 16-bit into exact 32-bit
- *   products and adds two of them in 32 bits, no saturation anywhere:
- *   |x*w| <= 255*128 = 32640, so a pair sum is at most 65280 in magnitude,
- *   far inside int32. The accumulator then adds K/2 such pairs: for
- *   K <= QAT_MAX_DIM = 32768, |acc| <= 32768*255*128 = 1.07e9 < 2^31 - 1,
- *   so every partial sum is the exact integer, identical to the reference
+ * 1. Batches, full range (pair layout): widen to 16 bits. x is zero-extended
+ *    into a stack panel, w sign-extended in-register (vpmovsxbw); a 32-bit
+ *    broadcast of (x[2j], x[2j+1]) times the panel vector with vpmaddwd gives
+ *    in lane c x[2j]*w[c][2j] + x[2j+1]*w[c][2j+1]. Cannot overflow:
+ *    vpmaddwd's 16x16-bit products are exact in 32 bits and
+ *    |pair| <= 2*255*128 = 65280; no saturation anywhere.
+ * 2. Batches whose block of rows has no x >= 128 (quad layout): vpmaddubsw
+ *    is then exact, |pair| <= 2*127*128 = 32512 <= 32767, widened to int32
+ *    by vpmaddwd with ones. 3 instructions per 32 multiply-adds instead of 4
+ *    (the speed of a saturating kernel, exactly).
+ * 3. Batch 1 (quad layout): x = lo + 128*hi, lo = x & 127, hi = x >> 7, split
+ *    once per call; lo goes through path 2's exact vpmaddubsw; hi (0 or 1)
+ *    through vpmaddubsw too (|pair| <= 256), accumulated in int16 for at
+ *    most 64 steps (<= 16384) and then multiplied by 128 into int32 by
+ *    vpmaddwd (exact). The hi part is skipped when no x in the block is
+ *    >= 128. See gemv_micro.
+ * The int32 accumulators: for K <= QAT_MAX_DIM = 32768,
+ *   |acc| <= 32768*255*128 = 1.07e9 < 2^31 - 1 at every partial sum, so
+ *   each path's sum is the exact integer, identical to the reference's
  *   (integer addition is associative when no step overflows).
- *   vpmaddubsw was rejected: it adds two u8*s8 products into a SATURATING
- *   int16, and 255*127*2 = 64770 > 32767 gives wrong answers on full-range
- *   inputs (what oneDNN's u8s8 GEMM does on this CPU). It would also need a
- *   vpmaddwd-by-ones to widen, so it has the same multiply-port count per 32
- *   multiply-adds (two) as the widened path; the 7-bit split (x = 128*hi+lo)
- *   costs more instructions still. Padding: K is padded to even and N to a
- *   multiple of 8 with zero weights, which add exact zeros.
  *
- * Blocking: rows of x in blocks of up to 6, each pair broadcast feeding 2
- * panels (16 outputs) -> 12 accumulators in registers; batch 1 (gemv) uses
- * 1 row x 6 panels = 48 outputs per sweep of x, so the weight stream is the
- * only memory traffic. K is blocked at KC so the x panel stays on the stack;
- * N is blocked so a block of weights stays in L2
- * while every row block of x passes over it. */
+ * Blocking: rows of x in blocks of up to 6; path 1 uses 6 rows x 2 panels =
+ * 12 accumulators in registers, path 2 3 x 3 (its ones vector costs a
+ * register), path 3 1 x 4 panels with int32 + int16 accumulators. K is
+ * blocked at KC so the x panels stay on the stack (18 KB); N is blocked so
+ * a block of weights stays in L2 while every row block of x passes over it.
+ * Measured choices and what limits each path: docs/kernels.md. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdbool.h>
@@ -52,7 +60,7 @@
 #define WTYPE int8_t
 #endif
 #define PANEL 8          /* output rows per panel = int32 lanes of a ymm */
-#define KC 1024          /* k per block (even); x panel = MR*KC*2 = 12 KB */
+#define KC 1024          /* k per block (multiple of 4); x panels MR*KC*3 = 18 KB */
 #define MR 6             /* x rows per micro-kernel at most */
 #define NBLOCK_BYTES (192 * 1024) /* weight bytes per N block (L2-resident) */
 
