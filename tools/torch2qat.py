@@ -126,10 +126,19 @@ def walk(m, prefix=""):
             # A user module with children of its own is a container too, as
             # long as it keeps no parameters or buffers of its own (those
             # would mean arithmetic we cannot see).
-            own = list(child.named_parameters(recurse=False)) + \
-                list(child.named_buffers(recurse=False))
-            if list(child.named_children()) and not own:
+            try:
+                own = list(child.named_parameters(recurse=False)) + \
+                    list(child.named_buffers(recurse=False))
+                kids = list(child.named_children())
+            except AttributeError:  # unpickled without Module state (quantized conv)
+                own, kids = ["?"], []
+            q = qualname(child)
+            if kids and not own and not q.startswith("torch."):
                 yield from walk(child, full + ".")
+            elif ".dynamic." in q:
+                raise Unsupported("layer '%s' (%s) is dynamically quantized (float "
+                                  "activations): qatserve imports statically quantized "
+                                  "(QAT or calibrated) models" % (full, q))
             else:
                 raise Unsupported("layer '%s' (%s) is not supported: qatserve serves "
                                   "quantized Linear / LinearReLU between QuantStub and "
