@@ -76,6 +76,16 @@ def uint8_of(y, s, zp):
     return np.rint(y / np.float32(s)).astype(np.int64) + zp
 
 
+def eq_hidden(fm, x):
+    """The last layer's uint8 inputs (minus zero point), by emulation."""
+    one = dict(fm, layers=fm["layers"][:-1])
+    if not one["layers"]:
+        q = torch2qat.quantize_u8(x, fm["in_s"], fm["in_zp"])
+        return q - fm["in_zp"]
+    q, _ = torch2qat.emulate(one, x)
+    return q - one["layers"][-1]["out_zp"]
+
+
 def float_forward(sd_path, x):
     """The fp32 baseline the way a float MLP computes it (float64 reference)."""
     import torch
@@ -89,7 +99,8 @@ def float_forward(sd_path, x):
     return h
 
 
-def test_exact(a, exe):
+def test_exact(a):
+    exe = a.run_core
     d, info = make(a.work, "qnnpack", "qnnpack", a.dims, a.data)
     rows = info["rows"]
     inputs = os.path.join(d, "inputs.f32")
@@ -145,6 +156,29 @@ def test_exact(a, exe):
               "core argmax == PyTorch argmax (%s)" % name)
         result["identical_rows_" + name] = float(same.mean())
         print("     (run_core %.2f s)" % (time.time() - t0))
+    # The scalar reference kernel gives the same integers as the tier in use.
+    ref_env = dict(os.environ, QAT_KERNEL="ref")
+    p = subprocess.run([exe, st_pickle, inputs, str(rows), "int8"], capture_output=True,
+                       text=True, env=ref_env)
+    check(p.returncode == 0 and np.array_equal(
+        np.array([[float(v) for v in l.split()] for l in p.stdout.splitlines()], np.float32),
+        theirs), "core int8 with QAT_KERNEL=ref == PyTorch qnnpack")
+
+    # Negative control: the comparison must see a one-LSB change in one weight
+    # of the last layer (the bias_q stays valid: it does not depend on weights).
+    t, meta = torch2qat.read_safetensors(st_pickle)
+    last = len(meta["activations"].split(",")) - 1
+    wq = t["layers.%d.weight_q" % last].copy()
+    c = int(np.argmax(np.abs(wq).sum(1)))
+    k = int(np.argmax(np.mean(np.abs(eq_hidden(fm, x)), 0)))
+    wq[c, k] = wq[c, k] - 1 if wq[c, k] > -128 else wq[c, k] + 1
+    t["layers.%d.weight_q" % last] = wq
+    bad = os.path.join(d, "mutated.safetensors")
+    torch2qat.write_safetensors(bad, list(t.items()), meta)
+    mutated = run_core(exe, bad, inputs, rows)
+    ndiff = int(np.sum(~np.all(mutated == theirs, axis=1)))
+    check(ndiff > 0, "negative control: one weight changed by 1 LSB -> %d rows differ" % ndiff)
+
     ours = run_core(exe, st_pickle, inputs, rows)
     result["qatserve_int8_accuracy"] = float(np.mean(np.argmax(ours, 1) == labels))
 
@@ -157,7 +191,8 @@ def test_exact(a, exe):
     return result
 
 
-def test_onednn(a, exe):
+def test_onednn(a):
+    exe = a.run_core
     d, info = make(a.work, "onednn", "onednn", a.dims, a.data)
     rows = info["rows"]
     inputs = os.path.join(d, "inputs.f32")
@@ -184,8 +219,28 @@ def test_onednn(a, exe):
           % (os.environ.get("ONEDNN_MAX_CPU_ISA", "default ISA"), 100 * same, 100 * elem,
              100 * am, lsb))
     check(am >= 0.9, "onednn argmax agreement >= 90%% (%.1f%%)" % (100 * am))
-    return {"onednn_identical_rows": same, "onednn_identical_outputs": elem,
-            "onednn_argmax": am, "onednn_max_lsb": lsb}
+    res = {"onednn_identical_rows": same, "onednn_identical_outputs": elem,
+           "onednn_argmax": am, "onednn_max_lsb": lsb}
+
+    # The same model as PyTorch's onednn runs it on a CPU without VNNI (AVX2
+    # only): its u8*s8 pair sums saturate at 16 bits. Reported, not required.
+    noavx = os.path.join(d, "onednn_avx2.f32")
+    code = ("import sys, numpy as np; sys.path.insert(0, %r); import torch2qat as T; "
+            "x = np.fromfile(%r, '<f4').reshape(%d, -1); "
+            "T.torch_outputs(%r, 'onednn', x).astype('<f4').tofile(%r)"
+            % (os.path.join(ROOT, "tools"), inputs, rows, os.path.join(d, "quant.pt"), noavx))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2"))
+    if check(p.returncode == 0, "PyTorch onednn restricted to AVX2 ran (%s)" % p.stderr[-200:]):
+        o2 = np.fromfile(noavx, "<f4").reshape(rows, -1)
+        same2, am2, lsb2 = torch2qat.agreement(uint8_of(ours, s, zp), ours, o2, s, zp)
+        elem2 = float(np.mean(ours == o2))
+        print("     onednn engine limited to AVX2 (no VNNI) vs qatserve: %.1f%% identical rows, "
+              "%.1f%% identical outputs, argmax %.1f%%, max diff %d LSB"
+              % (100 * same2, 100 * elem2, 100 * am2, lsb2))
+        res.update({"onednn_avx2_identical_rows": same2, "onednn_avx2_identical_outputs": elem2,
+                    "onednn_avx2_argmax": am2, "onednn_avx2_max_lsb": lsb2})
+    return res
 
 
 def refusal_models(work):
@@ -290,9 +345,12 @@ def main():
     a.data = ["--synthetic"] if a.synthetic else []
     os.makedirs(a.work, exist_ok=True)
     t0 = time.time()
-    res = test_exact(a, a.run_core) or {}
-    res.update(test_onednn(a, a.run_core) or {})
-    test_refusals(a)
+    res = {}
+    for t in (test_exact, test_onednn, test_refusals):
+        try:
+            res.update(t(a) or {})
+        except Exception as e:  # one broken part must not hide the others
+            check(False, "%s raised %s: %s" % (t.__name__, type(e).__name__, e))
     print("torch-test: %s in %.1f s" % ("FAILED (%d)" % len(FAILS) if FAILS else "passed",
                                         time.time() - t0))
     print("torch-test numbers: " + json.dumps(res))
