@@ -340,13 +340,20 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--dims", default="784,64,32,10")
     ap.add_argument("--synthetic", action="store_true")
+    ap.add_argument("--train-rows", type=int, default=4000)
+    ap.add_argument("--test-rows", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--quick", action="store_true",
+                    help="skip the refusal cases (for long accuracy runs)")
     ap.add_argument("--summary", help="write the numbers as JSON here")
     a = ap.parse_args()
-    a.data = ["--synthetic"] if a.synthetic else []
+    a.data = (["--synthetic"] if a.synthetic else []) + [
+        "--train-rows", str(a.train_rows), "--test-rows", str(a.test_rows),
+        "--steps", str(a.steps)]
     os.makedirs(a.work, exist_ok=True)
     t0 = time.time()
     res = {}
-    for t in (test_exact, test_onednn, test_refusals):
+    for t in (test_exact, test_onednn) + (() if a.quick else (test_refusals,)):
         try:
             res.update(t(a) or {})
         except Exception as e:  # one broken part must not hide the others
