@@ -250,8 +250,6 @@ def extract(model):
             if layers and layers[-1]["out_dim"] != wq.shape[1]:
                 raise Unsupported("layer '%s': input width %d does not match the previous "
                                   "layer's %d outputs" % (name, wq.shape[1], layers[-1]["out_dim"]))
-            if input_qp and not layers and wq.shape[1] < 1:
-                raise Unsupported("layer '%s' has no inputs" % name)
             layers.append({"name": name, "wq": wq, "w_scale": ws, "qscheme": qs,
                            "bias": bias, "out_s": out_s, "out_zp": out_zp,
                            "relu": kind == "linear_relu", "in_dim": wq.shape[1],
@@ -271,7 +269,35 @@ def extract(model):
         raise Unsupported("no quantized Linear layers found")
     if not seen_dequant:
         raise Unsupported("no DeQuantStub after the last layer: qatserve returns floats")
+    check_limits(input_qp, layers)
     return input_qp, layers
+
+
+# What core's loader accepts (core/qat.h): refuse here, with the layer's name,
+# rather than write a file the server will not load.
+MAX_DIM, MAX_LAYERS, MAX_BIAS_Q = 32768, 64, 1 << 30
+
+
+def check_limits(input_qp, layers):
+    if len(layers) > MAX_LAYERS:
+        raise Unsupported("%d layers; at most %d are served" % (len(layers), MAX_LAYERS))
+    in_s = input_qp[0]
+    for L in layers:
+        for d in ("in_dim", "out_dim"):
+            if not 1 <= L[d] <= MAX_DIM:
+                raise Unsupported("layer '%s': %s %d outside 1..%d"
+                                  % (L["name"], d, L[d], MAX_DIM))
+        if not np.all(np.isfinite(L["bias"])):
+            raise Unsupported("layer '%s': the bias is not finite" % L["name"])
+        with np.errstate(over="ignore", invalid="ignore"):
+            inv = np.float32(1.0) / (L["w_scale"].astype(np.float64) * np.float64(in_s)).astype(np.float32)
+            bq = np.rint(L["bias"] * inv)
+        if not np.all(np.abs(bq) <= MAX_BIAS_Q):
+            c = int(np.argmax(~(np.abs(bq) <= MAX_BIAS_Q)))
+            raise Unsupported("layer '%s': integer bias %g at channel %d exceeds 2^30 "
+                              "(bias %g, scale %g)" % (L["name"], bq[c], c, L["bias"][c],
+                                                       float(L["w_scale"][c]) * float(in_s)))
+        in_s = L["out_s"]
 
 
 # ---------------------------------------------------------------- baseline --

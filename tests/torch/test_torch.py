@@ -280,6 +280,12 @@ def refusal_models(work):
     zp[1].set_weight_bias(w, torch.zeros(4))
     cases.append(("weight zero point", zp, ["'1'", "zero point 3"]))
 
+    big = tq.convert(qat(nn.Sequential(tq.QuantStub(), nn.Linear(8, 4), tq.DeQuantStub()),
+                         torch.rand(2, 8)))
+    big[1].set_weight_bias(torch.quantize_per_tensor(torch.randn(4, 8), 1e-4, 0, torch.qint8),
+                           torch.full((4,), 1e6))
+    cases.append(("bias beyond int32 range", big, ["'1'", "exceeds 2^30"]))
+
     sig = nn.Sequential(ok[0], ok[1], nn.Sigmoid(), ok[2])
     cases.append(("sigmoid", sig, ["'2'", "Sigmoid"]))
 
