@@ -97,6 +97,7 @@ integration: all
 -include tests/fuzz/fuzz.mk
 -include models/models.mk
 -include deploy/deploy.mk
+-include tests/torch/torch.mk
 
 run: deps
 	@$(MAKE) --no-print-directory all
