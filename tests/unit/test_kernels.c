@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "kernels.h"
+#include "layer.h"
 
 Suite *suite_kernels(void);
 
@@ -256,6 +257,39 @@ START_TEST(requant_tiers_equal) {
 }
 END_TEST
 
+/* The table's requant_u8 (clamp the rounded float, add out_zp as an
+ * integer) is the same function as layer.c's scalar specification (add
+ * out_zp in float, then clamp), so model.c may call either: checked on
+ * every tier, with ties, clamps at both ends and products beyond 2^24. */
+START_TEST(requant_matches_layer_spec) {
+  size_t nt;
+  const qat_kernels *fast = fast_tiers(&nt);
+  const qat_kernels *tiers[2] = {&qat_kernels_ref, fast};
+  enum { N = 77, M = 3 };
+  int32_t acc[M * N], bias[N];
+  float mult[N];
+  uint8_t spec[M * N], got[M * N];
+  for (size_t i = 0; i < 1 + nt; i++)
+    for (int r = 0; r < 400; r++) {
+      int kind = r % 4;
+      for (size_t k = 0; k < M * N; k++)
+        acc[k] = kind == 0 ? (int32_t)(rnd() % 2001) - 1000
+                           : (int32_t)(rnd() % 1000000001u) - 500000000;
+      for (size_t c = 0; c < N; c++) {
+        bias[c] = (int32_t)(rnd() % 2000001) - 1000000;
+        mult[c] = kind == 0 ? 0.5f : kind == 1 ? (float)(rnd() % 1000 + 1) * 1e-9f
+                : kind == 2 ? (float)(rnd() % 1000 + 1) * 1e-6f : 1.5f;
+      }
+      int32_t zp = (int32_t)(rnd() % 256), qmax = r % 3 == 0 ? 127 : 255;
+      if (zp > qmax) zp = qmax;
+      int32_t lo = r & 1 ? zp : 0;
+      qat_layer_requant_u8(acc, M, N, bias, mult, zp, lo, qmax, spec);
+      tiers[i]->requant_u8(acc, M, N, bias, mult, zp, lo, qmax, got, N);
+      ck_assert_mem_eq(spec, got, sizeof spec);
+    }
+}
+END_TEST
+
 START_TEST(quantize_tiers_equal) {
   size_t nt;
   const qat_kernels *t = fast_tiers(&nt);
@@ -348,6 +382,7 @@ Suite *suite_kernels(void) {
   tcase_add_test(tc, gemm_blocking_edges);
   tcase_add_test(tc, requant_reference_values);
   tcase_add_test(tc, requant_tiers_equal);
+  tcase_add_test(tc, requant_matches_layer_spec);
   tcase_add_test(tc, quantize_tiers_equal);
   tcase_add_test(tc, selection);
   tcase_add_test(tc, env_forces_reference);
