@@ -457,6 +457,72 @@ static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int bits,
   }
 }
 
+/* ---- the same MLP through the library (qat_model_create, qat_infer_*) ---- */
+
+typedef struct model_case {
+  qat_model *m;
+  qat_ctx *c;
+  size_t rows;
+  float *x, *y;
+} model_case;
+
+static void model_int8(void *p) {
+  model_case *mc = p;
+  if (qat_infer_int8(mc->m, mc->c, mc->x, mc->rows, mc->y) != QAT_OK) exit(1);
+}
+static void model_fp32(void *p) {
+  model_case *mc = p;
+  if (qat_infer_fp32(mc->m, mc->c, mc->x, mc->rows, mc->y) != QAT_OK) exit(1);
+}
+
+static void bench_model(FILE *csv, size_t rows, int quick) {
+  qat_layer_spec L[NL];
+  int8_t *wq[NL];
+  float *ws[NL], *bias[NL];
+  memset(L, 0, sizeof L);
+  rng = 0xabcdefull;
+  for (int i = 0; i < NL; i++) {
+    size_t N = dims[i + 1], K = dims[i];
+    wq[i] = xalloc(N * K);
+    ws[i] = xalloc(N * sizeof(float));
+    bias[i] = xalloc(N * sizeof(float));
+    for (size_t k = 0; k < N * K; k++) wq[i][k] = (int8_t)((int)(rnd() % 255) - 127);
+    for (size_t c = 0; c < N; c++) {
+      ws[i][c] = 0.5f / (127.0f * sqrtf((float)K));
+      bias[i][c] = (float)((int)(rnd() % 200) - 100) * 1e-3f;
+    }
+    L[i] = (qat_layer_spec){.in_dim = (uint32_t)K, .out_dim = (uint32_t)N,
+                            .act = i + 1 < NL ? QAT_ACT_RELU : QAT_ACT_NONE, .wq = wq[i],
+                            .w_scale = ws[i], .bias = bias[i], .w_bits = 8};
+    if (qat_qparams_from_range(0.0f, 4.0f, 8, false, &L[i].out) != QAT_OK) exit(1);
+  }
+  qat_model_spec spec = {.n_layers = NL, .layers = L, .out_mode = QAT_OUT_DEQUANT_ACC};
+  if (qat_qparams_from_range(0.0f, 1.0f, 8, false, &spec.input) != QAT_OK) exit(1);
+  model_case mc = {.rows = rows};
+  if (qat_model_create(&spec, &mc.m) != QAT_OK || qat_ctx_create(mc.m, rows, &mc.c) != QAT_OK) {
+    out("model: %s\n", qat_errmsg());
+    return;
+  }
+  mc.x = xalloc(rows * dims[0] * sizeof(float));
+  mc.y = xalloc(rows * dims[NL] * sizeof(float));
+  for (size_t i = 0; i < rows * dims[0]; i++) mc.x[i] = (float)(rnd() % 1000) / 1000.0f;
+  contender c[2] = {{model_int8, &mc, 0}, {model_fp32, &mc, 0}};
+  time_side_by_side(c, 2, quick ? 5 : REPEATS, MIN_MS);
+  out("qat_infer_int8 vs qat_infer_fp32  batch %3zu | int8 %8.2f us (%5.2f us/row) | fp32 %8.2f us "
+      "(%5.2f us/row) | int8 speedup %5.2fx\n",
+      rows, c[0].us, c[0].us / (double)rows, c[1].us, c[1].us / (double)rows, c[1].us / c[0].us);
+  if (csv) fprintf(csv, "model,%zu,%.3f,%.3f,,\n", rows, c[0].us, c[1].us);
+  qat_ctx_destroy(mc.c);
+  qat_model_destroy(mc.m);
+  qat_free_aligned(mc.x);
+  qat_free_aligned(mc.y);
+  for (int i = 0; i < NL; i++) {
+    qat_free_aligned(wq[i]);
+    qat_free_aligned(ws[i]);
+    qat_free_aligned(bias[i]);
+  }
+}
+
 int main(int argc, char **argv) {
   const char *dir = "build/bench";
   int quick = 0;
@@ -530,6 +596,10 @@ int main(int argc, char **argv) {
   bench_mlp(csv, kern, 64, 8, quick);
   bench_mlp(csv, kern, 1, 7, quick);
   bench_mlp(csv, kern, 64, 7, quick);
+  out("# The library's own path (core/model.c: quantize, layers, dequantize; fp32 through OpenBLAS),\n"
+      "#   random 784-256-128-10 model, 8-bit activations:\n");
+  bench_model(csv, 1, quick);
+  bench_model(csv, 64, quick);
   if (txt) fclose(txt);
   if (csv) fclose(csv);
   return 0;
