@@ -59,11 +59,13 @@ static void fill_w(int8_t *w, size_t n, int v) {
 static size_t compare(const qat_kernels *t, const uint8_t *x, size_t M, size_t K,
                       size_t ldx, const int8_t *w, size_t N) {
   void *pr = qat_malloc_aligned(qat_kernels_ref.packed_size(N, K));
-  void *pt = qat_malloc_aligned(t->packed_size(N, K));
+  size_t psz = t->packed_size(N, K);
+  unsigned char *pt = qat_malloc_aligned(psz + 64);
   int32_t *ar = qat_calloc(M * N, sizeof *ar);
   int32_t *at = qat_calloc(M * N + 16, sizeof *at);
   ck_assert(pr && pt && ar && at);
   for (size_t i = 0; i < M * N + 16; i++) at[i] = 0x5a5a5a5a;
+  memset(pt + psz, 0xa5, 64); /* pack must stay inside packed_size */
   qat_kernels_ref.pack(w, N, K, pr);
   t->pack(w, N, K, pt);
   qat_kernels_ref.gemm_u8s8(x, M, K, ldx, pr, N, ar);
@@ -77,6 +79,7 @@ static size_t compare(const qat_kernels *t, const uint8_t *x, size_t M, size_t K
       bad++;
     }
   for (size_t i = M * N; i < M * N + 16; i++) ck_assert_int_eq(at[i], 0x5a5a5a5a);
+  for (size_t i = 0; i < 64; i++) ck_assert_int_eq(pt[psz + i], 0xa5);
   qat_free_aligned(pr);
   qat_free_aligned(pt);
   qat_free(ar);
