@@ -19,6 +19,12 @@
 
 #include "qat.h"
 
+/* qat_quantize_u8 to the bit (NaN -> qmin included), with compares that
+ * compile to maxss/minss instead of fminf/fmaxf calls: the input of every
+ * request goes through here (4 us -> well under 1 us for 784 values). */
+void qat_layer_quantize_u8(const float *x, size_t n, const qat_qparams *p,
+                           uint8_t *q);
+
 /* bq for one channel; returns false when the value is not finite or its
  * magnitude exceeds QAT_MAX_BIAS_Q (the caller refuses the model). */
 bool qat_layer_bias_q(float bias, float w_scale, float in_scale, int32_t *bq);

@@ -139,24 +139,43 @@ START_TEST(requant_matches_formula) {
 END_TEST
 
 START_TEST(requant_ties_and_extremes) {
-  /* rint ties to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2. */
-  const int32_t raw[] = {1, 3, 5, -1, -3, 7};
-  const int32_t adj[] = {0, 0, 0, 0, 0, 0};
-  const float mult[] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
-  uint8_t out[6];
-  qat_layer_requant_u8(raw, 1, 6, adj, mult, 10, 0, 255, out);
-  const uint8_t want[] = {10, 12, 12, 10, 8, 14};
-  ck_assert_int_eq(memcmp(out, want, 6), 0);
+  /* rint ties to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2,
+   * 3.5 -> 4. Repeated to 35 channels so the vector body and the scalar
+   * tail both see every case. */
+  enum { N = 35 };
+  const int32_t pat[] = {1, 3, 5, -1, -3, 7};
+  const uint8_t pwant[] = {10, 12, 12, 10, 8, 14};
+  int32_t raw[N], adj[N];
+  float mult[N];
+  uint8_t out[N];
+  for (int i = 0; i < N; i++) {
+    raw[i] = pat[i % 6] - 4 * (i % 3);
+    adj[i] = 4 * (i % 3); /* raw + adj is the pattern again */
+    mult[i] = 0.5f;
+  }
+  qat_layer_requant_u8(raw, 1, N, adj, mult, 10, 0, 255, out);
+  for (int i = 0; i < N; i++) ck_assert_msg(out[i] == pwant[i % 6], "channel %d", i);
   /* Huge accumulators with a huge multiplier clamp cleanly (UBSan checks the
    * conversion never sees an out-of-range float). */
   const int32_t big[] = {INT32_MAX - 5, INT32_MIN + 5, 1 << 30, -(1 << 30)};
   const int32_t badj[] = {5, -5, 0, 0};
   const float bm[] = {1e30f, 1e30f, 3.4e38f, 3.4e38f};
-  qat_layer_requant_u8(big, 1, 4, badj, bm, 7, 7, 200, out);
-  ck_assert_int_eq(out[0], 200);
-  ck_assert_int_eq(out[1], 7);
-  ck_assert_int_eq(out[2], 200);
-  ck_assert_int_eq(out[3], 7);
+  const uint8_t bwant[] = {200, 7, 200, 7};
+  for (int i = 0; i < N; i++) {
+    raw[i] = big[i % 4];
+    adj[i] = badj[i % 4];
+    mult[i] = bm[i % 4];
+  }
+  qat_layer_requant_u8(raw, 1, N, adj, mult, 7, 7, 200, out);
+  for (int i = 0; i < N; i++) ck_assert_msg(out[i] == bwant[i % 4], "channel %d", i);
+  /* Around the rounding trick's limit (2^22): still the formula. */
+  for (int i = 0; i < N; i++) {
+    raw[i] = (1 << 22) + i - 17;
+    adj[i] = 0;
+    mult[i] = i % 2 ? 1.0f : -1.0f;
+  }
+  qat_layer_requant_u8(raw, 1, N, adj, mult, 128, 0, 255, out);
+  for (int i = 0; i < N; i++) ck_assert_int_eq(out[i], i % 2 ? 255 : 0);
 }
 END_TEST
 
@@ -175,8 +194,8 @@ START_TEST(bias_q_matches_formula) {
   int32_t q;
   ck_assert(qat_layer_bias_q(1.0f, 1.0f, 1.0f / (float)(1 << 30), &q)); /* exactly 2^30 */
   ck_assert_int_eq(q, 1 << 30);
-  ck_assert(!qat_layer_bias_q(1.0f, 1.0f, 1.0f / (float)(1 << 31), &q));
-  ck_assert(!qat_layer_bias_q(-1.0f, 1.0f, 1.0f / (float)(1 << 31), &q));
+  ck_assert(!qat_layer_bias_q(1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
+  ck_assert(!qat_layer_bias_q(-1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
   ck_assert(!qat_layer_bias_q(NAN, 1.0f, 1.0f, &q));
   ck_assert(!qat_layer_bias_q(0.0f, 1e-30f, 1e-30f, &q)); /* product underflows: 0 * inf */
 }
@@ -242,6 +261,37 @@ START_TEST(fp32_layer_matches_naive) {
 }
 END_TEST
 
+START_TEST(quantize_matches_contract) {
+  /* The fast input quantizer equals the contract's qat_quantize_u8 for
+   * every input: random, ties, out of range, infinities, NaN, -0. */
+  uint32_t s = 77;
+  enum { N = 100003 }; /* not a multiple of 16: the scalar tail runs too */
+  float *x = malloc(N * sizeof(float));
+  uint8_t *a = malloc(N), *b = malloc(N);
+  ck_assert(x && a && b);
+  const float special[] = {NAN, -NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e30f, -1e30f,
+                           0.5f, 1.5f, 2.5f, -0.5f, 254.5f, 255.5f, 8388608.0f};
+  for (int trial = 0; trial < 6; trial++) {
+    qat_qparams p = {trial < 3 ? 1.0f : 0.00392157f, trial % 2 ? 255 : trial == 2 ? 128 : 0,
+                     0, trial == 4 ? 15 : 255};
+    for (size_t i = 0; i < N; i++) {
+      x[i] = i < sizeof special / sizeof *special
+                 ? special[i]
+                 : (i % 3 == 0 ? (float)(int)(fixture_next(&s) % 600) * 0.5f - 150.0f
+                               : -2.0f + 4.0f * fixture_uniform(&s)) *
+                       (trial < 3 ? 1.0f : 0.00392157f);
+    }
+    qat_quantize_u8(x, N, &p, a);
+    qat_layer_quantize_u8(x, N, &p, b);
+    for (size_t i = 0; i < N; i++)
+      ck_assert_msg(a[i] == b[i], "trial %d x = %g: %u vs %u", trial, (double)x[i], a[i], b[i]);
+  }
+  free(x);
+  free(a);
+  free(b);
+}
+END_TEST
+
 Suite *suite_layer(void) {
   Suite *s = suite_create("layer");
   TCase *t = tcase_create("layer");
@@ -251,6 +301,7 @@ Suite *suite_layer(void) {
   tcase_add_test(t, bias_q_matches_formula);
   tcase_add_test(t, dequant_and_dynamic_outputs);
   tcase_add_test(t, fp32_layer_matches_naive);
+  tcase_add_test(t, quantize_matches_contract);
   suite_add_tcase(s, t);
   return s;
 }
