@@ -1,6 +1,6 @@
-/* blas.c - OpenBLAS settings. The fp32 baseline is single-threaded by
- * design: each server thread runs its own requests, and a fair comparison
- * with the one-thread int8 kernels needs one-thread BLAS. */
+/* blas.c - the fp32 baseline's OpenBLAS is forced to one thread: the
+ * comparison with the int8 path is per core, and a server already runs one
+ * request per thread. */
 #include <cblas.h>
 
 #include "qat.h"

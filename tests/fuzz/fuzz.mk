@@ -1,0 +1,39 @@
+# Fuzz targets (libFuzzer, clang-14). `make fuzz FUZZ_SECONDS=N` builds every
+# tests/fuzz/fuzz_*.c against the core (and server parsers) compiled with
+# -fsanitize=fuzzer-no-link,address,undefined and runs each for N seconds from
+# its committed seed corpus, with its dictionary when there is one.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 30
+FUZZ_DIR     := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -pthread -g -O1 -Wall -Wextra -Werror $(FUZZ_SAN) \
+                -Icore -Iserver -I/usr/include/x86_64-linux-gnu/openblas-pthread
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIB_SRC := $(wildcard core/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+
+$(FUZZ_DIR)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -c $< -o $@
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PC_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PC_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(PC_LIBS) $(CORE_LIBS)
+
+.PHONY: fuzz fuzz-build
+fuzz-build:
+	@deploy/install-deps.sh --fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  n=$$(basename $$t); n=$${n#fuzz_}; \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$n; \
+	  dict=""; [ -f tests/fuzz/$$n.dict ] && dict="-dict=tests/fuzz/$$n.dict"; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
+	      -artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
+	      $(FUZZ_DIR)/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | \
+	      grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
+	done
