@@ -450,7 +450,7 @@ static void int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
                        size_t rows, float *y) {
   const qat_kernels *k = m->k;
   uint8_t *cur = c->qa, *nxt = c->qb;
-  qat_layer_quantize_u8(x, rows * m->layers[0].in_dim, &m->input, cur);
+  k->quantize_u8(x, rows * m->layers[0].in_dim, &m->input, cur);
   for (uint32_t i = 0; i < m->n_layers; i++) {
     const qat_mlayer *L = &m->layers[i];
     const bool relu = L->act == QAT_ACT_RELU;
@@ -460,9 +460,8 @@ static void int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
       qat_layer_dequant_acc(c->acc, rows, L->out_dim, L->bias_adj, L->deq, relu, y);
       return;
     }
-    qat_layer_requant_u8(c->acc, rows, L->out_dim, L->bias_adj, L->mult,
-                         L->out.zero_point, relu ? L->out.zero_point : 0,
-                         L->out.qmax, nxt);
+    k->requant_u8(c->acc, rows, L->out_dim, L->bias_adj, L->mult, L->out.zero_point,
+                  relu ? L->out.zero_point : 0, L->out.qmax, nxt, L->out_dim);
     if (last) {
       qat_layer_dequant_u8(nxt, rows * L->out_dim, L->out.zero_point, L->out.scale, y);
       return;
@@ -500,7 +499,7 @@ static qat_err dynamic_chunk(const qat_model *m, qat_ctx *c, const float *x,
     qat_qparams p;
     qat_err e = qat_qparams_from_range(lo, hi, 8, false, &p);
     if (e) return e;
-    qat_layer_quantize_u8(in, n_in, &p, c->qa);
+    k->quantize_u8(in, n_in, &p, c->qa);
     k->gemm_u8s8(c->qa, rows, L->in_dim, L->in_dim, L->wpacked, L->out_dim, c->acc);
     for (size_t j = 0; j < L->out_dim; j++) c->scale[j] = p.scale * L->w_scale[j];
     float *o = i + 1 == m->n_layers ? y : bufs[i & 1];

@@ -1,7 +1,8 @@
-/* test_layer.c - the layer math (core/layer.c) against the formulas of
- * DESIGN.md, each written out here independently, on random small layers
- * and adversarial values (full-range inputs, +-127 and -128 weights, zero
- * points at both ends, ties). */
+/* test_layer.c - the integer layer against the formulas of DESIGN.md, each
+ * written out here independently: every kernel tier's gemm + requant_u8 and
+ * quantize_u8 (kernels.h) on random small layers and adversarial values
+ * (full-range inputs, +-127 and -128 weights, zero points at both ends,
+ * ties), plus the rest of core/layer.c (bias, dequant, dynamic, fp32). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,6 +14,17 @@
 #include "qat.h"
 
 Suite *suite_layer(void);
+
+/* Every tier this machine can run: the reference always, AVX2 when the
+ * CPU and OS allow it. */
+static size_t tiers(const qat_kernels **t) {
+  size_t n = 0;
+  t[n++] = &qat_kernels_ref;
+#if defined(__x86_64__)
+  if (qat_cpu_has_avx2()) t[n++] = &qat_kernels_avx2;
+#endif
+  return n;
+}
 
 /* out = clamp(rint((float)(acc + bq) * M) + out_zp, relu ? out_zp : 0, qmax) */
 static uint8_t formula_out(int64_t acc_plus_bq, float M, int32_t zp, bool relu, int32_t qmax) {
@@ -36,8 +48,8 @@ typedef struct layer_case {
 
 /* Runs the library: pack with the chosen kernel tier, raw product, the
  * requantization with bias_adj / M built here from the formulas. */
-static void run_case(const layer_case *t, uint8_t *got, uint8_t *want) {
-  const qat_kernels *k = qat_kernels_get();
+static void run_case(const qat_kernels *k, const layer_case *t, uint8_t *got,
+                     uint8_t *want) {
   void *packed = aligned_alloc(64, (k->packed_size(t->N, t->K) + 63) / 64 * 64);
   int32_t *raw = malloc(t->M * t->N * sizeof(int32_t));
   int32_t *adj = malloc(t->N * sizeof(int32_t));
@@ -52,8 +64,8 @@ static void run_case(const layer_case *t, uint8_t *got, uint8_t *want) {
     adj[c] = (int32_t)bq - t->in_zp * rowsum;
     mult[c] = (t->ws[c] * t->in_s) * (1.0f / t->out_s);
   }
-  qat_layer_requant_u8(raw, t->M, t->N, adj, mult, t->out_zp, t->relu ? t->out_zp : 0,
-                       t->qmax, got);
+  k->requant_u8(raw, t->M, t->N, adj, mult, t->out_zp, t->relu ? t->out_zp : 0,
+                t->qmax, got, t->N);
   /* The expected numbers, straight from acc = sum (x - in_zp) * w. */
   for (size_t m = 0; m < t->M; m++)
     for (size_t c = 0; c < t->N; c++) {
@@ -111,34 +123,42 @@ static void free_case(layer_case *t) {
 }
 
 START_TEST(requant_matches_formula) {
-  uint32_t s = 1234;
-  int interior = 0, low = 0, high = 0;
-  for (int it = 0; it < 600; it++) {
-    layer_case t = random_case(&s, it % 20 == 0 ? 1 : it % 20 == 1 ? 2 : 0);
-    uint8_t *got = malloc(t.M * t.N), *want = malloc(t.M * t.N);
-    ck_assert(got && want);
-    run_case(&t, got, want);
-    for (size_t i = 0; i < t.M * t.N; i++) {
-      ck_assert_msg(got[i] == want[i], "case %d (M %zu N %zu K %zu in_zp %d out_zp %d): "
-                    "out %zu = %u, formula %u", it, t.M, t.N, t.K, t.in_zp, t.out_zp, i,
-                    got[i], want[i]);
-      int lo = t.relu ? t.out_zp : 0;
-      low += want[i] == lo;
-      high += want[i] == t.qmax;
-      interior += want[i] > lo && want[i] < t.qmax;
+  const qat_kernels *tier[2];
+  size_t nt = tiers(tier);
+  for (size_t ti = 0; ti < nt; ti++) {
+    uint32_t s = 1234;
+    int interior = 0, low = 0, high = 0;
+    for (int it = 0; it < 600; it++) {
+      layer_case t = random_case(&s, it % 20 == 0 ? 1 : it % 20 == 1 ? 2 : 0);
+      uint8_t *got = malloc(t.M * t.N), *want = malloc(t.M * t.N);
+      ck_assert(got && want);
+      run_case(tier[ti], &t, got, want);
+      for (size_t i = 0; i < t.M * t.N; i++) {
+        ck_assert_msg(got[i] == want[i], "%s case %d (M %zu N %zu K %zu in_zp %d out_zp %d): "
+                      "out %zu = %u, formula %u", tier[ti]->name, it, t.M, t.N, t.K,
+                      t.in_zp, t.out_zp, i, got[i], want[i]);
+        int lo = t.relu ? t.out_zp : 0;
+        low += want[i] == lo;
+        high += want[i] == t.qmax;
+        interior += want[i] > lo && want[i] < t.qmax;
+      }
+      free(got);
+      free(want);
+      free_case(&t);
     }
-    free(got);
-    free(want);
-    free_case(&t);
+    /* The cases really exercised both clamps and the interior. */
+    ck_assert_int_gt(interior, 1000);
+    ck_assert_int_gt(low, 100);
+    ck_assert_int_gt(high, 100);
   }
-  /* The cases really exercised both clamps and the interior. */
-  ck_assert_int_gt(interior, 1000);
-  ck_assert_int_gt(low, 100);
-  ck_assert_int_gt(high, 100);
 }
 END_TEST
 
 START_TEST(requant_ties_and_extremes) {
+  const qat_kernels *tier[2];
+  size_t nt = tiers(tier);
+  for (size_t ti = 0; ti < nt; ti++) {
+  const qat_kernels *k = tier[ti];
   /* rint ties to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2,
    * 3.5 -> 4. Repeated to 35 channels so the vector body and the scalar
    * tail both see every case. */
@@ -153,8 +173,8 @@ START_TEST(requant_ties_and_extremes) {
     adj[i] = 4 * (i % 3); /* raw + adj is the pattern again */
     mult[i] = 0.5f;
   }
-  qat_layer_requant_u8(raw, 1, N, adj, mult, 10, 0, 255, out);
-  for (int i = 0; i < N; i++) ck_assert_msg(out[i] == pwant[i % 6], "channel %d", i);
+  k->requant_u8(raw, 1, N, adj, mult, 10, 0, 255, out, N);
+  for (int i = 0; i < N; i++) ck_assert_msg(out[i] == pwant[i % 6], "%s channel %d", k->name, i);
   /* Huge accumulators with a huge multiplier clamp cleanly (UBSan checks the
    * conversion never sees an out-of-range float). */
   const int32_t big[] = {INT32_MAX - 5, INT32_MIN + 5, 1 << 30, -(1 << 30)};
@@ -166,16 +186,17 @@ START_TEST(requant_ties_and_extremes) {
     adj[i] = badj[i % 4];
     mult[i] = bm[i % 4];
   }
-  qat_layer_requant_u8(raw, 1, N, adj, mult, 7, 7, 200, out);
-  for (int i = 0; i < N; i++) ck_assert_msg(out[i] == bwant[i % 4], "channel %d", i);
+  k->requant_u8(raw, 1, N, adj, mult, 7, 7, 200, out, N);
+  for (int i = 0; i < N; i++) ck_assert_msg(out[i] == bwant[i % 4], "%s channel %d", k->name, i);
   /* Around the rounding trick's limit (2^22): still the formula. */
   for (int i = 0; i < N; i++) {
     raw[i] = (1 << 22) + i - 17;
     adj[i] = 0;
     mult[i] = i % 2 ? 1.0f : -1.0f;
   }
-  qat_layer_requant_u8(raw, 1, N, adj, mult, 128, 0, 255, out);
+  k->requant_u8(raw, 1, N, adj, mult, 128, 0, 255, out, N);
   for (int i = 0; i < N; i++) ck_assert_int_eq(out[i], i % 2 ? 255 : 0);
+  }
 }
 END_TEST
 
@@ -262,7 +283,7 @@ START_TEST(fp32_layer_matches_naive) {
 END_TEST
 
 START_TEST(quantize_matches_contract) {
-  /* The fast input quantizer equals the contract's qat_quantize_u8 for
+  /* Each tier's input quantizer equals the contract's qat_quantize_u8 for
    * every input: random, ties, out of range, infinities, NaN, -0. */
   uint32_t s = 77;
   enum { N = 100003 }; /* not a multiple of 16: the scalar tail runs too */
@@ -282,9 +303,15 @@ START_TEST(quantize_matches_contract) {
                        (trial < 3 ? 1.0f : 0.00392157f);
     }
     qat_quantize_u8(x, N, &p, a);
-    qat_layer_quantize_u8(x, N, &p, b);
-    for (size_t i = 0; i < N; i++)
-      ck_assert_msg(a[i] == b[i], "trial %d x = %g: %u vs %u", trial, (double)x[i], a[i], b[i]);
+    const qat_kernels *tier[2];
+    size_t nt = tiers(tier);
+    for (size_t ti = 0; ti < nt; ti++) {
+      memset(b, 0xAA, N);
+      tier[ti]->quantize_u8(x, N, &p, b);
+      for (size_t i = 0; i < N; i++)
+        ck_assert_msg(a[i] == b[i], "%s trial %d x = %g: %u vs %u", tier[ti]->name, trial,
+                      (double)x[i], a[i], b[i]);
+    }
   }
   free(x);
   free(a);
