@@ -242,14 +242,27 @@ START_TEST(dequant_and_dynamic_outputs) {
   uint8_t q[] = {0, 10, 255};
   qat_layer_dequant_u8(q, 3, 10, 0.5f, y);
   ck_assert(y[0] == -5.0f && y[1] == 0.0f && y[2] == 122.5f);
-  float lo, hi;
-  float v[] = {3, -2, 8, 0};
-  ck_assert(qat_layer_minmax(v, 4, &lo, &hi));
-  ck_assert(lo == -2 && hi == 8);
-  v[2] = NAN;
-  ck_assert(!qat_layer_minmax(v, 4, &lo, &hi));
-  v[2] = -INFINITY;
-  ck_assert(!qat_layer_minmax(v, 4, &lo, &hi));
+  /* minmax over every length 1..40 (vector body and tail), with the
+   * extremes and a NaN / infinity at every position. */
+  uint32_t s = 3;
+  float v[40], lo, hi;
+  for (size_t n = 1; n <= 40; n++) {
+    fixture_fill(&s, v, n, -5, 5);
+    float wl = v[0], wh = v[0];
+    for (size_t i = 1; i < n; i++) wl = fminf(wl, v[i]), wh = fmaxf(wh, v[i]);
+    ck_assert(qat_layer_minmax(v, n, &lo, &hi));
+    ck_assert(lo == wl && hi == wh);
+    for (size_t i = 0; i < n; i++) {
+      const float bad[] = {NAN, INFINITY, -INFINITY};
+      for (int b = 0; b < 3; b++) {
+        float keep = v[i];
+        v[i] = bad[b];
+        ck_assert_msg(!qat_layer_minmax(v, n, &lo, &hi), "n %zu pos %zu bad %d", n, i, b);
+        v[i] = keep;
+      }
+    }
+  }
+  ck_assert(!qat_layer_minmax(v, 0, &lo, &hi));
 }
 END_TEST
 
