@@ -7,6 +7,7 @@
  * scratch is sized once at qat_ctx_create, so any number of threads may run
  * one model at once (one context each) and inference never allocates. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,7 +296,10 @@ qat_err qat_model_create(const qat_model_spec *spec, qat_model **out) {
   if (!spec || !out) return qat_fail(QAT_EINVAL, "qat_model_create: NULL argument");
   qat_err e = validate_spec(spec);
   if (e) return e;
-  qat_blas_single_thread();
+  /* Once per process: later models must not touch OpenBLAS's settings
+   * while other threads are inside it. */
+  static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+  pthread_once(&blas_once, qat_blas_single_thread);
 
   qat_model *m = qat_calloc(1, sizeof *m);
   if (!m) return qat_fail(QAT_ENOMEM, "out of memory creating a model");
