@@ -345,6 +345,8 @@ typedef struct qat_train_opts {
   uint32_t warm_restart; /* 1: the QAT phase restarts the schedule at qat_lr */
   float qat_lr;         /* peak lr of a restarted QAT phase */
   float weight_decay;   /* decoupled (AdamW), weights only */
+  float dropout_in;     /* dropout rate on the network input (training only) */
+  float dropout;        /* dropout rate on each hidden layer's input */
   int w_bits, a_bits;   /* 2..8 */
   float obs_constant;   /* moving-average constant of the observers (0.01) */
   bool freeze_last;     /* observers frozen in the last epoch (QAT) */

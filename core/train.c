@@ -72,8 +72,10 @@ static void free_scratch(qat_net *n) {
     if (l < n->n_layers) {
       qat_free(n->actq[l]);
       qat_free(n->amask[l]);
+      qat_free(n->dmask[l]);
       n->actq[l] = NULL;
       n->amask[l] = NULL;
+      n->dmask[l] = NULL;
     }
   }
   qat_free(n->g1);
@@ -117,6 +119,7 @@ qat_err qat_net_reserve(qat_net *n, size_t rows) {
     if (l < n->n_layers) {
       ok &= (n->actq[l] = qat_calloc(rows, n->dims[l] * sizeof(float))) != NULL;
       ok &= (n->amask[l] = qat_calloc(rows, n->dims[l])) != NULL;
+      ok &= (n->dmask[l] = qat_calloc(rows, n->dims[l])) != NULL;
     }
   }
   ok &= (n->g1 = qat_calloc(rows, maxd * sizeof(float))) != NULL;
@@ -208,6 +211,20 @@ qat_err qat_net_fwd(qat_net *n, size_t rows, bool fq, bool observe) {
       }
       b = t->bq;
     }
+    if (n->training && n->drop[l] > 0.0f) {
+      /* Inverted dropout: keep with probability 1 - p, scale by 1/(1-p). */
+      rng *dr = (rng *)n->drop_rng;
+      const uint64_t keep_below = (uint64_t)((1.0 - n->drop[l]) * 18446744073709551616.0);
+      const float sc = 1.0f / (1.0f - n->drop[l]);
+      float *xd = n->actq[l];
+      uint8_t *dm = n->dmask[l];
+      for (size_t i = 0; i < nx; i++) {
+        dm[i] = rng_next(dr) < keep_below;
+        xd[i] = dm[i] ? x[i] * sc : 0.0f;
+      }
+      x = xd;
+    }
+    n->xin[l] = x;
     float *z = n->act[l + 1];
     /* z[rows][out] = x[rows][in] * w[out][in]^T */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, (int)t->out, (int)t->in, 1.0f,
@@ -257,7 +274,7 @@ void qat_net_bwd(qat_net *n, size_t rows, bool fq, const uint32_t *labels, doubl
   const int rn = (int)rows;
   for (uint32_t l = L; l-- > 0;) {
     qat_tlayer *t = &n->L[l];
-    const float *x = fq ? n->actq[l] : n->act[l];
+    const float *x = n->xin[l];
     const float *w = fq ? t->wq : t->w;
     /* gw[out][in] = g[rows][out]^T x[rows][in]; the STE passes it where
      * the weight lay inside its clamping range. */
@@ -277,6 +294,10 @@ void qat_net_bwd(qat_net *n, size_t rows, bool fq, const uint32_t *labels, doubl
     const float *a = n->act[l];
     const uint8_t *m = n->amask[l];
     size_t na = rows * t->in;
+    if (n->training && n->drop[l] > 0.0f) {
+      const float sc = 1.0f / (1.0f - n->drop[l]);
+      for (size_t i = 0; i < na; i++) g2[i] = n->dmask[l][i] ? g2[i] * sc : 0.0f;
+    }
     for (size_t i = 0; i < na; i++)
       if (!(a[i] > 0.0f) || (fq && !m[i])) g2[i] = 0.0f;
     float *tmp = g;
@@ -367,6 +388,10 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
                     o->epochs, o->qat_epochs, o->lr);
   if (o->qat_epochs && (o->w_bits < 2 || o->w_bits > 8 || o->a_bits < 2 || o->a_bits > 8))
     return qat_fail(QAT_EINVAL, "bit widths w%d a%d outside 2..8", o->w_bits, o->a_bits);
+  if (!(o->dropout_in >= 0.0f && o->dropout_in < 1.0f && o->dropout >= 0.0f &&
+        o->dropout < 1.0f))
+    return qat_fail(QAT_EINVAL, "dropout rates %g, %g outside [0, 1)", o->dropout_in,
+                    o->dropout);
   openblas_set_num_threads(1);
   size_t B = o->batch < train->n ? o->batch : train->n;
   if ((e = qat_net_reserve(n, B))) return e;
@@ -375,6 +400,8 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
   for (size_t i = 0; i < train->n; i++) perm[i] = i;
   rng r;
   rng_seed(&r, o->seed ^ 0x5851f42d4c957f2dull);
+  rng_seed((rng *)n->drop_rng, o->seed ^ 0x2545f4914f6cdd1dull);
+  for (uint32_t l = 0; l < n->n_layers; l++) n->drop[l] = l ? o->dropout : o->dropout_in;
   if (o->qat_epochs) {
     n->w_bits = o->w_bits;
     n->a_bits = o->a_bits;
@@ -418,10 +445,16 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
                       (double)o->epochs * steps_per_epoch);
       }
       if (fq && (e = qat_net_quant_weights(n))) break;
-      if ((e = qat_net_fwd(n, rows, fq, fq && !frozen))) break;
+      n->training = true;
+      e = qat_net_fwd(n, rows, fq, fq && !frozen);
+      if (e) {
+        n->training = false;
+        break;
+      }
       double ls;
       size_t ok;
       qat_net_bwd(n, rows, fq, n->labels, &ls, &ok);
+      n->training = false;
       loss += ls;
       correct += ok;
       net_adam(n, (float)lr, o->weight_decay);

@@ -31,6 +31,13 @@ struct qat_net {
   uint8_t *amask[QAT_MAX_LAYERS];   /* its STE mask */
   float *g1, *g2;                   /* gradient ping-pong [rows][max dim] */
   uint32_t *labels;                 /* batch labels */
+  const float *xin[QAT_MAX_LAYERS]; /* what layer l multiplied in the last forward */
+  /* Dropout on each layer's (fake-quantized) input while training: the
+   * observers see the activations before it, so ranges are not inflated. */
+  float drop[QAT_MAX_LAYERS];       /* rate; 0 = none */
+  bool training;                    /* dropout on */
+  uint8_t *dmask[QAT_MAX_LAYERS];   /* kept elements of the last forward */
+  uint64_t drop_rng[4];
 };
 
 qat_err qat_net_alloc(const uint32_t *dims, uint32_t n_layers, qat_net **out);
