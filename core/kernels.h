@@ -5,10 +5,37 @@
  * The product computed is the raw one, acc[m][n] = sum_k x[m][k] * w[n][k]
  * with x uint8 (0..255) and w int8 (-128..127); the caller subtracts
  * in_zp * rowsum(w[n]) and adds the bias. For K <= QAT_MAX_DIM the result
- * fits int32 with room to spare. */
+ * fits int32 with room to spare.
+ *
+ * Operations (every tier fills every entry; tests/unit/test_kernels.c checks
+ * each tier against the reference, exactly):
+ *
+ *   size_t packed_size(size_t N, size_t K);
+ *   void   pack(const int8_t *w, size_t N, size_t K, void *dst);
+ *   void   gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
+ *                    const void *wpacked, size_t N, int32_t *acc);
+ *          acc[m*N + n] = sum_k x[m*ldx + k] * w[n*K + k]. M == 1 takes a
+ *          gemv path inside the same entry. Thread-safe, allocates nothing
+ *          (its x panel, <= 16 KB, is on the stack).
+ *   void   requant_u8(const int32_t *acc, size_t M, size_t N,
+ *                     const int32_t *bias, const float *mult, int32_t out_zp,
+ *                     int32_t lo, int32_t hi, uint8_t *out, size_t ldo);
+ *          The integer layer's output step (DESIGN.md), for m < M, c < N:
+ *            out[m*ldo + c] = clamp(rint((float)(acc[m*N + c] + bias[c])
+ *                                        * mult[c]) + out_zp, lo, hi)
+ *          with bias[c] = bq[c] - in_zp * sum_k w[c][k] folded once at load
+ *          (so acc is gemm_u8s8's raw product), mult[c] = M[c], lo = relu ?
+ *          out_zp : 0, hi = qmax (0 <= lo <= hi <= 255). The int32 sum wraps
+ *          like the hardware add: exact whenever the true acc + bq fits
+ *          int32, which QAT_MAX_DIM and QAT_MAX_BIAS_Q guarantee. (float) of
+ *          the int32 and the product round to nearest; rint ties to even.
+ *          The clamp is applied to the rounded float before the conversion,
+ *          so out-of-int32-range products saturate instead of overflowing;
+ *          for in-range values this equals the integer clamp above. */
 #ifndef QAT_KERNELS_H
 #define QAT_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +50,10 @@ typedef struct qat_kernels {
    * Allocates nothing; x rows need no alignment. */
   void (*gemm_u8s8)(const uint8_t *x, size_t M, size_t K, size_t ldx,
                     const void *wpacked, size_t N, int32_t *acc);
+  /* The requantization to uint8 described above. */
+  void (*requant_u8)(const int32_t *acc, size_t M, size_t N, const int32_t *bias,
+                     const float *mult, int32_t out_zp, int32_t lo, int32_t hi,
+                     uint8_t *out, size_t ldo);
 } qat_kernels;
 
 extern const qat_kernels qat_kernels_ref;
@@ -33,5 +64,10 @@ extern const qat_kernels qat_kernels_avx2;
 /* The table chosen once for this process: AVX2 when CPUID and the OS allow
  * it, the reference when not or when QAT_KERNEL=ref. */
 const qat_kernels *qat_kernels_get(void);
+/* The table a given QAT_KERNEL value would choose on this machine (NULL =
+ * unset), without caching: what qat_kernels_get uses, exposed for tests. */
+const qat_kernels *qat_kernels_select(const char *qat_kernel_env);
+/* True when the CPU and the OS allow the AVX2 tier. */
+bool qat_cpu_has_avx2(void);
 
 #endif

@@ -1,0 +1,8 @@
+/* blas.c - the fp32 baseline's OpenBLAS is forced to one thread: the
+ * comparison with the int8 path is per core, and a server already runs one
+ * request per thread. */
+#include <cblas.h>
+
+#include "qat.h"
+
+void qat_blas_single_thread(void) { openblas_set_num_threads(1); }

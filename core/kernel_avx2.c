@@ -1,0 +1,247 @@
+/* kernel_avx2.c - the AVX2 int8 tier (compiled with -mavx2 -mfma alone and
+ * chosen at run time by cpu.c). Must return exactly the reference's int32.
+ *
+ * Design: widen to 16 bits and multiply with vpmaddwd.
+ *   x (uint8) is zero-extended to int16 in a small stack panel; weights are
+ *   packed once into panels of 8 output rows, interleaved by pairs of k:
+ *     panel p, pair j: [w[8p+0][2j] w[8p+0][2j+1] w[8p+1][2j] ... w[8p+7][2j+1]]
+ *   (16 int8, sign-extended to 16 int16 in-register with vpmovsxbw).
+ *   One 32-bit broadcast of (x[2j], x[2j+1]) times that vector with vpmaddwd
+ *   gives, in int32 lane c, x[2j]*w[c][2j] + x[2j+1]*w[c][2j+1] - the next two
+ *   terms of output c - added to an int32 accumulator with vpaddd.
+ *
+ * Why it cannot overflow (the reason for the design):
+ *   vpmaddwd multiplies signed 16-bit by signed 16-bit into exact 32-bit
+ *   products and adds two of them in 32 bits, no saturation anywhere:
+ *   |x*w| <= 255*128 = 32640, so a pair sum is at most 65280 in magnitude,
+ *   far inside int32. The accumulator then adds K/2 such pairs: for
+ *   K <= QAT_MAX_DIM = 32768, |acc| <= 32768*255*128 = 1.07e9 < 2^31 - 1,
+ *   so every partial sum is the exact integer, identical to the reference
+ *   (integer addition is associative when no step overflows).
+ *   vpmaddubsw was rejected: it adds two u8*s8 products into a SATURATING
+ *   int16, and 255*127*2 = 64770 > 32767 gives wrong answers on full-range
+ *   inputs (what oneDNN's u8s8 GEMM does on this CPU). It would also need a
+ *   vpmaddwd-by-ones to widen, so it has the same multiply-port count per 32
+ *   multiply-adds (two) as the widened path; the 7-bit split (x = 128*hi+lo)
+ *   costs more instructions still. Padding: K is padded to even and N to a
+ *   multiple of 8 with zero weights, which add exact zeros.
+ *
+ * Blocking: rows of x in blocks of up to 4 (each pair broadcast feeds 3
+ * panels = 24 outputs -> 12 accumulators in registers), columns in panels;
+ * batch 1 (gemv) uses 1 row x 4 panels = 32 outputs per sweep of x, which
+ * keeps the weight stream the only memory traffic. K is blocked at KC so the
+ * x panel stays on the stack; N is blocked so a block of weights stays in L2
+ * while every row block of x passes over it. */
+#include <immintrin.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define PANEL 8          /* output rows per panel = int32 lanes of a ymm */
+#define KC 2048          /* k per block (even); x panel = MR*KC*2 bytes */
+#define MR 4             /* x rows per micro-kernel at most */
+#define NBLOCK_BYTES (192 * 1024) /* weight bytes per N block (L2-resident) */
+
+static size_t kpairs(size_t K) { return (K + 1) / 2; }
+static size_t npanels(size_t N) { return (N + PANEL - 1) / PANEL; }
+
+static size_t avx2_packed_size(size_t N, size_t K) {
+  return npanels(N) * kpairs(K) * PANEL * 2;
+}
+
+static void avx2_pack(const int8_t *w, size_t N, size_t K, void *dst) {
+  int8_t *d = dst;
+  size_t kp = kpairs(K), np = npanels(N);
+  for (size_t p = 0; p < np; p++)
+    for (size_t j = 0; j < kp; j++)
+      for (size_t c = 0; c < PANEL; c++)
+        for (size_t t = 0; t < 2; t++) {
+          size_t n = p * PANEL + c, k = 2 * j + t;
+          *d++ = (n < N && k < K) ? w[n * K + k] : 0;
+        }
+}
+
+/* Zero-extends x[0..kc) into int16 xb[0..kc rounded up to even). */
+static inline void widen_row(const uint8_t *x, size_t kc, int16_t *xb) {
+  size_t k = 0;
+  for (; k + 16 <= kc; k += 16)
+    _mm256_storeu_si256((__m256i *)(xb + k),
+                        _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(x + k))));
+  for (; k < kc; k++) xb[k] = x[k];
+  if (kc & 1) xb[kc] = 0;
+}
+
+/* Stores (or adds into) up to 8 int32 outputs; `cols` < 8 only in the
+ * last panel, where the padding lanes must not be written. */
+static inline void store8(int32_t *c, __m256i v, size_t cols, bool add) {
+  if (cols >= PANEL) {
+    if (add) v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)c));
+    _mm256_storeu_si256((__m256i *)c, v);
+  } else {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)cols), idx);
+    if (add) v = _mm256_add_epi32(v, _mm256_maskload_epi32(c, mask));
+    _mm256_maskstore_epi32(c, mask, v);
+  }
+}
+
+static inline __m256i load_w(const int8_t *p) {
+  return _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)p));
+}
+
+/* The micro-kernel: MRr rows of widened x (row stride xs int16) times NPp
+ * panels starting at w (panel stride ps bytes), over npairs pairs of k.
+ * Always inlined with constant MRr/NPp so the accumulators are registers. */
+static inline __attribute__((always_inline)) void micro(
+    const int16_t *xb, size_t xs, const int8_t *w, size_t ps, size_t npairs,
+    int32_t *c, size_t ldc, size_t col0, size_t N, bool add, const int MRr,
+    const int NPp) {
+  __m256i acc[MR][4];
+#pragma GCC unroll 4
+  for (int r = 0; r < MRr; r++)
+#pragma GCC unroll 4
+    for (int q = 0; q < NPp; q++) acc[r][q] = _mm256_setzero_si256();
+  for (size_t j = 0; j < npairs; j++) {
+    __m256i wv[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < NPp; q++) wv[q] = load_w(w + q * ps + j * 16);
+#pragma GCC unroll 4
+    for (int r = 0; r < MRr; r++) {
+      int32_t pair;
+      memcpy(&pair, xb + r * xs + 2 * j, 4);
+      __m256i xv = _mm256_set1_epi32(pair);
+#pragma GCC unroll 4
+      for (int q = 0; q < NPp; q++)
+        acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(xv, wv[q]));
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < MRr; r++)
+#pragma GCC unroll 4
+    for (int q = 0; q < NPp; q++) {
+      size_t col = col0 + (size_t)q * PANEL;
+      store8(c + r * ldc + col, acc[r][q], N - col, add);
+    }
+}
+
+typedef void (*micro_fn)(const int16_t *, size_t, const int8_t *, size_t, size_t,
+                         int32_t *, size_t, size_t, size_t, bool);
+
+#define MICRO(R, P)                                                              \
+  static void micro_##R##_##P(const int16_t *xb, size_t xs, const int8_t *w,     \
+                              size_t ps, size_t npairs, int32_t *c, size_t ldc,  \
+                              size_t col0, size_t N, bool add) {                 \
+    micro(xb, xs, w, ps, npairs, c, ldc, col0, N, add, R, P);                    \
+  }
+MICRO(1, 1) MICRO(1, 2) MICRO(1, 3) MICRO(1, 4)
+MICRO(2, 1) MICRO(2, 2) MICRO(2, 3) MICRO(2, 4)
+MICRO(3, 1) MICRO(3, 2) MICRO(3, 3) MICRO(3, 4)
+MICRO(4, 1) MICRO(4, 2) MICRO(4, 3)
+
+/* [rows][panels at once]; the widest entry of each row is the one used
+ * for full blocks, narrower ones for the panel tail. */
+static const micro_fn micros[MR + 1][5] = {
+    {0},
+    {0, micro_1_1, micro_1_2, micro_1_3, micro_1_4},
+    {0, micro_2_1, micro_2_2, micro_2_3, micro_2_4},
+    {0, micro_3_1, micro_3_2, micro_3_3, micro_3_4},
+    {0, micro_4_1, micro_4_2, micro_4_3, 0},
+};
+static const int widest[MR + 1] = {0, 4, 4, 4, 3};
+
+static void avx2_gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
+                           const void *wpacked, size_t N, int32_t *acc) {
+  const int8_t *w = wpacked;
+  size_t kp = kpairs(K), np = npanels(N);
+  size_t ps = kp * PANEL * 2; /* bytes per panel */
+  int16_t xb[MR * KC] __attribute__((aligned(32)));
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    memset(acc, 0, M * N * sizeof *acc);
+    return;
+  }
+  for (size_t k0 = 0; k0 < K; k0 += KC) {
+    size_t kc = K - k0 < KC ? K - k0 : KC;
+    size_t jp = (kc + 1) / 2, j0 = k0 / 2;
+    bool add = k0 > 0;
+    /* Panels per N block so the block's weights stay in L2. */
+    size_t nb = NBLOCK_BYTES / (jp * PANEL * 2);
+    if (nb < 4) nb = 4;
+    for (size_t p0 = 0; p0 < np; p0 += nb) {
+      size_t p1 = p0 + nb < np ? p0 + nb : np;
+      for (size_t m0 = 0; m0 < M; m0 += MR) {
+        int mr = M - m0 < MR ? (int)(M - m0) : MR;
+        for (int r = 0; r < mr; r++)
+          widen_row(x + (m0 + r) * ldx + k0, kc, xb + r * KC);
+        int step = widest[mr];
+        for (size_t p = p0; p < p1;) {
+          int n = p1 - p < (size_t)step ? (int)(p1 - p) : step;
+          micros[mr][n](xb, KC, w + p * ps + j0 * PANEL * 2, ps, jp,
+                        acc + m0 * N, N, p * PANEL, N, add);
+          p += (size_t)n;
+        }
+      }
+    }
+  }
+}
+
+/* Requantization (kernels.h), 32 outputs at a time. Exactness: vpaddd
+ * wraps as the reference's uint32 add; vcvtdq2ps and vmulps round to nearest
+ * like the scalar (float) cast and multiply (MXCSR default; no FMA
+ * contraction - there is no add to fuse); vroundps with an explicit
+ * nearest-even mode is rintf; the clamp happens on integral floats, so the
+ * truncating conversion is exact. */
+static inline __m256i requant8(const int32_t *a, const int32_t *b, const float *m,
+                               __m256 flo, __m256 fhi, __m256i zp) {
+  __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)a),
+                               _mm256_loadu_si256((const __m256i *)b));
+  __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(m));
+  f = _mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  f = _mm256_min_ps(_mm256_max_ps(f, flo), fhi);
+  return _mm256_add_epi32(_mm256_cvttps_epi32(f), zp);
+}
+
+static void avx2_requant_u8(const int32_t *acc, size_t M, size_t N,
+                            const int32_t *bias, const float *mult, int32_t out_zp,
+                            int32_t lo, int32_t hi, uint8_t *out, size_t ldo) {
+  float slo = (float)(lo - out_zp), shi = (float)(hi - out_zp);
+  __m256 flo = _mm256_set1_ps(slo), fhi = _mm256_set1_ps(shi);
+  __m256i zp = _mm256_set1_epi32(out_zp);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (size_t m = 0; m < M; m++) {
+    const int32_t *a = acc + m * N;
+    uint8_t *o = out + m * ldo;
+    size_t c = 0;
+    for (; c + 32 <= N; c += 32) {
+      __m256i v0 = requant8(a + c, bias + c, mult + c, flo, fhi, zp);
+      __m256i v1 = requant8(a + c + 8, bias + c + 8, mult + c + 8, flo, fhi, zp);
+      __m256i v2 = requant8(a + c + 16, bias + c + 16, mult + c + 16, flo, fhi, zp);
+      __m256i v3 = requant8(a + c + 24, bias + c + 24, mult + c + 24, flo, fhi, zp);
+      /* Values are already in 0..255: the saturating packs only narrow. */
+      __m256i p = _mm256_packus_epi16(_mm256_packs_epi32(v0, v1),
+                                      _mm256_packs_epi32(v2, v3));
+      _mm256_storeu_si256((__m256i *)(o + c), _mm256_permutevar8x32_epi32(p, order));
+    }
+    for (; c + 8 <= N; c += 8) {
+      __m256i v = requant8(a + c, bias + c, mult + c, flo, fhi, zp);
+      __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+      _mm_storel_epi64((__m128i *)(o + c), _mm_packus_epi16(h, h));
+    }
+    for (; c < N; c++) {
+      int32_t s = (int32_t)((uint32_t)a[c] + (uint32_t)bias[c]);
+      float r = rintf((float)s * mult[c]);
+      r = r < slo ? slo : r > shi ? shi : r;
+      o[c] = (uint8_t)((int32_t)r + out_zp);
+    }
+  }
+}
+
+const qat_kernels qat_kernels_avx2 = {
+    .name = "avx2",
+    .packed_size = avx2_packed_size,
+    .pack = avx2_pack,
+    .gemm_u8s8 = avx2_gemm_u8s8,
+    .requant_u8 = avx2_requant_u8,
+};

@@ -1,0 +1,314 @@
+/* test_kernels.c - every kernel tier against the scalar reference, exactly:
+ * random shapes (odd, prime, tails, K = 1, N = 1, K and N past the
+ * blocking sizes), values that would saturate vpmaddubsw (all 255 against
+ * +127 / -127 / -128), the requantization step with ties and clamps, and
+ * the tier selection (QAT_KERNEL=ref). */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include "internal.h"
+#include "kernels.h"
+
+Suite *suite_kernels(void);
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return (uint32_t)(rng >> 11);
+}
+
+/* The tiers other than the reference that this machine can run. */
+static const qat_kernels *fast_tiers(size_t *n) {
+#if defined(__x86_64__)
+  if (qat_cpu_has_avx2()) {
+    *n = 1;
+    return &qat_kernels_avx2;
+  }
+#endif
+  *n = 0;
+  return NULL;
+}
+
+enum { FILL_RANDOM, FILL_MAX, FILL_ALT, FILL_ZERO };
+
+static void fill_x(uint8_t *x, size_t n, int how) {
+  for (size_t i = 0; i < n; i++)
+    x[i] = how == FILL_MAX ? 255 : how == FILL_ALT ? (i & 1 ? 0 : 255)
+         : how == FILL_ZERO ? 0 : (uint8_t)rnd();
+}
+
+/* w = constant v, or alternating 127/-128 (v == 1000), or random (v == 0). */
+static void fill_w(int8_t *w, size_t n, int v) {
+  for (size_t i = 0; i < n; i++)
+    w[i] = v == 1000 ? (i & 1 ? -128 : 127) : v == 0 ? (int8_t)rnd() : (int8_t)v;
+}
+
+/* Runs tier t and the reference on the same x/w and compares every int32,
+ * also checking t writes nothing past acc[M*N). Returns the mismatches. */
+static size_t compare(const qat_kernels *t, const uint8_t *x, size_t M, size_t K,
+                      size_t ldx, const int8_t *w, size_t N) {
+  void *pr = qat_malloc_aligned(qat_kernels_ref.packed_size(N, K));
+  void *pt = qat_malloc_aligned(t->packed_size(N, K));
+  int32_t *ar = qat_calloc(M * N, sizeof *ar);
+  int32_t *at = qat_calloc(M * N + 16, sizeof *at);
+  ck_assert(pr && pt && ar && at);
+  for (size_t i = 0; i < M * N + 16; i++) at[i] = 0x5a5a5a5a;
+  qat_kernels_ref.pack(w, N, K, pr);
+  t->pack(w, N, K, pt);
+  qat_kernels_ref.gemm_u8s8(x, M, K, ldx, pr, N, ar);
+  t->gemm_u8s8(x, M, K, ldx, pt, N, at);
+  size_t bad = 0;
+  for (size_t i = 0; i < M * N; i++)
+    if (ar[i] != at[i]) {
+      if (bad < 3)
+        fprintf(stderr, "%s M=%zu N=%zu K=%zu at m=%zu n=%zu: ref %d got %d\n",
+                t->name, M, N, K, i / N, i % N, ar[i], at[i]);
+      bad++;
+    }
+  for (size_t i = M * N; i < M * N + 16; i++) ck_assert_int_eq(at[i], 0x5a5a5a5a);
+  qat_free_aligned(pr);
+  qat_free_aligned(pt);
+  qat_free(ar);
+  qat_free(at);
+  return bad;
+}
+
+static size_t run_case(const qat_kernels *t, size_t M, size_t N, size_t K,
+                       size_t pad, int xhow, int wv) {
+  size_t ldx = K + pad;
+  uint8_t *x = qat_malloc(M * ldx);
+  int8_t *w = qat_malloc(N * K);
+  ck_assert(x && w);
+  fill_x(x, M * ldx, xhow);
+  fill_w(w, N * K, wv);
+  size_t bad = compare(t, x, M, K, ldx, w, N);
+  qat_free(x);
+  qat_free(w);
+  return bad;
+}
+
+/* The reference itself on cases with a closed form, so the specification
+ * is checked against arithmetic and not only against itself. */
+START_TEST(reference_closed_form) {
+  const size_t K = 1001, N = 3, M = 2;
+  uint8_t x[2 * 1001];
+  int8_t w[3 * 1001];
+  int32_t acc[6];
+  memset(x, 255, sizeof x);
+  memset(w, 0x80, 1001); /* -128 */
+  memset(w + 1001, 127, 1001);
+  memset(w + 2002, 0x81, 1001); /* -127 */
+  qat_kernels_ref.gemm_u8s8(x, M, K, K, w, N, acc);
+  for (size_t m = 0; m < M; m++) {
+    ck_assert_int_eq(acc[m * N + 0], -255 * 128 * 1001);
+    ck_assert_int_eq(acc[m * N + 1], 255 * 127 * 1001);
+    ck_assert_int_eq(acc[m * N + 2], -255 * 127 * 1001);
+  }
+}
+END_TEST
+
+START_TEST(gemm_adversarial_values) {
+  size_t nt;
+  const qat_kernels *t = fast_tiers(&nt);
+  static const int wvals[] = {127, -127, -128, 1000, 0};
+  static const int xs[] = {FILL_MAX, FILL_ALT, FILL_RANDOM, FILL_ZERO};
+  static const size_t shapes[][3] = {{1, 256, 784}, {16, 10, 128}, {5, 33, 257},
+                                     {64, 17, 1}, {3, 1, 4099}, {1, 1, 1}};
+  for (size_t i = 0; i < nt; i++)
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+      for (size_t a = 0; a < sizeof xs / sizeof *xs; a++)
+        for (size_t b = 0; b < sizeof wvals / sizeof *wvals; b++)
+          ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2],
+                                     s & 1, xs[a], wvals[b]),
+                            0);
+  /* A tier that saturated like vpmaddubsw would fail this one: all 255
+   * against all +127 gives 64770 per pair. Check the value, not only
+   * agreement. */
+  for (size_t i = 0; i < nt; i++) {
+    uint8_t x[64];
+    int8_t w[64];
+    int32_t acc[1];
+    memset(x, 255, sizeof x);
+    memset(w, 127, sizeof w);
+    void *p = qat_malloc_aligned(t[i].packed_size(1, 64));
+    ck_assert_ptr_nonnull(p);
+    t[i].pack(w, 1, 64, p);
+    t[i].gemm_u8s8(x, 1, 64, 64, p, 1, acc);
+    ck_assert_int_eq(acc[0], 255 * 127 * 64);
+    qat_free_aligned(p);
+  }
+}
+END_TEST
+
+START_TEST(gemm_random_shapes) {
+  size_t nt;
+  const qat_kernels *t = fast_tiers(&nt);
+  static const size_t dims[] = {1, 2, 3, 5, 7, 8, 9, 10, 13, 15, 16, 17, 23, 24, 25, 31,
+                                33, 47, 63, 64, 65, 97, 127, 128, 129, 131, 251, 255, 257,
+                                509, 784, 1021};
+  const size_t nd = sizeof dims / sizeof *dims;
+  for (size_t i = 0; i < nt; i++)
+    for (int r = 0; r < 150; r++) {
+      size_t M = 1 + rnd() % 300, N = dims[rnd() % nd], K = dims[rnd() % nd];
+      if (r % 3 == 0) M = 1 + rnd() % 9; /* the small-batch paths */
+      while (M * N * K > 3000000) M = M / 2 + 1;
+      ck_assert_uint_eq(run_case(&t[i], M, N, K, rnd() % 3, FILL_RANDOM, 0), 0);
+    }
+}
+END_TEST
+
+/* Past the K block (KC = 2048) and the N block (L2-sized): partial sums
+ * are carried across blocks. */
+START_TEST(gemm_blocking_edges) {
+  size_t nt;
+  const qat_kernels *t = fast_tiers(&nt);
+  static const size_t shapes[][3] = {{1, 300, 4099}, {7, 261, 2048}, {5, 37, 2049},
+                                     {9, 1031, 784}, {2, 3, 6151}};
+  for (size_t i = 0; i < nt; i++)
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+      ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 0,
+                                 FILL_RANDOM, 0),
+                        0);
+      ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 1,
+                                 FILL_MAX, -128),
+                        0);
+    }
+}
+END_TEST
+
+START_TEST(requant_reference_values) {
+  /* Ties go to even; relu clamps at out_zp; the top at hi. */
+  int32_t acc[6] = {3, 5, -3, 1000000, -1000000, 7};
+  int32_t bias[6] = {0, 0, 0, 0, 0, -8};
+  float mult[6] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
+  uint8_t out[6];
+  qat_kernels_ref.requant_u8(acc, 1, 6, bias, mult, 10, 0, 255, out, 6);
+  ck_assert_int_eq(out[0], 12); /* 1.5 -> 2 */
+  ck_assert_int_eq(out[1], 12); /* 2.5 -> 2 */
+  ck_assert_int_eq(out[2], 8);  /* -1.5 -> -2 */
+  ck_assert_int_eq(out[3], 255);
+  ck_assert_int_eq(out[4], 0);
+  ck_assert_int_eq(out[5], 10); /* -0.5 -> -0 */
+  qat_kernels_ref.requant_u8(acc, 1, 6, bias, mult, 10, 10, 200, out, 6);
+  ck_assert_int_eq(out[2], 10);
+  ck_assert_int_eq(out[3], 200);
+  /* A product beyond int32 clamps instead of overflowing. */
+  int32_t big = 2000000000;
+  float m = 4.0f;
+  uint8_t o;
+  qat_kernels_ref.requant_u8(&big, 1, 1, bias, &m, 0, 0, 255, &o, 1);
+  ck_assert_int_eq(o, 255);
+}
+END_TEST
+
+START_TEST(requant_tiers_equal) {
+  size_t nt;
+  const qat_kernels *t = fast_tiers(&nt);
+  for (size_t i = 0; i < nt; i++)
+    for (int r = 0; r < 300; r++) {
+      size_t M = 1 + rnd() % 5, N = 1 + rnd() % 200, ldo = N + rnd() % 4;
+      int32_t *acc = qat_malloc(M * N * sizeof *acc);
+      int32_t *bias = qat_malloc(N * sizeof *bias);
+      float *mult = qat_malloc(N * sizeof *mult);
+      uint8_t *o1 = qat_calloc(M * ldo, 1), *o2 = qat_calloc(M * ldo, 1);
+      ck_assert(acc && bias && mult && o1 && o2);
+      int kind = r % 4;
+      for (size_t k = 0; k < M * N; k++) {
+        /* Small odd values with mult 0.5 make exact ties; large values
+         * with tiny multipliers exercise float rounding of the int32. */
+        acc[k] = kind == 0 ? (int32_t)(rnd() % 2001) - 1000
+                           : (int32_t)(rnd() % 2000000001u) - 1000000000;
+      }
+      for (size_t c = 0; c < N; c++) {
+        bias[c] = (int32_t)(rnd() % 200001) - 100000;
+        mult[c] = kind == 0 ? 0.5f
+                : kind == 1 ? (float)(rnd() % 1000 + 1) * 1e-9f
+                : kind == 2 ? (float)(rnd() % 1000 + 1) * 1e-6f
+                            : (float)(rnd() % 1000 + 1) * 1e-3f;
+      }
+      int32_t zp = (int32_t)(rnd() % 256), lo = r & 1 ? zp : 0, hi = r % 7 == 0 ? 127 : 255;
+      if (lo > hi) lo = hi;
+      qat_kernels_ref.requant_u8(acc, M, N, bias, mult, zp, lo, hi, o1, ldo);
+      t[i].requant_u8(acc, M, N, bias, mult, zp, lo, hi, o2, ldo);
+      ck_assert_mem_eq(o1, o2, M * ldo);
+      qat_free(acc);
+      qat_free(bias);
+      qat_free(mult);
+      qat_free(o1);
+      qat_free(o2);
+    }
+}
+END_TEST
+
+START_TEST(selection) {
+  ck_assert_ptr_eq(qat_kernels_select("ref"), &qat_kernels_ref);
+  ck_assert_str_eq(qat_kernels_select("ref")->name, "ref");
+  const char *feat = qat_cpu_features();
+  ck_assert_ptr_nonnull(strstr(feat, "x86-64"));
+#if defined(__x86_64__)
+  /* GCC's own detection is an independent witness of CPUID + XGETBV. */
+  __builtin_cpu_init();
+  bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  ck_assert_int_eq(qat_cpu_has_avx2(), has);
+  ck_assert_int_eq(strstr(feat, " avx2") != NULL, has);
+  ck_assert_ptr_eq(qat_kernels_select(NULL), has ? &qat_kernels_avx2 : &qat_kernels_ref);
+  ck_assert_ptr_eq(qat_kernels_select("avx2"), has ? &qat_kernels_avx2 : &qat_kernels_ref);
+  ck_assert(strstr(feat, "avx512") == NULL || strstr(feat, "avx512f(unused)") != NULL);
+#endif
+  const char *env = getenv("QAT_KERNEL");
+  if (!env || strcmp(env, "ref") != 0)
+    ck_assert_ptr_eq(qat_kernels_get(), qat_kernels_select(NULL));
+  else
+    ck_assert_str_eq(qat_kernel_name(), "ref");
+}
+END_TEST
+
+/* The process-wide choice honours QAT_KERNEL=ref: checked in a fresh child
+ * whose first call to qat_kernels_get sees the variable. */
+START_TEST(env_forces_reference) {
+  int fd[2];
+  ck_assert_int_eq(pipe(fd), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(fd[0]);
+    setenv("QAT_KERNEL", "ref", 1);
+    const char *n = qat_kernel_name();
+    /* If this process had already chosen (no-fork mode), say so. */
+    ssize_t w = write(fd[1], n, strlen(n));
+    _exit(w > 0 ? 0 : 1);
+  }
+  close(fd[1]);
+  char buf[16] = {0};
+  ssize_t got = read(fd[0], buf, sizeof buf - 1);
+  close(fd[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  ck_assert_int_gt(got, 0);
+  const char *mode = getenv("CK_FORK");
+  if (!mode || strcmp(mode, "no") != 0) ck_assert_str_eq(buf, "ref");
+}
+END_TEST
+
+Suite *suite_kernels(void) {
+  Suite *s = suite_create("kernels");
+  TCase *tc = tcase_create("kernels");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, reference_closed_form);
+  tcase_add_test(tc, gemm_adversarial_values);
+  tcase_add_test(tc, gemm_random_shapes);
+  tcase_add_test(tc, gemm_blocking_edges);
+  tcase_add_test(tc, requant_reference_values);
+  tcase_add_test(tc, requant_tiers_equal);
+  tcase_add_test(tc, selection);
+  tcase_add_test(tc, env_forces_reference);
+  suite_add_tcase(s, tc);
+  return s;
+}
