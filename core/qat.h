@@ -347,6 +347,8 @@ typedef struct qat_train_opts {
   float weight_decay;   /* decoupled (AdamW), weights only */
   float dropout_in;     /* dropout rate on the network input (training only) */
   float dropout;        /* dropout rate on each hidden layer's input */
+  uint32_t hflip_width; /* > 0: inputs are images this wide; each training
+                           sample is mirrored left-right with probability 1/2 */
   int w_bits, a_bits;   /* 2..8 */
   float obs_constant;   /* moving-average constant of the observers (0.01) */
   bool freeze_last;     /* observers frozen in the last epoch (QAT) */

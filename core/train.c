@@ -16,8 +16,8 @@
 
 #include "train_internal.h"
 
-/* OpenBLAS's own switch (declared here: cblas.h of other BLASes lacks it). */
-void openblas_set_num_threads(int n);
+
+
 
 /* ---- PRNG -------------------------------------------------------------- */
 
@@ -392,7 +392,7 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
         o->dropout < 1.0f))
     return qat_fail(QAT_EINVAL, "dropout rates %g, %g outside [0, 1)", o->dropout_in,
                     o->dropout);
-  openblas_set_num_threads(1);
+  qat_blas_single_thread();
   size_t B = o->batch < train->n ? o->batch : train->n;
   if ((e = qat_net_reserve(n, B))) return e;
   size_t *perm = qat_malloc(train->n * sizeof *perm);
@@ -412,7 +412,9 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
   }
   const size_t steps_per_epoch = (train->n + B - 1) / B;
   const uint32_t fp_epochs = o->epochs - o->qat_epochs;
-  const uint32_t D = n->dims[0];
+  const uint32_t D = n->dims[0], W = o->hflip_width;
+  if (W && D % W)
+    e = qat_fail(QAT_EINVAL, "flip width %u does not divide %u inputs", W, D);
   for (uint32_t ep = 1; ep <= o->epochs && !e; ep++) {
     bool fq = ep > fp_epochs;
     bool frozen = fq && o->freeze_last && ep == o->epochs && o->qat_epochs > 1;
@@ -429,7 +431,15 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
       size_t lo = s * B, rows = train->n - lo < B ? train->n - lo : B;
       for (size_t i = 0; i < rows; i++) {
         size_t k = perm[lo + i];
-        memcpy(n->act[0] + i * D, train->x + k * D, D * sizeof(float));
+        const float *src = train->x + k * D;
+        float *dst = n->act[0] + i * D;
+        if (W && (rng_next(&r) >> 63)) {
+          /* Mirror each image row: cheap augmentation for garments. */
+          for (uint32_t y0 = 0; y0 < D; y0 += W)
+            for (uint32_t x0 = 0; x0 < W; x0++) dst[y0 + x0] = src[y0 + W - 1 - x0];
+        } else {
+          memcpy(dst, src, D * sizeof(float));
+        }
         n->labels[i] = train->y[k];
       }
       /* The schedule: per step over all epochs, or restarted for QAT. */
@@ -481,7 +491,7 @@ qat_err qat_net_forward(qat_net *n, const float *x, size_t rows, bool fake_quant
     return qat_fail(QAT_EINVAL, "qat_net_forward: NULL argument");
   if (fake_quant && !n->quantized)
     return qat_fail(QAT_EINVAL, "fake-quant forward of a net without observed ranges");
-  openblas_set_num_threads(1);
+  qat_blas_single_thread();
   const size_t chunk = 1024;
   qat_err e = qat_net_reserve(n, rows < chunk ? rows : chunk);
   if (e) return e;
