@@ -349,6 +349,9 @@ typedef struct qat_train_opts {
   float dropout;        /* dropout rate on each hidden layer's input */
   uint32_t hflip_width; /* > 0: inputs are images this wide; each training
                            sample is mirrored left-right with probability 1/2 */
+  uint32_t shift;       /* with hflip_width: also shift each training image by
+                           up to this many pixels in x and y (zero fill) */
+  float label_smoothing; /* target (1-e) onehot + e/K */
   int w_bits, a_bits;   /* 2..8 */
   float obs_constant;   /* moving-average constant of the observers (0.01) */
   bool freeze_last;     /* observers frozen in the last epoch (QAT) */

@@ -266,8 +266,15 @@ void qat_net_bwd(qat_net *n, size_t rows, bool fq, const uint32_t *labels, doubl
     }
     loss += log(sum) - (double)(z[labels[r]] - mx);
     float inv = (float)(1.0 / sum);
-    for (uint32_t c = 0; c < k; c++) gr[c] = gr[c] * inv * inv_rows;
-    gr[labels[r]] -= inv_rows;
+    /* With label smoothing e the target is (1-e) onehot + e/K. */
+    const float eps = n->label_smoothing, off = eps / (float)k;
+    for (uint32_t c = 0; c < k; c++) gr[c] = (gr[c] * inv - off) * inv_rows;
+    gr[labels[r]] -= (1.0f - eps) * inv_rows;
+    if (eps > 0.0f) {
+      double lse = log(sum) + mx, ce_all = 0.0;
+      for (uint32_t c = 0; c < k; c++) ce_all += lse - z[c];
+      loss += eps * (ce_all / k - (lse - z[labels[r]]));
+    }
   }
   *loss_sum = loss;
   *correct = ok;
@@ -402,6 +409,7 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
   rng_seed(&r, o->seed ^ 0x5851f42d4c957f2dull);
   rng_seed((rng *)n->drop_rng, o->seed ^ 0x2545f4914f6cdd1dull);
   for (uint32_t l = 0; l < n->n_layers; l++) n->drop[l] = l ? o->dropout : o->dropout_in;
+  n->label_smoothing = o->label_smoothing;
   if (o->qat_epochs) {
     n->w_bits = o->w_bits;
     n->a_bits = o->a_bits;
@@ -433,10 +441,21 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
         size_t k = perm[lo + i];
         const float *src = train->x + k * D;
         float *dst = n->act[0] + i * D;
-        if (W && (rng_next(&r) >> 63)) {
-          /* Mirror each image row: cheap augmentation for garments. */
-          for (uint32_t y0 = 0; y0 < D; y0 += W)
-            for (uint32_t x0 = 0; x0 < W; x0++) dst[y0 + x0] = src[y0 + W - 1 - x0];
+        if (W) {
+          /* Augmentation for images: a left-right mirror with probability
+           * 1/2 and a shift of up to o->shift pixels, zero filled. */
+          const int H = (int)(D / W), S = (int)o->shift;
+          bool flip = rng_next(&r) >> 63;
+          int dx = S ? (int)rng_below(&r, 2 * (size_t)S + 1) - S : 0;
+          int dy = S ? (int)rng_below(&r, 2 * (size_t)S + 1) - S : 0;
+          for (int yy = 0; yy < H; yy++) {
+            int sy = yy - dy;
+            for (int xx = 0; xx < (int)W; xx++) {
+              int sx = (flip ? (int)W - 1 - xx : xx) - dx;
+              dst[yy * (int)W + xx] = sy >= 0 && sy < H && sx >= 0 && sx < (int)W
+                                          ? src[sy * (int)W + sx] : 0.0f;
+            }
+          }
         } else {
           memcpy(dst, src, D * sizeof(float));
         }
@@ -480,6 +499,7 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
     if (o->on_epoch) o->on_epoch(&st, o->arg);
   }
   qat_free(perm);
+  n->label_smoothing = 0.0f;
   return e;
 }
 

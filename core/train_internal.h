@@ -38,6 +38,7 @@ struct qat_net {
   bool training;                    /* dropout on */
   uint8_t *dmask[QAT_MAX_LAYERS];   /* kept elements of the last forward */
   uint64_t drop_rng[4];
+  float label_smoothing;            /* of the training loss */
 };
 
 qat_err qat_net_alloc(const uint32_t *dims, uint32_t n_layers, qat_net **out);
