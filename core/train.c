@@ -396,9 +396,9 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
   if (o->qat_epochs && (o->w_bits < 2 || o->w_bits > 8 || o->a_bits < 2 || o->a_bits > 8))
     return qat_fail(QAT_EINVAL, "bit widths w%d a%d outside 2..8", o->w_bits, o->a_bits);
   if (!(o->dropout_in >= 0.0f && o->dropout_in < 1.0f && o->dropout >= 0.0f &&
-        o->dropout < 1.0f))
-    return qat_fail(QAT_EINVAL, "dropout rates %g, %g outside [0, 1)", o->dropout_in,
-                    o->dropout);
+        o->dropout < 1.0f && o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f))
+    return qat_fail(QAT_EINVAL, "dropout %g, %g or label smoothing %g outside [0, 1)",
+                    o->dropout_in, o->dropout, o->label_smoothing);
   qat_blas_single_thread();
   size_t B = o->batch < train->n ? o->batch : train->n;
   if ((e = qat_net_reserve(n, B))) return e;
