@@ -151,6 +151,16 @@ static qs_jerr skip_value_depth(const char *s, size_t n, size_t *pos, int depth)
       return QS_JOK;
     }
   }
+  /* NaN and Infinity are not JSON, but they are skipped as tokens here so
+   * that the number parser, not the locator, reports them (422, not 400). */
+  static const char *const nonfinite[] = {"NaN", "Infinity", "-Infinity"};
+  for (size_t i = 0; i < 3; i++) {
+    size_t l = strlen(nonfinite[i]);
+    if (n - p >= l && memcmp(s + p, nonfinite[i], l) == 0) {
+      *pos = p + l;
+      return QS_JOK;
+    }
+  }
   if ((e = skip_number_token(s, n, &p))) return e;
   *pos = p;
   return QS_JOK;

@@ -72,6 +72,7 @@ typedef struct qs_req {
   char *body;
   size_t body_len, body_size;
   bool too_big;
+  uint64_t discarded;      /* body bytes thrown away after too_big */
   bool queued;
   /* Filled by the handler. */
   int status;
