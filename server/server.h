@@ -30,6 +30,7 @@ typedef struct qs_config {
   unsigned conn_limit;      /* default 1024 */
   unsigned conn_timeout_s;  /* idle/slow connection timeout, default 30 */
   bool quiet;               /* no access log */
+  bool silent;              /* no log at all (unit tests) */
   unsigned test_delay_ms;   /* QATSERVE_TEST_DELAY_MS: test-only, sleeps in /predict */
 } qs_config;
 
