@@ -3,7 +3,8 @@
 
     mkbodies.py OUTDIR [IDX_GZ]
 
-Writes predict_b1.json (image 0), predict_b32.json (images 0..31),
+Writes predict_b1.json (image 0), predict_b1_int8only.json (the same with
+"baseline": false), predict_b32.json (images 0..31),
 v2_b1.json and labels.txt (the true classes of images 0..31). Pixels are
 scaled to [0, 1] as x / 255 and written with 6 significant digits, the way a
 typical client would send them."""
@@ -24,6 +25,8 @@ def row(img):
 os.makedirs(out, exist_ok=True)
 with open(os.path.join(out, "predict_b1.json"), "w") as f:
     f.write('{"inputs":[' + row(imgs[0]) + "]}")
+with open(os.path.join(out, "predict_b1_int8only.json"), "w") as f:
+    f.write('{"baseline":false,"inputs":[' + row(imgs[0]) + "]}")
 with open(os.path.join(out, "predict_b32.json"), "w") as f:
     f.write('{"inputs":[' + ",".join(row(i) for i in imgs) + "]}")
 with open(os.path.join(out, "v2_b1.json"), "w") as f:
