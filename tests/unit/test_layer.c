@@ -175,8 +175,8 @@ START_TEST(bias_q_matches_formula) {
   int32_t q;
   ck_assert(qat_layer_bias_q(1.0f, 1.0f, 1.0f / (float)(1 << 30), &q)); /* exactly 2^30 */
   ck_assert_int_eq(q, 1 << 30);
-  ck_assert(!qat_layer_bias_q(1.0f, 1.0f, 1.0f / (float)(1 << 31), &q));
-  ck_assert(!qat_layer_bias_q(-1.0f, 1.0f, 1.0f / (float)(1 << 31), &q));
+  ck_assert(!qat_layer_bias_q(1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
+  ck_assert(!qat_layer_bias_q(-1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
   ck_assert(!qat_layer_bias_q(NAN, 1.0f, 1.0f, &q));
   ck_assert(!qat_layer_bias_q(0.0f, 1e-30f, 1e-30f, &q)); /* product underflows: 0 * inf */
 }
