@@ -321,6 +321,54 @@ def refusal_models(work):
     return paths
 
 
+CUSTOM = """
+import sys, torch, torch.nn as nn, torch.ao.quantization as tq
+
+class Net(nn.Module):  # a custom module: pickled as __main__.Net
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.fc1, self.relu, self.fc2 = nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.dequant(self.fc2(self.relu(self.fc1(self.quant(x)))))
+
+if __name__ == "__main__":
+    torch.backends.quantized.engine = "qnnpack"
+    m = Net()  # not fused: the converted nn.ReLU runs on quantized tensors
+    m.train()
+    m.qconfig = tq.get_default_qat_qconfig("qnnpack")
+    tq.prepare_qat(m, inplace=True)
+    m(torch.rand(256, 16))
+    m.eval()
+    torch.save(tq.convert(m), sys.argv[1])
+"""
+
+
+def test_custom_class(a):
+    """torch.save of a user's nn.Module class: refused without its code
+    (naming --code), imported and verified with --code."""
+    d = os.path.join(a.work, "custom")
+    os.makedirs(d, exist_ok=True)
+    code, pt = os.path.join(d, "model_def.py"), os.path.join(d, "custom.pt")
+    out = os.path.join(d, "custom.safetensors")
+    with open(code, "w") as f:
+        f.write(CUSTOM)
+    subprocess.run([sys.executable, code, pt], check=True)
+    # In-process: the class lives in the maker's __main__, not in ours.
+    rc, text = import_model([pt, out], expect=2)
+    check(rc == 2 and "--code" in text,
+          "custom class without --code: exit %d, message points to --code" % rc)
+    rc, text = import_model([pt, out, "--code", code])
+    check(rc == 0 and "100.00% identical rows" in text,
+          "custom class with --code: imported, verified (%s)" % text.strip()[-80:])
+    if rc == 0:
+        _, meta = torch2qat.read_safetensors(out)
+        check(meta["architecture"] == "16-8-4" and meta["activations"] == "relu,none",
+              "custom class: architecture %s, activations %s (ReLU folded)"
+              % (meta["architecture"], meta["activations"]))
+
+
 def test_refusals(a):
     d = os.path.join(a.work, "refuse")
     os.makedirs(d, exist_ok=True)
@@ -359,7 +407,7 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     t0 = time.time()
     res = {}
-    for t in (test_exact, test_onednn) + (() if a.quick else (test_refusals,)):
+    for t in (test_exact, test_onednn) + (() if a.quick else (test_refusals, test_custom_class)):
         try:
             res.update(t(a) or {})
         except Exception as e:  # one broken part must not hide the others
