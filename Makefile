@@ -56,8 +56,9 @@ endif
 .PHONY: all deps test unit integration bench run models clean fuzz docker-test loadtest
 all: $(BINS)
 
+# make test also needs PyTorch: the import test compares with it integer for integer.
 deps:
-	@deploy/install-deps.sh
+	@deploy/install-deps.sh --torch
 
 # AVX2 code lives in *_avx2.c alone and is chosen at run time (core/cpu.c),
 # so the rest of the binary stays baseline x86-64.
@@ -84,7 +85,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration
+	@$(MAKE) --no-print-directory unit integration torch-test
 
 unit: $(UNIT)
 	$(UNIT)
@@ -99,7 +100,8 @@ integration: all
 -include deploy/deploy.mk
 -include tests/torch/torch.mk
 
-run: deps
+run:
+	@deploy/install-deps.sh
 	@$(MAKE) --no-print-directory all
 	$(SERVER) --models models --port $${PORT:-8080}
 

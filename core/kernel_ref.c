@@ -46,4 +46,5 @@ const qat_kernels qat_kernels_ref = {
     .pack = ref_pack,
     .gemm_u8s8 = ref_gemm_u8s8,
     .requant_u8 = ref_requant_u8,
+    .quantize_u8 = qat_quantize_u8, /* the contract itself (quant.c) */
 };

@@ -16,7 +16,7 @@
  *                    const void *wpacked, size_t N, int32_t *acc);
  *          acc[m*N + n] = sum_k x[m*ldx + k] * w[n*K + k]. M == 1 takes a
  *          gemv path inside the same entry. Thread-safe, allocates nothing
- *          (its x panel, <= 16 KB, is on the stack).
+ *          (its x panel, 12 KB, is on the stack).
  *   void   requant_u8(const int32_t *acc, size_t M, size_t N,
  *                     const int32_t *bias, const float *mult, int32_t out_zp,
  *                     int32_t lo, int32_t hi, uint8_t *out, size_t ldo);
@@ -31,13 +31,20 @@
  *          the int32 and the product round to nearest; rint ties to even.
  *          The clamp is applied to the rounded float before the conversion,
  *          so out-of-int32-range products saturate instead of overflowing;
- *          for in-range values this equals the integer clamp above. */
+ *          for in-range values this equals the integer clamp above.
+ *   void   quantize_u8(const float *x, size_t n, const qat_qparams *p,
+ *                      uint8_t *q);
+ *          Exactly qat_quantize_u8 (quant.c; the reference tier points at
+ *          it): q[i] = fmin(fmax(zp + rint(x[i] * (1.0f / scale)), qmin),
+ *          qmax) in float32, NaN -> qmin; for 0 <= qmin <= qmax <= 255. */
 #ifndef QAT_KERNELS_H
 #define QAT_KERNELS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "qat.h"
 
 typedef struct qat_kernels {
   const char *name;
@@ -54,6 +61,8 @@ typedef struct qat_kernels {
   void (*requant_u8)(const int32_t *acc, size_t M, size_t N, const int32_t *bias,
                      const float *mult, int32_t out_zp, int32_t lo, int32_t hi,
                      uint8_t *out, size_t ldo);
+  /* The input quantization, bit-identical to qat_quantize_u8. */
+  void (*quantize_u8)(const float *x, size_t n, const qat_qparams *p, uint8_t *q);
 } qat_kernels;
 
 extern const qat_kernels qat_kernels_ref;

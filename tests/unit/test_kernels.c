@@ -164,7 +164,7 @@ START_TEST(gemm_random_shapes) {
 }
 END_TEST
 
-/* Past the K block (KC = 2048) and the N block (L2-sized): partial sums
+/* Past the K block (KC = 1024) and the N block (L2-sized): partial sums
  * are carried across blocks. */
 START_TEST(gemm_blocking_edges) {
   size_t nt;
@@ -247,6 +247,38 @@ START_TEST(requant_tiers_equal) {
 }
 END_TEST
 
+START_TEST(quantize_tiers_equal) {
+  size_t nt;
+  const qat_kernels *t = fast_tiers(&nt);
+  enum { NX = 1000 };
+  float x[NX];
+  uint8_t q1[NX], q2[NX];
+  for (size_t i = 0; i < nt; i++)
+    for (int r = 0; r < 200; r++) {
+      qat_qparams p = {.scale = (float)(rnd() % 1000 + 1) * 1e-4f,
+                       .zero_point = (int32_t)(rnd() % 256), .qmin = 0, .qmax = 255};
+      if (r % 5 == 0) p.qmax = 15; /* 4-bit activations */
+      if (p.zero_point > p.qmax) p.zero_point = p.qmax;
+      for (size_t k = 0; k < NX; k++) {
+        int kind = (int)(rnd() % 8);
+        /* Exact ties k + 0.5 of the scale, random, out of range, specials. */
+        x[k] = kind == 0 ? ((float)((int)(rnd() % 600) - 300) + 0.5f) * p.scale
+             : kind == 1 ? (float)((int)(rnd() % 2000001) - 1000000) * 1e6f
+             : kind == 2 ? (rnd() & 1 ? __builtin_nanf("") : __builtin_inff())
+             : kind == 3 ? -__builtin_inff()
+                         : (float)((int)(rnd() % 2000001) - 1000000) * 1e-6f;
+      }
+      size_t n = r < 100 ? (size_t)r : NX - rnd() % 40;
+      memset(q1, 0xee, sizeof q1);
+      memset(q2, 0xee, sizeof q2);
+      qat_kernels_ref.quantize_u8(x, n, &p, q1);
+      t[i].quantize_u8(x, n, &p, q2);
+      ck_assert_mem_eq(q1, q2, NX);
+      for (size_t k = 0; k < n; k++) ck_assert_int_eq(q1[k], qat_quantize(x[k], &p));
+    }
+}
+END_TEST
+
 START_TEST(selection) {
   ck_assert_ptr_eq(qat_kernels_select("ref"), &qat_kernels_ref);
   ck_assert_str_eq(qat_kernels_select("ref")->name, "ref");
@@ -307,6 +339,7 @@ Suite *suite_kernels(void) {
   tcase_add_test(tc, gemm_blocking_edges);
   tcase_add_test(tc, requant_reference_values);
   tcase_add_test(tc, requant_tiers_equal);
+  tcase_add_test(tc, quantize_tiers_equal);
   tcase_add_test(tc, selection);
   tcase_add_test(tc, env_forces_reference);
   suite_add_tcase(s, tc);

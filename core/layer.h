@@ -1,0 +1,58 @@
+/* layer.h - integer and fp32 layer math shared by model.c and the tests.
+ * Internal to libqat (never included by server/ or tools/).
+ *
+ * The integer layer follows PyTorch's qnnpack semantics bit for bit; every
+ * float step is float32 in the default rounding mode (see DESIGN.md):
+ *   acc[c]  = sum_k (xq[k] - in_zp) * wq[c,k] = raw[c] - in_zp * rowsum[c]
+ *   bq[c]   = rint(bias[c] * (1.0f / (float)((double)w_s[c] * (double)in_s)))
+ *   M[c]    = ((float)w_s[c] * (float)in_s) * (1.0f / (float)out_s)
+ *   out     = clamp(rint((float)(acc[c] + bq[c]) * M[c]) + out_zp,
+ *                   relu ? out_zp : 0, qmax)
+ * The model folds bq[c] - in_zp * rowsum[c] into one int32 per channel
+ * ("bias_adj"), so acc[c] + bq[c] == raw[c] + bias_adj[c] exactly (all three
+ * terms stay below 2^30 in magnitude for K <= QAT_MAX_DIM, see qat.h). */
+#ifndef QAT_LAYER_H
+#define QAT_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qat.h"
+
+/* bq for one channel; returns false when the value is not finite or its
+ * magnitude exceeds QAT_MAX_BIAS_Q (the caller refuses the model). */
+bool qat_layer_bias_q(float bias, float w_scale, float in_scale, int32_t *bq);
+/* M for one channel (float32, as above). */
+float qat_layer_multiplier(float w_scale, float in_scale, float out_scale);
+
+/* out[r][c] = clamp(rint((float)(raw[r][c] + bias_adj[c]) * mult[c]) + zp,
+ *                   lo, hi), lo = relu ? zp : 0, hi = qmax. */
+void qat_layer_requant_u8(const int32_t *raw, size_t rows, size_t n,
+                          const int32_t *bias_adj, const float *mult,
+                          int32_t zp, int32_t lo, int32_t hi, uint8_t *out);
+
+/* y[r][c] = (float)(raw[r][c] + bias_adj[c]) * scale[c]; relu: max(y, 0). */
+void qat_layer_dequant_acc(const int32_t *raw, size_t rows, size_t n,
+                           const int32_t *bias_adj, const float *scale,
+                           bool relu, float *y);
+
+/* y[i] = (float)(q[i] - zp) * scale. */
+void qat_layer_dequant_u8(const uint8_t *q, size_t n, int32_t zp, float scale,
+                          float *y);
+
+/* Dynamic mode: y[r][c] = (float)(raw[r][c] - in_zp * rowsum[c]) * scale[c]
+ * + bias[c]; relu: max(y, 0). */
+void qat_layer_dynamic_out(const int32_t *raw, size_t rows, size_t n,
+                           const int32_t *rowsum, int32_t in_zp,
+                           const float *scale, const float *bias, bool relu,
+                           float *y);
+
+/* min and max of x[0..n); false if any value is not finite. */
+bool qat_layer_minmax(const float *x, size_t n, float *min, float *max);
+
+/* fp32 layer through OpenBLAS: y[rows][N] = x[rows][K] * W^T + b, relu.
+ * sgemv for one row, sgemm otherwise. W is [N][K] row-major. */
+void qat_layer_fp32(const float *x, size_t rows, size_t K, const float *W,
+                    const float *b, size_t N, bool relu, float *y);
+
+#endif

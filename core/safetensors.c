@@ -1,0 +1,781 @@
+/* safetensors.c - the model file (format v1, docs/model-format.md).
+ *
+ * Loading trusts nothing: every length, offset, shape and number is checked
+ * before use, and each refusal has its own qat_err with a message naming the
+ * tensor or key. Saving is deterministic (fixed tensor order, sorted JSON
+ * keys) and atomic (temp file, fsync, rename), so save -> load -> save gives
+ * the same bytes.
+ *
+ * The data section is read with memcpy-free direct pointers where the
+ * alignment allows, else copied; all numbers are little-endian, which the
+ * build pins below (every platform we target is). */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "model.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the safetensors code assumes a little-endian host");
+_Static_assert(sizeof(float) == 4, "float must be IEEE binary32");
+
+#define ST_MAX_HEADER ((uint64_t)16 << 20) /* 16 MiB of JSON */
+#define ST_MAX_FILE ((uint64_t)1 << 30)    /* 1 GiB per model file */
+#define ST_MAX_NDIM 8
+
+typedef enum { DT_I8, DT_I32, DT_F32 } st_dtype;
+static const char *const dt_name[] = {"I8", "I32", "F32"};
+static const size_t dt_size[] = {1, 4, 4};
+
+/* Per-layer tensors: name suffix, dtype, and whether it is [out, in]. */
+enum { F_WQ, F_WS, F_B, F_BQ, F_WF, F_BF, N_LF };
+static const struct {
+  const char *name;
+  st_dtype dt;
+  bool matrix;
+} lf[N_LF] = {
+    [F_WQ] = {"weight_q", DT_I8, true},      [F_WS] = {"weight_scale", DT_F32, false},
+    [F_B] = {"bias", DT_F32, false},         [F_BQ] = {"bias_q", DT_I32, false},
+    [F_WF] = {"weight_fp32", DT_F32, true},  [F_BF] = {"bias_fp32", DT_F32, false},
+};
+/* Whole-model tensors, each [n_layers + 1]. */
+enum { A_SCALE, A_ZP, A_QMAX, N_AF };
+static const struct {
+  const char *name;
+  st_dtype dt;
+} af[N_AF] = {
+    [A_SCALE] = {"activations.scale", DT_F32},
+    [A_ZP] = {"activations.zero_point", DT_I32},
+    [A_QMAX] = {"activations.qmax", DT_I32},
+};
+
+typedef struct st_tensor {
+  const char *name; /* key inside the parsed JSON (lives as long as it) */
+  bool present;
+  st_dtype dt;
+  size_t ndim;
+  uint64_t shape[ST_MAX_NDIM];
+  uint64_t begin, end;
+} st_tensor;
+
+/* ---- small parsers (no atoi/strtol surprises) ------------------------ */
+
+/* A decimal without sign or leading zeros, at most max; *end past it. */
+static bool parse_uint(const char *s, uint64_t max, uint64_t *v, const char **end) {
+  if (*s < '0' || *s > '9') return false;
+  if (s[0] == '0' && s[1] >= '0' && s[1] <= '9') return false;
+  uint64_t x = 0;
+  while (*s >= '0' && *s <= '9') {
+    x = x * 10 + (uint64_t)(*s - '0');
+    if (x > max) return false;
+    s++;
+  }
+  *v = x;
+  *end = s;
+  return true;
+}
+
+/* Slot of a tensor name: layer i field f -> i * N_LF + f; activations.* ->
+ * n_layers * N_LF + a; -1 when the name is not one of ours. */
+static long tensor_slot(const char *name, uint32_t n_layers) {
+  for (int a = 0; a < N_AF; a++)
+    if (strcmp(name, af[a].name) == 0) return (long)n_layers * N_LF + a;
+  if (strncmp(name, "layers.", 7) != 0) return -1;
+  uint64_t i;
+  const char *p;
+  if (!parse_uint(name + 7, QAT_MAX_LAYERS, &i, &p) || i >= n_layers || *p != '.')
+    return -1;
+  for (int f = 0; f < N_LF; f++)
+    if (strcmp(p + 1, lf[f].name) == 0) return (long)i * N_LF + f;
+  return -1;
+}
+
+static const char *meta_str(json_t *meta, const char *key) {
+  return json_string_value(json_object_get(meta, key));
+}
+
+/* Splits a comma list "a,b,c" into exactly n items (each item copied into
+ * its own bounded buffer by the callback). */
+typedef bool (*item_fn)(const char *item, size_t len, uint32_t idx, void *arg);
+static bool split_list(const char *s, uint32_t n, item_fn fn, void *arg) {
+  uint32_t idx = 0;
+  for (;;) {
+    const char *c = strchr(s, ',');
+    size_t len = c ? (size_t)(c - s) : strlen(s);
+    if (idx >= n || !fn(s, len, idx, arg)) return false;
+    idx++;
+    if (!c) break;
+    s = c + 1;
+  }
+  return idx == n;
+}
+
+static bool act_item(const char *s, size_t len, uint32_t i, void *arg) {
+  qat_act *acts = arg;
+  if (len == 4 && strncmp(s, "relu", 4) == 0) acts[i] = QAT_ACT_RELU;
+  else if (len == 4 && strncmp(s, "none", 4) == 0) acts[i] = QAT_ACT_NONE;
+  else return false;
+  return true;
+}
+
+static bool bits_item(const char *s, size_t len, uint32_t i, void *arg) {
+  int *bits = arg;
+  if (len != 1 || s[0] < '2' || s[0] > '8') return false;
+  bits[i] = s[0] - '0';
+  return true;
+}
+
+/* "784-256-10" -> dims, count (2..QAT_MAX_LAYERS + 1 numbers). */
+static bool parse_arch(const char *s, uint32_t *dims, uint32_t *count) {
+  uint32_t n = 0;
+  for (;;) {
+    uint64_t v;
+    const char *e;
+    if (n > QAT_MAX_LAYERS || !parse_uint(s, QAT_MAX_DIM, &v, &e) || v < 1) return false;
+    dims[n++] = (uint32_t)v;
+    if (*e == '\0') break;
+    if (*e != '-') return false;
+    s = e + 1;
+  }
+  if (n < 2) return false;
+  *count = n;
+  return true;
+}
+
+/* ---- tensor entries --------------------------------------------------- */
+
+static qat_err parse_entry(const char *name, json_t *v, st_dtype want,
+                           uint64_t dsize, st_tensor *t) {
+  if (!json_is_object(v))
+    return qat_fail(QAT_EJSON, "tensor %s: entry is not a JSON object", name);
+  const char *k;
+  json_t *x;
+  json_object_foreach(v, k, x) {
+    if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets"))
+      return qat_fail(QAT_EJSON, "tensor %s: unknown field '%s'", name, k);
+  }
+  const char *dt = json_string_value(json_object_get(v, "dtype"));
+  json_t *shape = json_object_get(v, "shape");
+  json_t *offs = json_object_get(v, "data_offsets");
+  if (!dt || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2)
+    return qat_fail(QAT_EJSON, "tensor %s: needs dtype (string), shape (array) and "
+                    "data_offsets ([begin, end])", name);
+  int d = -1;
+  for (int i = 0; i < 3; i++)
+    if (strcmp(dt, dt_name[i]) == 0) d = i;
+  if (d < 0) return qat_fail(QAT_EDTYPE, "tensor %s: dtype '%s' is not I8, I32 or F32",
+                             name, dt);
+  if ((st_dtype)d != want)
+    return qat_fail(QAT_EDTYPE, "tensor %s: dtype %s, expected %s", name, dt,
+                    dt_name[want]);
+  t->dt = want;
+  t->ndim = json_array_size(shape);
+  if (t->ndim > ST_MAX_NDIM)
+    return qat_fail(QAT_ESHAPE, "tensor %s: %zu dimensions", name, t->ndim);
+  uint64_t bytes = dt_size[want];
+  for (size_t i = 0; i < t->ndim; i++) {
+    json_t *e = json_array_get(shape, i);
+    if (!json_is_integer(e))
+      return qat_fail(QAT_EJSON, "tensor %s: shape[%zu] is not an integer", name, i);
+    json_int_t s = json_integer_value(e);
+    if (s < 0) return qat_fail(QAT_ESHAPE, "tensor %s: shape[%zu] is negative", name, i);
+    t->shape[i] = (uint64_t)s;
+    /* Overflow-checked product; anything past the data size is wrong anyway. */
+    if (t->shape[i] && bytes > UINT64_MAX / t->shape[i])
+      return qat_fail(QAT_ESHAPE, "tensor %s: shape product overflows", name);
+    bytes *= t->shape[i];
+  }
+  for (int i = 0; i < 2; i++)
+    if (!json_is_integer(json_array_get(offs, i)))
+      return qat_fail(QAT_EJSON, "tensor %s: data_offsets[%d] is not an integer", name, i);
+  json_int_t b = json_integer_value(json_array_get(offs, 0));
+  json_int_t e = json_integer_value(json_array_get(offs, 1));
+  if (b < 0 || e < b)
+    return qat_fail(QAT_EOFFSET, "tensor %s: data_offsets [%lld, %lld] are not an "
+                    "ascending pair", name, (long long)b, (long long)e);
+  if ((uint64_t)e > dsize)
+    return qat_fail(QAT_EOFFSET, "tensor %s: data_offsets end %lld is past the %llu-byte "
+                    "data section (file truncated?)", name, (long long)e,
+                    (unsigned long long)dsize);
+  t->begin = (uint64_t)b;
+  t->end = (uint64_t)e;
+  if (bytes != t->end - t->begin)
+    return qat_fail(QAT_ESHAPE, "tensor %s: shape needs %llu bytes, data_offsets give %llu",
+                    name, (unsigned long long)bytes,
+                    (unsigned long long)(t->end - t->begin));
+  t->name = name;
+  t->present = true;
+  return QAT_OK;
+}
+
+static int cmp_begin(const void *a, const void *b) {
+  const st_tensor *x = *(st_tensor *const *)a, *y = *(st_tensor *const *)b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* Tensors must tile the data section: sorted by offset, each begins where
+ * the previous ended, the last ends at the section's end. */
+static qat_err check_tiling(st_tensor *t, size_t n, uint64_t dsize) {
+  st_tensor **s = qat_calloc(n, sizeof *s);
+  if (!s) return qat_fail(QAT_ENOMEM, "out of memory checking tensor offsets");
+  for (size_t i = 0; i < n; i++) s[i] = &t[i];
+  qsort(s, n, sizeof *s, cmp_begin);
+  uint64_t at = 0;
+  qat_err e = QAT_OK;
+  for (size_t i = 0; i < n && !e; i++) {
+    if (s[i]->begin < at)
+      e = qat_fail(QAT_EOVERLAP, "tensor %s: bytes [%llu, %llu) overlap tensor %s",
+                   s[i]->name, (unsigned long long)s[i]->begin,
+                   (unsigned long long)s[i]->end, s[i - 1]->name);
+    else if (s[i]->begin > at)
+      e = qat_fail(QAT_EOVERLAP, "tensor %s: begins at %llu, leaving a gap after %llu",
+                   s[i]->name, (unsigned long long)s[i]->begin, (unsigned long long)at);
+    at = s[i]->end;
+  }
+  if (!e && at != dsize)
+    e = qat_fail(QAT_EOVERLAP, "data section has %llu bytes after the last tensor (%s)",
+                 (unsigned long long)(dsize - at), n ? s[n - 1]->name : "none");
+  qat_free(s);
+  return e;
+}
+
+/* ---- load ------------------------------------------------------------- */
+
+/* Pointer to a tensor's data, or an aligned copy when the file's offset is
+ * not aligned for the element type (copies are freed by the caller). */
+typedef struct st_views {
+  void *copies[QAT_MAX_LAYERS * N_LF + N_AF];
+  size_t n;
+} st_views;
+
+static const void *view(const uint8_t *data, const st_tensor *t, st_views *v) {
+  const uint8_t *p = data + t->begin;
+  size_t bytes = (size_t)(t->end - t->begin);
+  if ((uintptr_t)p % dt_size[t->dt] == 0) return p;
+  void *c = qat_malloc(bytes);
+  if (!c) return NULL;
+  memcpy(c, p, bytes);
+  v->copies[v->n++] = c;
+  return c;
+}
+
+typedef struct st_load {
+  json_t *root, *labels_json;
+  st_tensor *t;
+  qat_layer_spec *layers;
+  const char **meta_keys, **meta_values, **labels;
+  st_views views;
+} st_load;
+
+static void load_free(st_load *L) {
+  json_decref(L->root);
+  json_decref(L->labels_json);
+  qat_free(L->t);
+  qat_free(L->layers);
+  qat_free((void *)L->meta_keys);
+  qat_free((void *)L->meta_values);
+  qat_free((void *)L->labels);
+  for (size_t i = 0; i < L->views.n; i++) qat_free(L->views.copies[i]);
+}
+
+static qat_err load_meta_list(json_t *meta, const char *key, uint32_t n, item_fn fn,
+                              void *arg) {
+  const char *s = meta_str(meta, key);
+  if (!s) return qat_fail(QAT_EMISSING, "metadata key '%s' is missing", key);
+  if (!split_list(s, n, fn, arg))
+    return qat_fail(QAT_EMETA, "metadata '%s' = '%.100s': expected %u comma-separated "
+                    "items", key, s, n);
+  return QAT_OK;
+}
+
+static qat_err load_labels(json_t *meta, st_load *L, qat_model_spec *spec) {
+  const char *s = meta_str(meta, "labels");
+  if (!s) return QAT_OK; /* optional */
+  json_error_t err;
+  L->labels_json = json_loads(s, JSON_REJECT_DUPLICATES, &err);
+  if (!L->labels_json) {
+    if (json_error_code(&err) == json_error_out_of_memory)
+      return qat_fail(QAT_ENOMEM, "out of memory parsing metadata 'labels'");
+    return qat_fail(QAT_EMETA, "metadata 'labels' is not JSON: %s", err.text);
+  }
+  if (!json_is_array(L->labels_json))
+    return qat_fail(QAT_EMETA, "metadata 'labels' is not a JSON array");
+  size_t n = json_array_size(L->labels_json);
+  if (n > QAT_MAX_DIM)
+    return qat_fail(QAT_ELABELS, "metadata 'labels' has %zu entries", n);
+  if (n == 0) return QAT_OK;
+  L->labels = qat_calloc(n, sizeof(char *));
+  if (!L->labels) return qat_fail(QAT_ENOMEM, "out of memory reading labels");
+  for (size_t i = 0; i < n; i++) {
+    L->labels[i] = json_string_value(json_array_get(L->labels_json, i));
+    if (!L->labels[i])
+      return qat_fail(QAT_EMETA, "metadata 'labels'[%zu] is not a string", i);
+  }
+  spec->n_labels = (uint32_t)n;
+  spec->labels = L->labels;
+  return QAT_OK;
+}
+
+static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
+                          qat_model_spec *spec, qat_model **out) {
+  if (len < 8) return qat_fail(QAT_ETRUNC, "file has %zu bytes, less than the 8-byte "
+                               "header length", len);
+  uint64_t hlen;
+  memcpy(&hlen, buf, 8);
+  if (hlen < 2 || hlen > len - 8 || hlen > ST_MAX_HEADER)
+    return qat_fail(QAT_EHDRSIZE, "header length %llu outside [2, %llu] (file has %zu "
+                    "bytes, cap %llu)", (unsigned long long)hlen,
+                    (unsigned long long)(len - 8), len, (unsigned long long)ST_MAX_HEADER);
+  const uint8_t *data = buf + 8 + hlen;
+  const uint64_t dsize = len - 8 - hlen;
+
+  json_error_t jerr;
+  L->root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+  if (!L->root) {
+    if (json_error_code(&jerr) == json_error_out_of_memory)
+      return qat_fail(QAT_ENOMEM, "out of memory parsing the JSON header");
+    return qat_fail(QAT_EJSON, "JSON header: %s (line %d, column %d)", jerr.text,
+                    jerr.line, jerr.column);
+  }
+  if (!json_is_object(L->root)) return qat_fail(QAT_EJSON, "JSON header is not an object");
+
+  /* Metadata first: it says how many layers to expect. */
+  json_t *meta = json_object_get(L->root, "__metadata__");
+  if (!meta) return qat_fail(QAT_EMISSING, "'__metadata__' is missing");
+  if (!json_is_object(meta)) return qat_fail(QAT_EMETA, "'__metadata__' is not an object");
+  const char *k;
+  json_t *v;
+  json_object_foreach(meta, k, v) {
+    if (!json_is_string(v))
+      return qat_fail(QAT_EMETA, "metadata '%s' is not a string", k);
+  }
+  const char *fmt = meta_str(meta, "format");
+  if (!fmt) return qat_fail(QAT_EMISSING, "metadata key 'format' is missing");
+  if (strcmp(fmt, "qatserve") != 0)
+    return qat_fail(QAT_EMETA, "metadata 'format' = '%.100s', expected 'qatserve'", fmt);
+  const char *ver = meta_str(meta, "format_version");
+  if (!ver) return qat_fail(QAT_EMISSING, "metadata key 'format_version' is missing");
+  if (strcmp(ver, "1") != 0)
+    return qat_fail(QAT_EVERSION, "metadata 'format_version' = '%.100s'; this build "
+                    "reads version %d", ver, QAT_FORMAT_VERSION);
+  const char *arch = meta_str(meta, "architecture");
+  uint32_t dims[QAT_MAX_LAYERS + 1], nd;
+  if (!arch) return qat_fail(QAT_EMISSING, "metadata key 'architecture' is missing");
+  if (!parse_arch(arch, dims, &nd))
+    return qat_fail(QAT_EMETA, "metadata 'architecture' = '%.100s': expected 2..%d "
+                    "dims in 1..%d joined by '-'", arch, QAT_MAX_LAYERS + 1, QAT_MAX_DIM);
+  const uint32_t nl = nd - 1;
+  qat_act acts[QAT_MAX_LAYERS];
+  int bits[QAT_MAX_LAYERS];
+  qat_err e;
+  if ((e = load_meta_list(meta, "activations", nl, act_item, acts))) return e;
+  if ((e = load_meta_list(meta, "weight_bits", nl, bits_item, bits))) return e;
+  const char *om = meta_str(meta, "output_mode");
+  if (!om) return qat_fail(QAT_EMISSING, "metadata key 'output_mode' is missing");
+  if (strcmp(om, "dequant_acc") == 0) spec->out_mode = QAT_OUT_DEQUANT_ACC;
+  else if (strcmp(om, "requant") == 0) spec->out_mode = QAT_OUT_REQUANT;
+  else return qat_fail(QAT_EMETA, "metadata 'output_mode' = '%.100s', expected "
+                       "'dequant_acc' or 'requant'", om);
+  if ((e = load_labels(meta, L, spec))) return e;
+
+  /* Tensor entries. */
+  const size_t nslots = (size_t)nl * N_LF + N_AF;
+  L->t = qat_calloc(nslots, sizeof *L->t);
+  if (!L->t) return qat_fail(QAT_ENOMEM, "out of memory reading the header");
+  json_object_foreach(L->root, k, v) {
+    if (strcmp(k, "__metadata__") == 0) continue;
+    long s = tensor_slot(k, nl);
+    if (s < 0) return qat_fail(QAT_EJSON, "unexpected tensor '%.200s' for a %u-layer "
+                               "model", k, nl);
+    st_dtype want = (size_t)s < (size_t)nl * N_LF ? lf[s % N_LF].dt : af[s - nl * N_LF].dt;
+    if ((e = parse_entry(k, v, want, dsize, &L->t[s]))) return e;
+  }
+  for (size_t s = 0; s < nslots; s++)
+    if (!L->t[s].present) {
+      if (s < (size_t)nl * N_LF)
+        return qat_fail(QAT_EMISSING, "tensor layers.%zu.%s is missing", s / N_LF,
+                        lf[s % N_LF].name);
+      return qat_fail(QAT_EMISSING, "tensor %s is missing", af[s - nl * N_LF].name);
+    }
+  if ((e = check_tiling(L->t, nslots, dsize))) return e;
+
+  /* Shapes against the model: weight_q says [out, in]; layers chain; every
+   * other tensor agrees; the architecture string agrees. */
+  for (uint32_t i = 0; i < nl; i++) {
+    const st_tensor *w = &L->t[i * N_LF + F_WQ];
+    if (w->ndim != 2 || w->shape[0] < 1 || w->shape[0] > QAT_MAX_DIM ||
+        w->shape[1] < 1 || w->shape[1] > QAT_MAX_DIM)
+      return qat_fail(QAT_ESHAPE, "tensor %s: expected [out, in] with dims in 1..%d",
+                      w->name, QAT_MAX_DIM);
+    if (i > 0 && w->shape[1] != L->t[(i - 1) * N_LF + F_WQ].shape[0])
+      return qat_fail(QAT_ECHAIN, "tensor %s: in dim %llu != layer %u's out dim %llu",
+                      w->name, (unsigned long long)w->shape[1], i - 1,
+                      (unsigned long long)L->t[(i - 1) * N_LF + F_WQ].shape[0]);
+    for (int f = 0; f < N_LF; f++) {
+      const st_tensor *t = &L->t[i * N_LF + f];
+      bool ok = lf[f].matrix ? t->ndim == 2 && t->shape[0] == w->shape[0] &&
+                                   t->shape[1] == w->shape[1]
+                             : t->ndim == 1 && t->shape[0] == w->shape[0];
+      if (!ok) return qat_fail(QAT_ESHAPE, "tensor %s: shape does not match %s [%llu, %llu]",
+                               t->name, w->name, (unsigned long long)w->shape[0],
+                               (unsigned long long)w->shape[1]);
+    }
+  }
+  for (int a = 0; a < N_AF; a++) {
+    const st_tensor *t = &L->t[(size_t)nl * N_LF + a];
+    if (t->ndim != 1 || t->shape[0] != (uint64_t)nl + 1)
+      return qat_fail(QAT_ESHAPE, "tensor %s: expected shape [%u]", t->name, nl + 1);
+  }
+  for (uint32_t i = 0; i < nl; i++) {
+    const st_tensor *w = &L->t[i * N_LF + F_WQ];
+    if (w->shape[1] != dims[i] || w->shape[0] != dims[i + 1])
+      return qat_fail(QAT_EMETA, "metadata 'architecture' = '%.100s' disagrees with "
+                      "tensor %s", arch, w->name);
+  }
+
+  /* Numbers. */
+  const float *as = view(data, &L->t[(size_t)nl * N_LF + A_SCALE], &L->views);
+  const int32_t *az = view(data, &L->t[(size_t)nl * N_LF + A_ZP], &L->views);
+  const int32_t *aq = view(data, &L->t[(size_t)nl * N_LF + A_QMAX], &L->views);
+  if (!as || !az || !aq) return qat_fail(QAT_ENOMEM, "out of memory reading tensors");
+  for (uint32_t i = 0; i <= nl; i++) {
+    qat_qparams q = {as[i], az[i], 0, aq[i]};
+    if ((e = qat_check_act_qparams(&q, "activations", i))) return e;
+  }
+  spec->input = (qat_qparams){as[0], az[0], 0, aq[0]};
+  L->layers = qat_calloc(nl, sizeof *L->layers);
+  if (!L->layers) return qat_fail(QAT_ENOMEM, "out of memory reading layers");
+  const int32_t *bias_q[QAT_MAX_LAYERS];
+  for (uint32_t i = 0; i < nl; i++) {
+    qat_layer_spec *ls = &L->layers[i];
+    const st_tensor *t = &L->t[i * N_LF];
+    ls->out_dim = (uint32_t)t[F_WQ].shape[0];
+    ls->in_dim = (uint32_t)t[F_WQ].shape[1];
+    ls->act = acts[i];
+    ls->w_bits = bits[i];
+    ls->out = (qat_qparams){as[i + 1], az[i + 1], 0, aq[i + 1]};
+    ls->wq = view(data, &t[F_WQ], &L->views);
+    ls->w_scale = view(data, &t[F_WS], &L->views);
+    ls->bias = view(data, &t[F_B], &L->views);
+    bias_q[i] = view(data, &t[F_BQ], &L->views);
+    ls->w_fp32 = view(data, &t[F_WF], &L->views);
+    ls->b_fp32 = view(data, &t[F_BF], &L->views);
+    if (!ls->wq || !ls->w_scale || !ls->bias || !bias_q[i] || !ls->w_fp32 || !ls->b_fp32)
+      return qat_fail(QAT_ENOMEM, "out of memory reading tensors");
+  }
+  spec->n_layers = nl;
+  spec->layers = L->layers;
+
+  /* Free-form metadata: every key the format does not own. */
+  size_t nm = json_object_size(meta);
+  L->meta_keys = qat_calloc(nm ? nm : 1, sizeof(char *));
+  L->meta_values = qat_calloc(nm ? nm : 1, sizeof(char *));
+  if (!L->meta_keys || !L->meta_values)
+    return qat_fail(QAT_ENOMEM, "out of memory reading metadata");
+  json_object_foreach(meta, k, v) {
+    if (qat_meta_key_reserved(k)) continue;
+    L->meta_keys[spec->n_meta] = k;
+    L->meta_values[spec->n_meta++] = json_string_value(v);
+  }
+  spec->meta_keys = L->meta_keys;
+  spec->meta_values = L->meta_values;
+
+  qat_model *m;
+  if ((e = qat_model_create(spec, &m))) return e;
+  /* The stored integer bias must be the one the float bias derives. */
+  for (uint32_t i = 0; i < nl; i++)
+    for (uint32_t c = 0; c < m->layers[i].out_dim; c++)
+      if (bias_q[i][c] != m->layers[i].bias_q[c]) {
+        int32_t got = bias_q[i][c], want = m->layers[i].bias_q[c];
+        qat_model_destroy(m);
+        return qat_fail(QAT_EBIAS, "tensor layers.%u.bias_q[%u] = %d, but layers.%u.bias "
+                        "derives %d", i, c, got, i, want);
+      }
+  *out = m;
+  return QAT_OK;
+}
+
+qat_err qat_model_load_mem(const void *buf, size_t len, qat_model **out) {
+  if ((!buf && len) || !out) return qat_fail(QAT_EINVAL, "qat_model_load_mem: NULL argument");
+  st_load L;
+  memset(&L, 0, sizeof L);
+  qat_model_spec spec;
+  memset(&spec, 0, sizeof spec);
+  qat_err e = load_parse(buf, len, &L, &spec, out);
+  load_free(&L);
+  return e;
+}
+
+static ssize_t read_full(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
+qat_err qat_model_load(const char *path, qat_model **out) {
+  if (!path || !out) return qat_fail(QAT_EINVAL, "qat_model_load: NULL argument");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return qat_fail(QAT_EIO, "%s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return qat_fail(QAT_EIO, "%s: %s", path, strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return qat_fail(QAT_EIO, "%s: not a regular file", path);
+  }
+  if ((uint64_t)st.st_size > ST_MAX_FILE) {
+    close(fd);
+    return qat_fail(QAT_ERANGE, "%s: %lld bytes, more than the 1 GiB cap", path,
+                    (long long)st.st_size);
+  }
+  size_t n = (size_t)st.st_size;
+  uint8_t *buf = qat_malloc(n + 1); /* +1: a file may grow; we notice */
+  if (!buf) {
+    close(fd);
+    return qat_fail(QAT_ENOMEM, "%s: out of memory for %zu bytes", path, n);
+  }
+  ssize_t got = read_full(fd, buf, n + 1);
+  int err = errno;
+  close(fd);
+  if (got < 0 || (size_t)got != n) {
+    qat_free(buf);
+    return qat_fail(QAT_EIO, "%s: %s", path,
+                    got < 0 ? strerror(err) : "file changed size while being read");
+  }
+  qat_err e = qat_model_load_mem(buf, n, out);
+  qat_free(buf);
+  if (e) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", qat_errmsg());
+    return qat_fail(e, "%s: %s", path, msg);
+  }
+  return QAT_OK;
+}
+
+/* ---- save ------------------------------------------------------------- */
+
+typedef struct st_out {
+  const void *data;
+  size_t bytes;
+} st_out;
+
+/* Fixed tensor order: every 4-byte tensor first (layers in order, then the
+ * activations), the I8 weights last, so with an 8-byte-padded header every
+ * F32/I32 tensor is 4-byte aligned in the file. */
+static bool add_tensor(json_t *root, const char *name, st_dtype dt, uint64_t d0,
+                       uint64_t d1, int ndim, uint64_t *off, const void *p,
+                       st_out *outs, size_t *no) {
+  uint64_t bytes = d0 * (ndim == 2 ? d1 : 1) * dt_size[dt];
+  json_t *shape = ndim == 2 ? json_pack("[II]", (json_int_t)d0, (json_int_t)d1)
+                            : json_pack("[I]", (json_int_t)d0);
+  json_t *e = json_pack("{s:s, s:o, s:[II]}", "dtype", dt_name[dt], "shape", shape,
+                        "data_offsets", (json_int_t)*off, (json_int_t)(*off + bytes));
+  if (!e || json_object_set_new(root, name, e) != 0) return false;
+  outs[*no] = (st_out){p, (size_t)bytes};
+  (*no)++;
+  *off += bytes;
+  return true;
+}
+
+static bool write_full(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n) {
+    ssize_t w = write(fd, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    c += w;
+    n -= (size_t)w;
+  }
+  return true;
+}
+
+static bool append(char *dst, size_t cap, size_t *len, const char *s) {
+  size_t n = strlen(s);
+  if (*len + n + 1 > cap) return false;
+  memcpy(dst + *len, s, n + 1);
+  *len += n;
+  return true;
+}
+
+static json_t *build_meta(const qat_model *m) {
+  json_t *meta = json_object();
+  if (!meta) return NULL;
+  /* Longest strings: 65 dims of 5 digits + '-', 64 * "relu,". */
+  char arch[QAT_MAX_LAYERS * 8 + 16], acts[QAT_MAX_LAYERS * 8], bits[QAT_MAX_LAYERS * 4];
+  size_t la = 0, lc = 0, lb = 0;
+  arch[0] = acts[0] = bits[0] = '\0';
+  char num[16];
+  snprintf(num, sizeof num, "%u", m->layers[0].in_dim);
+  bool ok = append(arch, sizeof arch, &la, num);
+  for (uint32_t i = 0; i < m->n_layers; i++) {
+    snprintf(num, sizeof num, "-%u", m->layers[i].out_dim);
+    ok &= append(arch, sizeof arch, &la, num);
+    ok &= append(acts, sizeof acts, &lc, i ? "," : "");
+    ok &= append(acts, sizeof acts, &lc, m->layers[i].act == QAT_ACT_RELU ? "relu" : "none");
+    snprintf(num, sizeof num, "%s%d", i ? "," : "", m->layers[i].w_bits);
+    ok &= append(bits, sizeof bits, &lb, num);
+  }
+  ok = ok && json_object_set_new(meta, "format", json_string("qatserve")) == 0;
+  snprintf(num, sizeof num, "%d", QAT_FORMAT_VERSION);
+  ok = ok && json_object_set_new(meta, "format_version", json_string(num)) == 0;
+  ok = ok && json_object_set_new(meta, "architecture", json_string(arch)) == 0;
+  ok = ok && json_object_set_new(meta, "activations", json_string(acts)) == 0;
+  ok = ok && json_object_set_new(meta, "weight_bits", json_string(bits)) == 0;
+  ok = ok && json_object_set_new(meta, "output_mode",
+                                 json_string(m->out_mode == QAT_OUT_REQUANT ? "requant"
+                                                                           : "dequant_acc")) == 0;
+  if (ok && m->n_labels) {
+    json_t *arr = json_array();
+    for (uint32_t i = 0; ok && arr && i < m->n_labels; i++)
+      ok = json_array_append_new(arr, json_string(m->labels[i])) == 0;
+    char *s = ok && arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    ok = s && json_object_set_new(meta, "labels", json_string(s)) == 0;
+    free(s); /* jansson's allocator: malloc */
+  }
+  for (uint32_t i = 0; ok && i < m->n_meta; i++)
+    ok = json_object_set_new(meta, m->meta_keys[i], json_string(m->meta_values[i])) == 0;
+  if (!ok) {
+    json_decref(meta);
+    return NULL;
+  }
+  return meta;
+}
+
+/* The whole file as (header, list of tensor byte ranges). */
+static qat_err build_file(const qat_model *m, char **header, size_t *hlen,
+                          st_out *outs, size_t *no, float *as, int32_t *az,
+                          int32_t *aq) {
+  json_t *root = json_object();
+  json_t *meta = build_meta(m);
+  bool ok = root && meta && json_object_set_new(root, "__metadata__", meta) == 0;
+  if (!ok && !root) json_decref(meta);
+  uint64_t off = 0;
+  char name[64];
+  for (uint32_t i = 0; ok && i < m->n_layers; i++) {
+    const qat_mlayer *L = &m->layers[i];
+    const uint64_t N = L->out_dim, K = L->in_dim;
+#define T(f, d0, d1, nd, p)                                                     \
+  (snprintf(name, sizeof name, "layers.%u.%s", i, lf[f].name),                  \
+   add_tensor(root, name, lf[f].dt, d0, d1, nd, &off, p, outs, no))
+    ok = T(F_WS, N, 0, 1, L->w_scale) && T(F_B, N, 0, 1, L->bias) &&
+         T(F_BQ, N, 0, 1, L->bias_q) && T(F_WF, N, K, 2, L->w_fp32) &&
+         T(F_BF, N, 0, 1, L->b_fp32);
+  }
+  as[0] = m->input.scale;
+  az[0] = m->input.zero_point;
+  aq[0] = m->input.qmax;
+  for (uint32_t i = 0; i < m->n_layers; i++) {
+    as[i + 1] = m->layers[i].out.scale;
+    az[i + 1] = m->layers[i].out.zero_point;
+    aq[i + 1] = m->layers[i].out.qmax;
+  }
+  const uint64_t na = m->n_layers + 1;
+  ok = ok && add_tensor(root, af[A_SCALE].name, DT_F32, na, 0, 1, &off, as, outs, no) &&
+       add_tensor(root, af[A_ZP].name, DT_I32, na, 0, 1, &off, az, outs, no) &&
+       add_tensor(root, af[A_QMAX].name, DT_I32, na, 0, 1, &off, aq, outs, no);
+  for (uint32_t i = 0; ok && i < m->n_layers; i++) {
+    const qat_mlayer *L = &m->layers[i];
+    ok = T(F_WQ, L->out_dim, L->in_dim, 2, L->wq);
+  }
+#undef T
+  char *js = ok ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(root);
+  if (!js) return qat_fail(QAT_ENOMEM, "out of memory building the JSON header");
+  /* Pad with spaces (as the safetensors library does) so the data section
+   * starts 8-byte aligned. */
+  size_t n = strlen(js), padded = (n + 7) & ~(size_t)7;
+  char *h = qat_malloc(padded);
+  if (!h) {
+    free(js);
+    return qat_fail(QAT_ENOMEM, "out of memory building the JSON header");
+  }
+  memcpy(h, js, n);
+  memset(h + n, ' ', padded - n);
+  free(js);
+  *header = h;
+  *hlen = padded;
+  return QAT_OK;
+}
+
+static void fsync_dir_of(const char *path) {
+  /* Best effort: make the rename itself durable. */
+  const char *slash = strrchr(path, '/');
+  char dir[4096];
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == path) snprintf(dir, sizeof dir, "/");
+  else if ((size_t)(slash - path) < sizeof dir)
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  else return;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+}
+
+qat_err qat_model_save(const qat_model *m, const char *path) {
+  if (!m || !path) return qat_fail(QAT_EINVAL, "qat_model_save: NULL argument");
+  st_out outs[QAT_MAX_LAYERS * N_LF + N_AF];
+  size_t no = 0, hlen = 0;
+  float as[QAT_MAX_LAYERS + 1];
+  int32_t az[QAT_MAX_LAYERS + 1], aq[QAT_MAX_LAYERS + 1];
+  char *header = NULL;
+  qat_err e = build_file(m, &header, &hlen, outs, &no, as, az, aq);
+  if (e) return e;
+
+  size_t plen = strlen(path);
+  char *tmp = qat_malloc(plen + 12);
+  if (!tmp) {
+    qat_free(header);
+    return qat_fail(QAT_ENOMEM, "out of memory saving %s", path);
+  }
+  memcpy(tmp, path, plen);
+  memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    e = qat_fail(QAT_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
+    goto out;
+  }
+  uint64_t h64 = hlen;
+  bool ok = fchmod(fd, 0644) == 0 && write_full(fd, &h64, 8) &&
+            write_full(fd, header, hlen);
+  for (size_t i = 0; ok && i < no; i++) ok = write_full(fd, outs[i].data, outs[i].bytes);
+  ok = ok && fsync(fd) == 0;
+  int err = errno;
+  if (close(fd) != 0 && ok) {
+    ok = false;
+    err = errno;
+  }
+  if (ok && rename(tmp, path) != 0) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) {
+    unlink(tmp);
+    e = qat_fail(QAT_EIO, "%s: write failed: %s", path, strerror(err));
+    goto out;
+  }
+  fsync_dir_of(path);
+out:
+  qat_free(tmp);
+  qat_free(header);
+  return e;
+}

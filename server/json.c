@@ -1,0 +1,560 @@
+/* json.c - locating values and parsing number arrays without a tree.
+ *
+ * Numbers: a strict JSON token is scanned once. If it has at most 19
+ * significant digits and the value is m * 10^e with m < 2^53 and |e| <= 22,
+ * the double m*10^e (or m/10^-e) is exact-operands-one-rounding, hence the
+ * correctly rounded double of the decimal (Clinger's fast path). Converting
+ * that double to float rounds a second time; that second rounding can only
+ * differ from rounding the decimal directly when the double sits exactly on
+ * a midpoint between two floats (the midpoints are doubles, and rounding to
+ * double is monotonic, so a decimal and its double lie on the same side of
+ * every other midpoint). Those cases, and every token outside the fast path,
+ * go to strtof, which rounds correctly. The unit suite checks the result
+ * against strtof bit for bit. */
+#include "json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int qs_jerr_status(qs_jerr e) {
+  switch (e) {
+    case QS_JOK: return 200;
+    case QS_JNONFINITE:
+    case QS_JWIDTH:
+    case QS_JEMPTY: return 422;
+    case QS_JROWS: return 413;
+    default: return 400;
+  }
+}
+
+const char *qs_jerr_str(qs_jerr e) {
+  switch (e) {
+    case QS_JOK: return "ok";
+    case QS_JSYNTAX: return "malformed JSON";
+    case QS_JTYPE: return "expected a number";
+    case QS_JNONFINITE: return "non-finite or out-of-range number";
+    case QS_JWIDTH: return "wrong input width";
+    case QS_JEMPTY: return "no input rows";
+    case QS_JROWS: return "too many input rows";
+    case QS_JDEPTH: return "JSON nested too deeply";
+  }
+  return "?";
+}
+
+static inline bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static inline size_t skip_ws(const char *s, size_t n, size_t p) {
+  while (p < n && is_ws(s[p])) p++;
+  return p;
+}
+
+/* ---- structure --------------------------------------------------------- */
+
+/* Leaves *pos after the closing quote. Escapes are checked only for shape:
+ * jansson validates the envelope's strings fully later. */
+static qs_jerr skip_string(const char *s, size_t n, size_t *pos) {
+  size_t p = *pos + 1; /* past the opening quote */
+  while (p < n) {
+    unsigned char c = (unsigned char)s[p];
+    if (c == '"') {
+      *pos = p + 1;
+      return QS_JOK;
+    }
+    if (c < 0x20) return QS_JSYNTAX;
+    if (c == '\\') {
+      if (p + 1 >= n) return QS_JSYNTAX;
+      p += 2;
+      continue;
+    }
+    p++;
+  }
+  return QS_JSYNTAX;
+}
+
+static qs_jerr skip_number_token(const char *s, size_t n, size_t *pos) {
+  size_t p = *pos;
+  if (p < n && s[p] == '-') p++;
+  if (p >= n) return QS_JSYNTAX;
+  if (s[p] == '0') {
+    p++;
+  } else if (is_digit(s[p])) {
+    while (p < n && is_digit(s[p])) p++;
+  } else {
+    return QS_JSYNTAX;
+  }
+  if (p < n && s[p] == '.') {
+    p++;
+    if (p >= n || !is_digit(s[p])) return QS_JSYNTAX;
+    while (p < n && is_digit(s[p])) p++;
+  }
+  if (p < n && (s[p] == 'e' || s[p] == 'E')) {
+    p++;
+    if (p < n && (s[p] == '+' || s[p] == '-')) p++;
+    if (p >= n || !is_digit(s[p])) return QS_JSYNTAX;
+    while (p < n && is_digit(s[p])) p++;
+  }
+  *pos = p;
+  return QS_JOK;
+}
+
+static qs_jerr skip_value_depth(const char *s, size_t n, size_t *pos, int depth) {
+  size_t p = skip_ws(s, n, *pos);
+  if (p >= n) return QS_JSYNTAX;
+  char c = s[p];
+  qs_jerr e;
+  if (c == '{' || c == '[') {
+    if (depth >= QS_JSON_MAX_DEPTH) return QS_JDEPTH;
+    char close = c == '{' ? '}' : ']';
+    p = skip_ws(s, n, p + 1);
+    if (p < n && s[p] == close) {
+      *pos = p + 1;
+      return QS_JOK;
+    }
+    for (;;) {
+      if (c == '{') {
+        p = skip_ws(s, n, p);
+        if (p >= n || s[p] != '"') return QS_JSYNTAX;
+        if ((e = skip_string(s, n, &p))) return e;
+        p = skip_ws(s, n, p);
+        if (p >= n || s[p] != ':') return QS_JSYNTAX;
+        p++;
+      }
+      if ((e = skip_value_depth(s, n, &p, depth + 1))) return e;
+      p = skip_ws(s, n, p);
+      if (p >= n) return QS_JSYNTAX;
+      if (s[p] == ',') {
+        p++;
+        continue;
+      }
+      if (s[p] == close) {
+        *pos = p + 1;
+        return QS_JOK;
+      }
+      return QS_JSYNTAX;
+    }
+  }
+  if (c == '"') {
+    if ((e = skip_string(s, n, &p))) return e;
+    *pos = p;
+    return QS_JOK;
+  }
+  static const char *const lits[] = {"true", "false", "null"};
+  for (size_t i = 0; i < 3; i++) {
+    size_t l = strlen(lits[i]);
+    if (n - p >= l && memcmp(s + p, lits[i], l) == 0) {
+      *pos = p + l;
+      return QS_JOK;
+    }
+  }
+  if ((e = skip_number_token(s, n, &p))) return e;
+  *pos = p;
+  return QS_JOK;
+}
+
+qs_jerr qs_json_skip_value(const char *s, size_t n, size_t *pos) {
+  return skip_value_depth(s, n, pos, 0);
+}
+
+qs_jerr qs_json_find_key(const char *s, size_t n, const char *key, qs_span *out,
+                         bool *found) {
+  size_t klen = strlen(key), p = skip_ws(s, n, 0);
+  qs_jerr e;
+  *found = false;
+  if (p >= n || s[p] != '{') return QS_JSYNTAX;
+  p = skip_ws(s, n, p + 1);
+  if (p < n && s[p] == '}') return QS_JOK;
+  for (;;) {
+    p = skip_ws(s, n, p);
+    if (p >= n || s[p] != '"') return QS_JSYNTAX;
+    size_t kstart = p + 1;
+    if ((e = skip_string(s, n, &p))) return e;
+    size_t kend = p - 1;
+    p = skip_ws(s, n, p);
+    if (p >= n || s[p] != ':') return QS_JSYNTAX;
+    size_t vstart = skip_ws(s, n, p + 1);
+    p = vstart;
+    if ((e = skip_value_depth(s, n, &p, 1))) return e;
+    if (kend - kstart == klen && memcmp(s + kstart, key, klen) == 0) {
+      out->off = vstart;
+      out->len = p - vstart;
+      *found = true;
+      return QS_JOK;
+    }
+    p = skip_ws(s, n, p);
+    if (p >= n) return QS_JSYNTAX;
+    if (s[p] == ',') {
+      p++;
+      continue;
+    }
+    if (s[p] == '}') return QS_JOK;
+    return QS_JSYNTAX;
+  }
+}
+
+qs_jerr qs_json_array_first(const char *s, size_t n, size_t *count, qs_span *first) {
+  size_t p = skip_ws(s, n, 0);
+  qs_jerr e;
+  *count = 0;
+  if (p >= n || s[p] != '[') return QS_JTYPE;
+  p = skip_ws(s, n, p + 1);
+  if (p < n && s[p] == ']') return QS_JOK;
+  for (;;) {
+    size_t vstart = skip_ws(s, n, p);
+    p = vstart;
+    if ((e = skip_value_depth(s, n, &p, 1))) return e;
+    if (*count == 0) {
+      first->off = vstart;
+      first->len = p - vstart;
+    }
+    (*count)++;
+    p = skip_ws(s, n, p);
+    if (p >= n) return QS_JSYNTAX;
+    if (s[p] == ',') {
+      p++;
+      continue;
+    }
+    if (s[p] == ']') return QS_JOK;
+    return QS_JSYNTAX;
+  }
+}
+
+/* ---- numbers ----------------------------------------------------------- */
+
+static const double pow10d[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+#define QS_MAX_NUMBER_CHARS 511
+
+static qs_jerr slow_number(const char *s, size_t len, float *out) {
+  char tmp[QS_MAX_NUMBER_CHARS + 1];
+  if (len > QS_MAX_NUMBER_CHARS) return QS_JSYNTAX;
+  memcpy(tmp, s, len);
+  tmp[len] = '\0';
+  errno = 0;
+  char *end;
+  float f = strtof(tmp, &end);
+  if (end != tmp + len) return QS_JSYNTAX;
+  if (!isfinite(f)) return QS_JNONFINITE;
+  *out = f; /* underflow (ERANGE with a tiny result) is a finite value */
+  return QS_JOK;
+}
+
+qs_jerr qs_json_number(const char *s, size_t n, size_t *pos, float *out) {
+  size_t p = *pos, start = p;
+  bool neg = false;
+  if (p < n && s[p] == '-') {
+    neg = true;
+    p++;
+  }
+  if (p < n && (s[p] == 'N' || s[p] == 'I')) {
+    /* Not JSON, but clients send them; name the problem precisely. */
+    if ((!neg && n - p >= 3 && memcmp(s + p, "NaN", 3) == 0) ||
+        (n - p >= 8 && memcmp(s + p, "Infinity", 8) == 0))
+      return QS_JNONFINITE;
+    return QS_JSYNTAX;
+  }
+  uint64_t m = 0;
+  int sig = 0, exp10 = 0;
+  bool exact = true;
+  if (p >= n) return QS_JSYNTAX;
+  if (s[p] == '0') {
+    p++;
+  } else if (is_digit(s[p])) {
+    while (p < n && is_digit(s[p])) {
+      if (sig < 19) {
+        m = m * 10 + (uint64_t)(s[p] - '0');
+        if (m) sig++;
+      } else {
+        exact = false;
+      }
+      p++;
+    }
+  } else {
+    return QS_JSYNTAX;
+  }
+  if (p < n && s[p] == '.') {
+    p++;
+    if (p >= n || !is_digit(s[p])) return QS_JSYNTAX;
+    while (p < n && is_digit(s[p])) {
+      if (sig < 19) {
+        m = m * 10 + (uint64_t)(s[p] - '0');
+        if (m) sig++;
+        exp10--;
+      } else {
+        exact = false;
+      }
+      p++;
+    }
+  }
+  if (p < n && (s[p] == 'e' || s[p] == 'E')) {
+    p++;
+    bool eneg = false;
+    if (p < n && (s[p] == '+' || s[p] == '-')) eneg = s[p++] == '-';
+    if (p >= n || !is_digit(s[p])) return QS_JSYNTAX;
+    int e = 0;
+    while (p < n && is_digit(s[p])) {
+      if (e < 100000) e = e * 10 + (s[p] - '0');
+      p++;
+    }
+    exp10 += eneg ? -e : e;
+  }
+  /* The token must end here for strtof to agree on where it ends (e.g.
+   * "0x1" is JSON "0" followed by garbage, but hex to strtof). */
+  if (p < n && !(is_ws(s[p]) || s[p] == ',' || s[p] == ']' || s[p] == '}'))
+    return QS_JSYNTAX;
+  *pos = p;
+  if (exact && m < (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+    double d = (double)m;
+    d = exp10 >= 0 ? d * pow10d[exp10] : d / pow10d[-exp10];
+    float f = (float)d;
+    double fd = (double)f;
+    if (fd != d) {
+      float g = nextafterf(f, d > fd ? INFINITY : -INFINITY);
+      if (((double)f + (double)g) * 0.5 == d) return slow_number(s + start, p - start, out);
+    }
+    *out = neg ? -f : f;
+    return QS_JOK;
+  }
+  return slow_number(s + start, p - start, out);
+}
+
+size_t qs_json_numbers_bound(size_t n) { return n / 2 + 1; }
+
+/* An element that is not a number: say whether it is a wrong type (400 with
+ * a clear message) or plain garbage. */
+static qs_jerr classify_non_number(char c) {
+  if (c == '"' || c == 't' || c == 'f' || c == 'n' || c == '{' || c == '[') return QS_JTYPE;
+  return QS_JSYNTAX;
+}
+
+qs_jerr qs_json_parse_matrix(const char *s, size_t n, size_t width, size_t max_rows,
+                             float *out, size_t cap, size_t *rows, size_t *cols,
+                             size_t *errpos) {
+  size_t p = skip_ws(s, n, 0), count = 0, nrows = 0, w = width;
+  qs_jerr e;
+#define FAIL(code)  \
+  do {              \
+    *errpos = p;    \
+    return (code);  \
+  } while (0)
+  if (p >= n) FAIL(QS_JSYNTAX);
+  if (s[p] != '[') FAIL(s[p] == '-' || is_digit(s[p]) ? QS_JTYPE : classify_non_number(s[p]));
+  p = skip_ws(s, n, p + 1);
+  if (p >= n) FAIL(QS_JSYNTAX);
+  if (s[p] == ']') FAIL(QS_JEMPTY);
+  bool nested = s[p] == '[';
+  if (!nested) {
+    /* One flat row. */
+    if (max_rows < 1) FAIL(QS_JROWS);
+    for (;;) {
+      p = skip_ws(s, n, p);
+      if (p >= n) FAIL(QS_JSYNTAX);
+      if (!(s[p] == '-' || is_digit(s[p]) || s[p] == 'N' || s[p] == 'I')) FAIL(classify_non_number(s[p]));
+      if (width && count >= width) FAIL(QS_JWIDTH);
+      if (count >= cap) FAIL(QS_JROWS);
+      if ((e = qs_json_number(s, n, &p, &out[count]))) FAIL(e);
+      count++;
+      p = skip_ws(s, n, p);
+      if (p >= n) FAIL(QS_JSYNTAX);
+      if (s[p] == ',') {
+        p++;
+        continue;
+      }
+      if (s[p] == ']') {
+        p++;
+        break;
+      }
+      FAIL(QS_JSYNTAX);
+    }
+    if (width && count != width) FAIL(QS_JWIDTH);
+    nrows = 1;
+    w = count;
+  } else {
+    for (;;) {
+      p = skip_ws(s, n, p);
+      if (p >= n) FAIL(QS_JSYNTAX);
+      if (s[p] != '[') FAIL(s[p] == '-' || is_digit(s[p]) ? QS_JTYPE : classify_non_number(s[p]));
+      if (nrows >= max_rows) FAIL(QS_JROWS);
+      p = skip_ws(s, n, p + 1);
+      size_t rc = 0;
+      if (p < n && s[p] == ']') {
+        p++;
+      } else {
+        for (;;) {
+          p = skip_ws(s, n, p);
+          if (p >= n) FAIL(QS_JSYNTAX);
+          if (!(s[p] == '-' || is_digit(s[p]) || s[p] == 'N' || s[p] == 'I'))
+            FAIL(classify_non_number(s[p]));
+          if (w && rc >= w) FAIL(QS_JWIDTH);
+          if (count >= cap) FAIL(QS_JROWS);
+          if ((e = qs_json_number(s, n, &p, &out[count]))) FAIL(e);
+          count++;
+          rc++;
+          p = skip_ws(s, n, p);
+          if (p >= n) FAIL(QS_JSYNTAX);
+          if (s[p] == ',') {
+            p++;
+            continue;
+          }
+          if (s[p] == ']') {
+            p++;
+            break;
+          }
+          FAIL(QS_JSYNTAX);
+        }
+      }
+      if (rc == 0 || (w && rc != w)) FAIL(QS_JWIDTH);
+      if (!w) w = rc;
+      nrows++;
+      p = skip_ws(s, n, p);
+      if (p >= n) FAIL(QS_JSYNTAX);
+      if (s[p] == ',') {
+        p++;
+        continue;
+      }
+      if (s[p] == ']') {
+        p++;
+        break;
+      }
+      FAIL(QS_JSYNTAX);
+    }
+  }
+  p = skip_ws(s, n, p);
+  if (p != n) FAIL(QS_JSYNTAX);
+#undef FAIL
+  *rows = nrows;
+  *cols = w;
+  return QS_JOK;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+void qs_buf_init(qs_buf *b, size_t initial, size_t cap) {
+  b->len = 0;
+  b->cap = cap;
+  b->failed = false;
+  b->size = initial < cap ? initial : cap;
+  b->data = malloc(b->size + 1);
+  if (!b->data) {
+    b->size = 0;
+    b->failed = true;
+  } else {
+    b->data[0] = '\0';
+  }
+}
+
+void qs_buf_free(qs_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->size = 0;
+}
+
+static bool buf_reserve(qs_buf *b, size_t extra) {
+  if (b->failed) return false;
+  if (extra > b->cap - b->len) {
+    b->failed = true;
+    return false;
+  }
+  size_t need = b->len + extra;
+  if (need <= b->size) return true;
+  size_t ns = b->size ? b->size : 64;
+  while (ns < need) ns = ns > b->cap / 2 ? b->cap : ns * 2;
+  char *nd = realloc(b->data, ns + 1);
+  if (!nd) {
+    b->failed = true;
+    return false;
+  }
+  b->data = nd;
+  b->size = ns;
+  return true;
+}
+
+void qs_buf_put(qs_buf *b, const char *s, size_t n) {
+  if (!buf_reserve(b, n)) return;
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+void qs_buf_puts(qs_buf *b, const char *s) { qs_buf_put(b, s, strlen(s)); }
+
+void qs_buf_printf(qs_buf *b, const char *fmt, ...) {
+  char tmp[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (k < 0) {
+    b->failed = true;
+    return;
+  }
+  if ((size_t)k < sizeof tmp) {
+    qs_buf_put(b, tmp, (size_t)k);
+    return;
+  }
+  if (!buf_reserve(b, (size_t)k)) return;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)k + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)k;
+}
+
+void qs_buf_json_str(qs_buf *b, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  qs_buf_put(b, "\"", 1);
+  const char *run = s;
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    qs_buf_put(b, run, (size_t)(s - run));
+    char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+    if (c == '"' || c == '\\') {
+      esc[1] = (char)c;
+      qs_buf_put(b, esc, 2);
+    } else {
+      qs_buf_put(b, esc, 6);
+    }
+    run = s + 1;
+  }
+  qs_buf_put(b, run, (size_t)(s - run));
+  qs_buf_put(b, "\"", 1);
+}
+
+void qs_buf_float(qs_buf *b, float v) {
+  if (!isfinite(v)) {
+    qs_buf_put(b, "null", 4);
+    return;
+  }
+  char tmp[32];
+  int k = snprintf(tmp, sizeof tmp, "%.9g", (double)v);
+  qs_buf_put(b, tmp, (size_t)k);
+}
+
+void qs_buf_float_array(qs_buf *b, const float *v, size_t n) {
+  qs_buf_put(b, "[", 1);
+  for (size_t i = 0; i < n; i++) {
+    if (i) qs_buf_put(b, ",", 1);
+    qs_buf_float(b, v[i]);
+  }
+  qs_buf_put(b, "]", 1);
+}
+
+bool qs_json_splice(const char *s, size_t n, qs_span sp, const char *rep, char **out,
+                    size_t *outlen) {
+  size_t rl = strlen(rep), total = n - sp.len + rl;
+  char *d = malloc(total + 1);
+  if (!d) return false;
+  memcpy(d, s, sp.off);
+  memcpy(d + sp.off, rep, rl);
+  memcpy(d + sp.off + rl, s + sp.off + sp.len, n - sp.off - sp.len);
+  d[total] = '\0';
+  *out = d;
+  *outlen = total;
+  return true;
+}

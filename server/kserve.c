@@ -1,0 +1,195 @@
+/* kserve.c - the KServe v2 / Open Inference Protocol subset: server and
+ * model metadata, model readiness, and infer with one FP32 input tensor of
+ * shape [B, K] (data flat or nested), answering one FP32 output [B, N]. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infer.h"
+#include "metrics.h"
+
+#define QS_PLATFORM "qatserve_int8"
+
+void qs_handle_v2_server(qs_req *r) {
+  r->status = 200;
+  qs_buf_printf(&r->out, "{\"name\":\"%s\",\"version\":\"%s\",\"extensions\":[]}\n", QS_NAME,
+                QAT_VERSION);
+}
+
+static qs_model *model_or_404(qs_req *r) {
+  qs_model *m = qs_registry_get(r->name);
+  if (!m) {
+    qs_reply_error(r, 404, "model '%s' not found", r->name);
+    return NULL;
+  }
+  r->model_slot = m->metrics_slot;
+  return m;
+}
+
+void qs_handle_v2_model(qs_req *r) {
+  qs_model *m = model_or_404(r);
+  if (!m) return;
+  qs_buf *b = &r->out;
+  r->status = 200;
+  qs_buf_puts(b, "{\"name\":");
+  qs_buf_json_str(b, m->name);
+  qs_buf_printf(b,
+                ",\"versions\":[\"%llu\"],\"platform\":\"" QS_PLATFORM "\","
+                "\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[-1,%u]}],"
+                "\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[-1,%u]}]}\n",
+                (unsigned long long)m->version, qat_model_in_dim(m->model),
+                qat_model_out_dim(m->model));
+  qs_model_release(m);
+}
+
+void qs_handle_v2_model_ready(qs_req *r) {
+  qs_model *m = model_or_404(r);
+  if (!m) return;
+  r->status = 200;
+  qs_buf_puts(&r->out, "{\"name\":");
+  qs_buf_json_str(&r->out, m->name);
+  qs_buf_puts(&r->out, ",\"ready\":true}\n");
+  qs_model_release(m);
+}
+
+/* Finds inputs[0].data in the body; fills *data (absolute span). */
+static bool locate_data(qs_req *r, qs_span *data, bool *found) {
+  qs_span inputs;
+  bool have = false;
+  *found = false;
+  qs_jerr e = qs_json_find_key(r->body, r->body_len, "inputs", &inputs, &have);
+  if (e != QS_JOK) {
+    qs_reply_error(r, 400, "%s", e == QS_JDEPTH ? "JSON nested too deeply" : "malformed JSON");
+    return false;
+  }
+  if (!have) return true; /* jansson decides what is wrong with the body */
+  size_t count = 0;
+  qs_span first;
+  e = qs_json_array_first(r->body + inputs.off, inputs.len, &count, &first);
+  if (e != QS_JOK || count != 1) {
+    qs_reply_error(r, 400, "\"inputs\" must be an array of exactly one tensor");
+    return false;
+  }
+  if (r->body[inputs.off + first.off] != '{') {
+    qs_reply_error(r, 400, "\"inputs\"[0] must be an object");
+    return false;
+  }
+  qs_span d;
+  e = qs_json_find_key(r->body + inputs.off + first.off, first.len, "data", &d, &have);
+  if (e != QS_JOK) {
+    qs_reply_error(r, 400, "malformed JSON");
+    return false;
+  }
+  if (have) {
+    data->off = inputs.off + first.off + d.off;
+    data->len = d.len;
+    *found = true;
+  }
+  return true;
+}
+
+void qs_handle_v2_infer(qs_req *r) {
+  qs_test_delay();
+  if (!r->body || r->body_len == 0) {
+    qs_reply_error(r, 400, "empty body: send {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}");
+    return;
+  }
+  qs_model *m = model_or_404(r);
+  if (!m) return;
+  qs_span sp = {0, 0};
+  bool found = false;
+  json_t *root = NULL;
+  float *x = NULL;
+  if (!locate_data(r, &sp, &found)) goto done;
+  root = qs_parse_envelope(r, sp, found);
+  if (!root) goto done;
+  json_t *id = json_object_get(root, "id");
+  if (id && !json_is_string(id)) {
+    qs_reply_error(r, 400, "\"id\" must be a string");
+    goto done;
+  }
+  json_t *inputs = json_object_get(root, "inputs");
+  if (!json_is_array(inputs) || json_array_size(inputs) != 1 ||
+      !json_is_object(json_array_get(inputs, 0))) {
+    qs_reply_error(r, 400, "\"inputs\" must be an array of exactly one tensor");
+    goto done;
+  }
+  json_t *t = json_array_get(inputs, 0);
+  const char *dt = json_string_value(json_object_get(t, "datatype"));
+  if (!dt || strcmp(dt, "FP32") != 0) {
+    qs_reply_error(r, 400, "input datatype must be \"FP32\"");
+    goto done;
+  }
+  json_t *shape = json_object_get(t, "shape");
+  if (!json_is_array(shape) || json_array_size(shape) != 2 ||
+      !json_is_integer(json_array_get(shape, 0)) || !json_is_integer(json_array_get(shape, 1))) {
+    qs_reply_error(r, 400, "input shape must be [batch, features] (two integers)");
+    goto done;
+  }
+  if (!found) {
+    qs_reply_error(r, 400, "input tensor has no \"data\"");
+    goto done;
+  }
+  bool baseline = true, dynamic = false;
+  json_t *params = json_object_get(root, "parameters");
+  if (params && !json_is_object(params)) {
+    qs_reply_error(r, 400, "\"parameters\" must be an object");
+    goto done;
+  }
+  if (!qs_read_options(r, params, &baseline, &dynamic)) goto done;
+  json_int_t B = json_integer_value(json_array_get(shape, 0));
+  json_int_t K = json_integer_value(json_array_get(shape, 1));
+  size_t in = qat_model_in_dim(m->model), out = qat_model_out_dim(m->model);
+  if (B < 1 || K < 1) {
+    qs_reply_error(r, 400, "input shape dimensions must be positive");
+    goto done;
+  }
+  if ((size_t)K != in || (uint64_t)K > QAT_MAX_DIM) {
+    qs_reply_error(r, 422, "wrong input width: shape [%lld, %lld], model wants [-1, %zu]",
+                   (long long)B, (long long)K, in);
+    goto done;
+  }
+  if ((uint64_t)B > qs_g.cfg.max_batch) {
+    qs_reply_error(r, 413, "batch larger than %zu rows", qs_g.cfg.max_batch);
+    goto done;
+  }
+  size_t rows = 0, cols = 0, nb = (size_t)B;
+  if (!qs_parse_batch(r, r->body + sp.off, sp.len, 0, nb, nb * in, &x, &rows, &cols)) {
+    if (r->status == 413) qs_reply_error(r, 422, "data holds more numbers than shape [%zu, %zu]", nb, in);
+    goto done;
+  }
+  if (!((rows == 1 && cols == nb * in) || (rows == nb && cols == in))) {
+    qs_reply_error(r, 422, "data does not match shape [%zu, %zu]", nb, in);
+    goto done;
+  }
+  qs_run run = {.m = m, .x = x, .rows = nb, .baseline = baseline, .dynamic = dynamic};
+  if (!qs_run_model(r, &run)) goto done;
+  qs_buf *b = &r->out;
+  r->status = 200;
+  qs_buf_puts(b, "{\"model_name\":");
+  qs_buf_json_str(b, m->name);
+  qs_buf_printf(b, ",\"model_version\":\"%llu\"", (unsigned long long)m->version);
+  if (id) {
+    qs_buf_puts(b, ",\"id\":");
+    qs_buf_json_str(b, json_string_value(id));
+  }
+  double us8 = (double)run.ns_int8 * 1e-3, us32 = (double)run.ns_fp32 * 1e-3;
+  qs_buf_printf(b, ",\"parameters\":{\"mode\":\"%s\",\"int8_us\":%.3f", dynamic ? "dynamic" : "static",
+                us8);
+  if (baseline) {
+    qs_buf_printf(b, ",\"fp32_us\":%.3f,\"speedup\":%.3f,\"max_abs_diff\":", us32,
+                  us8 > 0 ? us32 / us8 : 0.0);
+    qs_buf_float(b, run.max_abs_diff);
+    qs_buf_printf(b, ",\"argmax_agreement\":%.6g", (double)run.argmax_agree / (double)nb);
+  }
+  qs_buf_printf(b, ",\"total_us\":%.3f}", (double)(qs_now_ns() - r->t0_ns) * 1e-3);
+  qs_buf_printf(b, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu],\"data\":",
+                nb, out);
+  qs_buf_float_array(b, run.y8, nb * out);
+  qs_buf_puts(b, "}]}\n");
+  qs_run_free(&run);
+done:
+  free(x);
+  json_decref(root);
+  qs_model_release(m);
+}

@@ -1,0 +1,34 @@
+/* metrics.h - Prometheus counters and histograms, lock-free.
+ *
+ * Every counter is a relaxed atomic in fixed tables sized at compile time:
+ * label sets are (model slot, endpoint, status class) and (model slot,
+ * latency kind). Model names are interned into at most QS_METRIC_MODELS
+ * slots; slot 0 is model="" (requests that named no loaded model), so a
+ * client inventing names cannot grow the tables. */
+#ifndef QS_METRICS_H
+#define QS_METRICS_H
+
+#include <stdint.h>
+
+#include "json.h"
+#include "server.h"
+
+#define QS_METRIC_MODELS 64
+
+typedef enum qs_lat_kind { QS_LAT_INT8 = 0, QS_LAT_FP32, QS_LAT_TOTAL, QS_LAT_COUNT } qs_lat_kind;
+
+/* The slot for name (interned on first use; 0 if the table is full). */
+int qs_metrics_slot(const char *name);
+void qs_metrics_request(int slot, qs_endpoint ep, int status);
+void qs_metrics_observe(int slot, qs_lat_kind kind, uint64_t ns);
+void qs_metrics_model_load(void);
+void qs_metrics_model_reload(void);
+void qs_metrics_model_refusal(void);
+void qs_metrics_model_unload(void);
+/* Counter values, for tests. */
+uint64_t qs_metrics_requests(int slot, qs_endpoint ep, int status);
+uint64_t qs_metrics_refusals(void);
+/* The whole exposition (text format 0.0.4). */
+void qs_metrics_render(qs_buf *b);
+
+#endif

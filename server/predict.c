@@ -1,0 +1,286 @@
+/* predict.c - POST /predict, and the batch parsing and model run that the
+ * v2 infer endpoint shares.
+ *
+ * A body is read in two passes over bytes already in memory: json.c finds
+ * the "inputs" array and parses its numbers straight into floats; the rest
+ * of the body (with the array cut out) goes through jansson, strict and
+ * with duplicate keys refused. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "infer.h"
+#include "metrics.h"
+
+void qs_test_delay(void) {
+  unsigned ms = qs_g.cfg.test_delay_ms;
+  if (!ms) return;
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+bool qs_parse_batch(qs_req *r, const char *s, size_t n, size_t width, size_t max_rows,
+                    size_t max_numbers, float **x, size_t *rows, size_t *cols) {
+  size_t cap = qs_json_numbers_bound(n);
+  if (cap > max_numbers) cap = max_numbers;
+  float *buf = malloc((cap ? cap : 1) * sizeof *buf);
+  if (!buf) {
+    qs_reply_error(r, 503, "out of memory");
+    return false;
+  }
+  size_t errpos = 0;
+  qs_jerr e = qs_json_parse_matrix(s, n, width, max_rows, buf, cap, rows, cols, &errpos);
+  if (e != QS_JOK) {
+    free(buf);
+    switch (e) {
+      case QS_JWIDTH:
+        if (width)
+          qs_reply_error(r, 422, "wrong input width: every row needs %zu numbers (at byte %zu of the array)",
+                         width, errpos);
+        else
+          qs_reply_error(r, 422, "rows of different widths (at byte %zu of the array)", errpos);
+        break;
+      case QS_JROWS:
+        qs_reply_error(r, 413, "batch larger than %zu rows", max_rows);
+        break;
+      case QS_JEMPTY: qs_reply_error(r, 422, "no input rows"); break;
+      case QS_JNONFINITE:
+        qs_reply_error(r, 422, "non-finite or out-of-range number at byte %zu of the array", errpos);
+        break;
+      case QS_JTYPE:
+        qs_reply_error(r, 400, "inputs must be numbers in an array of rows (wrong type at byte %zu of the array)",
+                       errpos);
+        break;
+      default:
+        qs_reply_error(r, 400, "malformed JSON in the input array at byte %zu", errpos);
+        break;
+    }
+    return false;
+  }
+  *x = buf;
+  return true;
+}
+
+size_t qs_argmax(const float *v, size_t n) {
+  size_t best = 0;
+  for (size_t i = 1; i < n; i++)
+    if (v[i] > v[best]) best = i;
+  return best;
+}
+
+void qs_run_free(qs_run *run) {
+  free(run->y8);
+  free(run->y32);
+  run->y8 = run->y32 = NULL;
+}
+
+bool qs_run_model(qs_req *r, qs_run *run) {
+  const qat_model *qm = run->m->model;
+  size_t out = qat_model_out_dim(qm);
+  run->y8 = malloc(run->rows * out * sizeof(float));
+  run->y32 = run->baseline ? malloc(run->rows * out * sizeof(float)) : NULL;
+  qat_ctx *ctx = qs_model_ctx_get(run->m);
+  if (!run->y8 || (run->baseline && !run->y32) || !ctx) {
+    qs_model_ctx_put(run->m, ctx);
+    qs_run_free(run);
+    qs_reply_error(r, 503, "out of memory");
+    return false;
+  }
+  uint64_t t0 = qs_now_ns();
+  qat_err e = run->dynamic ? qat_infer_dynamic(qm, ctx, run->x, run->rows, run->y8)
+                           : qat_infer_int8(qm, ctx, run->x, run->rows, run->y8);
+  uint64_t t1 = qs_now_ns();
+  if (e == QAT_OK && run->baseline) e = qat_infer_fp32(qm, ctx, run->x, run->rows, run->y32);
+  uint64_t t2 = qs_now_ns();
+  qs_model_ctx_put(run->m, ctx);
+  if (e != QAT_OK) {
+    qs_run_free(run);
+    if (e == QAT_ENOTFINITE || e == QAT_ERANGE)
+      qs_reply_error(r, 422, "inference refused the input: %s", qat_errmsg());
+    else
+      qs_reply_error(r, 500, "inference failed: %s", qat_errmsg());
+    return false;
+  }
+  run->ns_int8 = t1 - t0;
+  run->ns_fp32 = run->baseline ? t2 - t1 : 0;
+  qs_metrics_observe(run->m->metrics_slot, QS_LAT_INT8, run->ns_int8);
+  if (run->baseline) {
+    qs_metrics_observe(run->m->metrics_slot, QS_LAT_FP32, run->ns_fp32);
+    float md = 0;
+    size_t agree = 0;
+    for (size_t i = 0; i < run->rows; i++) {
+      const float *a = run->y8 + i * out, *b = run->y32 + i * out;
+      for (size_t j = 0; j < out; j++) {
+        float d = fabsf(a[j] - b[j]);
+        if (d > md) md = d;
+      }
+      agree += qs_argmax(a, out) == qs_argmax(b, out);
+    }
+    run->max_abs_diff = md;
+    run->argmax_agree = agree;
+  }
+  return true;
+}
+
+bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic) {
+  json_t *b = obj ? json_object_get(obj, "baseline") : NULL;
+  if (b) {
+    if (!json_is_boolean(b)) {
+      qs_reply_error(r, 400, "\"baseline\" must be true or false");
+      return false;
+    }
+    *baseline = json_is_true(b);
+  }
+  json_t *mode = obj ? json_object_get(obj, "mode") : NULL;
+  if (mode) {
+    const char *v = json_string_value(mode);
+    if (v && strcmp(v, "static") == 0)
+      *dynamic = false;
+    else if (v && strcmp(v, "dynamic") == 0)
+      *dynamic = true;
+    else {
+      qs_reply_error(r, 400, "\"mode\" must be \"static\" or \"dynamic\"");
+      return false;
+    }
+  }
+  return true;
+}
+
+json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
+  char *env = r->body;
+  size_t envlen = r->body_len;
+  if (found && !qs_json_splice(r->body, r->body_len, sp, "0", &env, &envlen)) {
+    qs_reply_error(r, 503, "out of memory");
+    return NULL;
+  }
+  json_error_t jerr;
+  json_t *root = json_loadb(env, envlen, JSON_REJECT_DUPLICATES, &jerr);
+  if (env != r->body) free(env);
+  if (!root) {
+    qs_reply_error(r, 400, "malformed JSON: %s", jerr.text);
+    return NULL;
+  }
+  if (!json_is_object(root)) {
+    json_decref(root);
+    qs_reply_error(r, 400, "the body must be a JSON object");
+    return NULL;
+  }
+  return root;
+}
+
+/* Resolves the model named by the "model" member (or the only one). */
+static qs_model *resolve_model(qs_req *r, json_t *root) {
+  json_t *jm = json_object_get(root, "model");
+  if (!jm) {
+    size_t count;
+    qs_model *m = qs_registry_get_only(&count);
+    if (!m) {
+      if (count == 0)
+        qs_reply_error(r, 503, "no models loaded");
+      else
+        qs_reply_error(r, 400, "\"model\" is required when %zu models are loaded", count);
+    }
+    return m;
+  }
+  const char *name = json_string_value(jm);
+  if (!name) {
+    qs_reply_error(r, 400, "\"model\" must be a string");
+    return NULL;
+  }
+  if (!qs_name_valid(name) || strlen(name) != json_string_length(jm)) {
+    qs_reply_error(r, 400, "invalid model name (1-128 of A-Z a-z 0-9 . _ -, no leading dot)");
+    return NULL;
+  }
+  qs_model *m = qs_registry_get(name);
+  if (!m) qs_reply_error(r, 404, "model '%s' not found", name);
+  return m;
+}
+
+void qs_handle_predict(qs_req *r) {
+  qs_test_delay();
+  if (!r->body || r->body_len == 0) {
+    qs_reply_error(r, 400, "empty body: send {\"inputs\": [[...]]}");
+    return;
+  }
+  qs_span sp = {0, 0};
+  bool found = false;
+  qs_jerr je = qs_json_find_key(r->body, r->body_len, "inputs", &sp, &found);
+  if (je != QS_JOK) {
+    qs_reply_error(r, 400, "%s", je == QS_JDEPTH ? "JSON nested too deeply" : "malformed JSON");
+    return;
+  }
+  json_t *root = qs_parse_envelope(r, sp, found);
+  if (!root) return;
+  if (!found) {
+    qs_reply_error(r, 400, "missing \"inputs\" (an array of rows of numbers)");
+    json_decref(root);
+    return;
+  }
+  bool baseline = true, dynamic = false;
+  if (!qs_read_options(r, root, &baseline, &dynamic)) {
+    json_decref(root);
+    return;
+  }
+  qs_model *m = resolve_model(r, root);
+  json_decref(root);
+  if (!m) return;
+  r->model_slot = m->metrics_slot;
+  const qat_model *qm = m->model;
+  size_t in = qat_model_in_dim(qm), out = qat_model_out_dim(qm);
+  float *x = NULL;
+  size_t rows = 0, cols = 0;
+  if (!qs_parse_batch(r, r->body + sp.off, sp.len, in, qs_g.cfg.max_batch,
+                      qs_g.cfg.max_batch * in, &x, &rows, &cols)) {
+    qs_model_release(m);
+    return;
+  }
+  qs_run run = {.m = m, .x = x, .rows = rows, .baseline = baseline, .dynamic = dynamic};
+  bool ok = qs_run_model(r, &run);
+  free(x);
+  if (!ok) {
+    qs_model_release(m);
+    return;
+  }
+  qs_buf *b = &r->out;
+  r->status = 200;
+  qs_buf_puts(b, "{\"model\":");
+  qs_buf_json_str(b, m->name);
+  qs_buf_printf(b, ",\"version\":%llu,\"mode\":\"%s\",\"outputs\":[", (unsigned long long)m->version,
+                dynamic ? "dynamic" : "static");
+  for (size_t i = 0; i < rows; i++) {
+    if (i) qs_buf_put(b, ",", 1);
+    qs_buf_float_array(b, run.y8 + i * out, out);
+  }
+  qs_buf_puts(b, "],\"predictions\":[");
+  for (size_t i = 0; i < rows; i++) qs_buf_printf(b, i ? ",%zu" : "%zu", qs_argmax(run.y8 + i * out, out));
+  qs_buf_puts(b, "]");
+  if (qat_model_n_labels(qm)) {
+    qs_buf_puts(b, ",\"labels\":[");
+    for (size_t i = 0; i < rows; i++) {
+      if (i) qs_buf_put(b, ",", 1);
+      const char *l = qat_model_label(qm, (uint32_t)qs_argmax(run.y8 + i * out, out));
+      qs_buf_json_str(b, l ? l : "");
+    }
+    qs_buf_puts(b, "]");
+  }
+  double us8 = (double)run.ns_int8 * 1e-3, us32 = (double)run.ns_fp32 * 1e-3;
+  qs_buf_printf(b, ",\"latency_us\":{\"int8\":%.3f", us8);
+  if (baseline)
+    qs_buf_printf(b, ",\"fp32\":%.3f,\"speedup\":%.3f", us32, us8 > 0 ? us32 / us8 : 0.0);
+  else
+    qs_buf_puts(b, ",\"fp32\":null,\"speedup\":null");
+  qs_buf_printf(b, ",\"total\":%.3f}", (double)(qs_now_ns() - r->t0_ns) * 1e-3);
+  if (baseline) {
+    qs_buf_puts(b, ",\"drift\":{\"max_abs_diff\":");
+    qs_buf_float(b, run.max_abs_diff);
+    qs_buf_printf(b, ",\"argmax_agreement\":%.6g}", (double)run.argmax_agree / (double)rows);
+  } else {
+    qs_buf_puts(b, ",\"drift\":null");
+  }
+  qs_buf_puts(b, "}\n");
+  qs_run_free(&run);
+  qs_model_release(m);
+}

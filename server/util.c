@@ -1,0 +1,72 @@
+/* util.c - small shared helpers: clock, log, names, error replies. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+
+qs_state qs_g;
+
+uint64_t qs_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void qs_log(const char *fmt, ...) {
+  char line[1024];
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t k = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+  k += (size_t)snprintf(line + k, sizeof line - k, ".%03ldZ ", ts.tv_nsec / 1000000);
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(line + k, sizeof line - k - 1, fmt, ap);
+  va_end(ap);
+  if (w < 0) return;
+  k += (size_t)w < sizeof line - k - 1 ? (size_t)w : sizeof line - k - 2;
+  line[k++] = '\n';
+  ssize_t rc = write(2, line, k);
+  (void)rc; /* nothing sensible to do if stderr is gone */
+}
+
+bool qs_name_valid(const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > 128 || name[0] == '.') return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+const char *qs_endpoint_name(qs_endpoint e) {
+  static const char *const names[QS_EP_COUNT] = {
+      "predict", "v2_infer", "v2_model", "v2_health", "v2_server", "models", "metrics", "other"};
+  return (unsigned)e < QS_EP_COUNT ? names[e] : "other";
+}
+
+void qs_reply_error(qs_req *r, int status, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  /* Messages may quote client bytes (jansson's "near '...'"): keep the
+   * reply valid UTF-8 by replacing anything outside printable ASCII. */
+  for (char *p = msg; *p; p++)
+    if ((unsigned char)*p >= 0x7f) *p = '?';
+  r->status = status;
+  r->out.len = 0;
+  r->out.failed = false;
+  if (r->out.data) r->out.data[0] = '\0';
+  qs_buf_puts(&r->out, "{\"error\":");
+  qs_buf_json_str(&r->out, msg);
+  qs_buf_puts(&r->out, "}\n");
+}

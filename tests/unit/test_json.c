@@ -1,0 +1,246 @@
+/* test_json.c - the request number scanner: exact against strtof, strict
+ * about grammar and types, and every cap enforced. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../server/json.h"
+
+Suite *suite_json(void);
+
+static uint32_t bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+/* Parses text as one number and checks it against strtof bit for bit. */
+static void check_against_strtof(const char *text) {
+  size_t pos = 0, n = strlen(text);
+  float got = 0;
+  qs_jerr e = qs_json_number(text, n, &pos, &got);
+  float want = strtof(text, NULL);
+  if (!isfinite(want)) {
+    ck_assert_msg(e == QS_JNONFINITE, "%s: want non-finite error, got %d", text, e);
+    return;
+  }
+  ck_assert_msg(e == QS_JOK, "%s: error %d", text, e);
+  ck_assert_uint_eq(pos, n);
+  ck_assert_msg(bits(got) == bits(want), "%s: got %.9g (%08x) want %.9g (%08x)", text,
+                (double)got, bits(got), (double)want, bits(want));
+}
+
+static uint64_t rng_state = 88172645463325252ULL;
+static uint64_t rng(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+START_TEST(numbers_match_strtof_exactly) {
+  static const char *fixed[] = {
+      "0", "-0", "1", "-1", "0.5", "0.1", "0.2", "0.3", "1e10", "1E-10", "3.4028235e38",
+      "3.4028236e38", "1.17549435e-38", "1.4e-45", "7e-46", "1e-50", "16777216", "16777217",
+      "16777219", "33554434", "33554435", "9007199254740993", "0.003921568859368563",
+      "0.00392156862745098", "123456789012345678901234567890", "4.9406564584124654e-324",
+      "0.1000000000000000055511151231257827", "1.00000005960464477539062500000001",
+      "1.000000059604644775390625", "0.0000000000000000000000001", "1e22", "1e23", "9e-23",
+      "340282356779733661637539395458142568447", "340282356779733661637539395458142568448"};
+  for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) check_against_strtof(fixed[i]);
+  char buf[96];
+  for (int i = 0; i < 200000; i++) {
+    uint64_t r = rng();
+    switch (i % 5) {
+      case 0: { /* round-trip of a random finite float */
+        uint32_t u = (uint32_t)r;
+        float f;
+        memcpy(&f, &u, 4);
+        if (!isfinite(f)) continue;
+        snprintf(buf, sizeof buf, "%.9g", (double)f);
+        break;
+      }
+      case 1: /* short decimals like pixel values */
+        snprintf(buf, sizeof buf, "%s0.%0*llu", (r & 1) ? "-" : "", (int)(1 + (r >> 8) % 8),
+                 (unsigned long long)((r >> 16) % 100000000));
+        break;
+      case 2: /* many digits: the slow path */
+        snprintf(buf, sizeof buf, "%llu.%llue%d", (unsigned long long)((r >> 3) % 1000000),
+                 (unsigned long long)(rng() % 10000000000000000000ULL),
+                 (int)((r >> 40) % 90) - 45);
+        break;
+      case 3: /* integers with exponents near the fast-path edge */
+        snprintf(buf, sizeof buf, "%llue%d", (unsigned long long)(r >> (11 + (r & 31))),
+                 (int)((r >> 50) % 50) - 25);
+        break;
+      default: { /* doubles printed with 17 digits: near float midpoints too */
+        double d = (double)(r >> 11) / (double)(1ULL << 53) * pow(10.0, (double)((int)(r % 20) - 10));
+        snprintf(buf, sizeof buf, "%.17g", d);
+        break;
+      }
+    }
+    check_against_strtof(buf);
+  }
+}
+END_TEST
+
+static qs_jerr one(const char *t, float *f) {
+  size_t pos = 0;
+  return qs_json_number(t, strlen(t), &pos, f);
+}
+
+START_TEST(numbers_refuse_what_json_refuses) {
+  float f;
+  ck_assert_int_eq(one("NaN", &f), QS_JNONFINITE);
+  ck_assert_int_eq(one("Infinity", &f), QS_JNONFINITE);
+  ck_assert_int_eq(one("-Infinity", &f), QS_JNONFINITE);
+  ck_assert_int_eq(one("1e999", &f), QS_JNONFINITE);
+  ck_assert_int_eq(one("-1e39", &f), QS_JNONFINITE);
+  ck_assert_int_eq(one("0x10", &f), QS_JSYNTAX);
+  ck_assert_int_eq(one("01", &f), QS_JSYNTAX);
+  ck_assert_int_eq(one("+1", &f), QS_JSYNTAX);
+  ck_assert_int_eq(one(".5", &f), QS_JSYNTAX);
+  ck_assert_int_eq(one("1.", &f), QS_JSYNTAX);
+  ck_assert_int_eq(one("1e", &f), QS_JSYNTAX);
+  ck_assert_int_eq(one("1e+", &f), QS_JSYNTAX);
+  ck_assert_int_eq(one("-", &f), QS_JSYNTAX);
+  ck_assert_int_eq(one("nan", &f), QS_JSYNTAX);
+  ck_assert_int_eq(one("1e-400", &f), QS_JOK);
+  ck_assert(f == 0.0f);
+  ck_assert_int_eq(one("-0", &f), QS_JOK);
+  ck_assert(f == 0.0f && signbit(f));
+  ck_assert_int_eq(one("1e99999999999999999999", &f), QS_JNONFINITE);
+}
+END_TEST
+
+static qs_jerr mat(const char *t, size_t width, size_t max_rows, size_t *rows, size_t *cols,
+                   float *out, size_t cap) {
+  size_t errpos;
+  return qs_json_parse_matrix(t, strlen(t), width, max_rows, out, cap, rows, cols, &errpos);
+}
+
+START_TEST(matrix_shapes_and_errors) {
+  float out[64];
+  size_t r = 0, c = 0;
+  ck_assert_int_eq(mat(" [[1, 2, 3], [4,5,6]] ", 3, 10, &r, &c, out, 64), QS_JOK);
+  ck_assert_uint_eq(r, 2);
+  ck_assert_uint_eq(c, 3);
+  for (int i = 0; i < 6; i++) ck_assert(out[i] == (float)(i + 1));
+  ck_assert_int_eq(mat("[0.5,-0.25,1e2]", 3, 10, &r, &c, out, 64), QS_JOK);
+  ck_assert_uint_eq(r, 1);
+  ck_assert(out[0] == 0.5f && out[1] == -0.25f && out[2] == 100.0f);
+  ck_assert_int_eq(mat("[1,2]", 3, 10, &r, &c, out, 64), QS_JWIDTH);
+  ck_assert_int_eq(mat("[1,2,3,4]", 3, 10, &r, &c, out, 64), QS_JWIDTH);
+  ck_assert_int_eq(mat("[[1,2,3],[1,2]]", 3, 10, &r, &c, out, 64), QS_JWIDTH);
+  ck_assert_int_eq(mat("[[]]", 3, 10, &r, &c, out, 64), QS_JWIDTH);
+  ck_assert_int_eq(mat("[]", 3, 10, &r, &c, out, 64), QS_JEMPTY);
+  ck_assert_int_eq(mat("[[1,2,3],[1,2,3],[1,2,3]]", 3, 2, &r, &c, out, 64), QS_JROWS);
+  ck_assert_int_eq(mat("[1,2,3,4,5]", 0, 1, &r, &c, out, 4), QS_JROWS);
+  ck_assert_int_eq(mat("[[1,\"2\",3]]", 3, 10, &r, &c, out, 64), QS_JTYPE);
+  ck_assert_int_eq(mat("[[1,null,3]]", 3, 10, &r, &c, out, 64), QS_JTYPE);
+  ck_assert_int_eq(mat("[[1,true,3]]", 3, 10, &r, &c, out, 64), QS_JTYPE);
+  ck_assert_int_eq(mat("[[1,[2],3]]", 3, 10, &r, &c, out, 64), QS_JTYPE);
+  ck_assert_int_eq(mat("[[1,2,3],4]", 3, 10, &r, &c, out, 64), QS_JTYPE);
+  ck_assert_int_eq(mat("\"abc\"", 3, 10, &r, &c, out, 64), QS_JTYPE);
+  ck_assert_int_eq(mat("7", 3, 10, &r, &c, out, 64), QS_JTYPE);
+  ck_assert_int_eq(mat("[[1,NaN,3]]", 3, 10, &r, &c, out, 64), QS_JNONFINITE);
+  ck_assert_int_eq(mat("[[1,2,1e999]]", 3, 10, &r, &c, out, 64), QS_JNONFINITE);
+  ck_assert_int_eq(mat("[[1,2,3]", 3, 10, &r, &c, out, 64), QS_JSYNTAX);
+  ck_assert_int_eq(mat("[[1,2,3]] x", 3, 10, &r, &c, out, 64), QS_JSYNTAX);
+  ck_assert_int_eq(mat("[[1,2,,3]]", 3, 10, &r, &c, out, 64), QS_JSYNTAX);
+  ck_assert_int_eq(mat("[[1,2,3,]]", 3, 10, &r, &c, out, 64), QS_JSYNTAX);
+  ck_assert_int_eq(mat("[[1 2 3]]", 3, 10, &r, &c, out, 64), QS_JSYNTAX);
+  ck_assert_int_eq(mat("[[0x1,2,3]]", 3, 10, &r, &c, out, 64), QS_JSYNTAX);
+  /* width 0: the first row sets it (KServe data with a separate shape) */
+  ck_assert_int_eq(mat("[[1,2],[3,4],[5,6]]", 0, 10, &r, &c, out, 64), QS_JOK);
+  ck_assert_uint_eq(r, 3);
+  ck_assert_uint_eq(c, 2);
+  ck_assert_int_eq(mat("[[1,2],[3,4,5]]", 0, 10, &r, &c, out, 64), QS_JWIDTH);
+  /* The capacity guard holds even when the caller's max_rows is generous. */
+  ck_assert_int_eq(mat("[[1,2],[3,4],[5,6]]", 2, 100, &r, &c, out, 5), QS_JROWS);
+  /* The bound a buffer is sized with covers the densest text. */
+  ck_assert_uint_ge(qs_json_numbers_bound(strlen("[1,2,3,4,5]")), 5);
+  ck_assert_uint_ge(qs_json_numbers_bound(strlen("[1]")), 1);
+}
+END_TEST
+
+START_TEST(find_key_top_level_only) {
+  const char *t = "{\"a\": {\"inputs\": 1}, \"s\": \"\\\"inputs\\\"\", \"inputs\" : [[1]], \"inputs\": 2}";
+  qs_span sp;
+  bool found;
+  ck_assert_int_eq(qs_json_find_key(t, strlen(t), "inputs", &sp, &found), QS_JOK);
+  ck_assert(found);
+  ck_assert_uint_eq(sp.len, 5);
+  ck_assert(memcmp(t + sp.off, "[[1]]", 5) == 0);
+  ck_assert_int_eq(qs_json_find_key(t, strlen(t), "model", &sp, &found), QS_JOK);
+  ck_assert(!found);
+  ck_assert_int_eq(qs_json_find_key("[1]", 3, "inputs", &sp, &found), QS_JSYNTAX);
+  ck_assert_int_eq(qs_json_find_key("{\"a\" 1}", 7, "inputs", &sp, &found), QS_JSYNTAX);
+  ck_assert_int_eq(qs_json_find_key("{}", 2, "inputs", &sp, &found), QS_JOK);
+  ck_assert(!found);
+  /* A million '[' fail fast at the depth limit, without recursion. */
+  size_t n = 1000000;
+  char *deep = malloc(n + 16);
+  ck_assert_ptr_nonnull(deep);
+  memcpy(deep, "{\"x\":", 5);
+  memset(deep + 5, '[', n);
+  ck_assert_int_eq(qs_json_find_key(deep, n + 5, "inputs", &sp, &found), QS_JDEPTH);
+  free(deep);
+  size_t count;
+  qs_span first;
+  const char *arr = " [ {\"data\": [1,2]}, {\"b\": 1} ] ";
+  ck_assert_int_eq(qs_json_array_first(arr, strlen(arr), &count, &first), QS_JOK);
+  ck_assert_uint_eq(count, 2);
+  ck_assert(memcmp(arr + first.off, "{\"data\": [1,2]}", first.len) == 0);
+}
+END_TEST
+
+START_TEST(output_round_trips) {
+  qs_buf b;
+  qs_buf_init(&b, 8, 1 << 20);
+  for (int i = 0; i < 100000; i++) {
+    uint32_t u = (uint32_t)rng();
+    float f;
+    memcpy(&f, &u, 4);
+    if (!isfinite(f)) continue;
+    b.len = 0;
+    qs_buf_float(&b, f);
+    ck_assert(!b.failed);
+    float back = strtof(b.data, NULL);
+    ck_assert_uint_eq(bits(back), bits(f));
+  }
+  b.len = 0;
+  qs_buf_json_str(&b, "a\"b\\c\n\x01");
+  ck_assert_str_eq(b.data, "\"a\\\"b\\\\c\\u000a\\u0001\"");
+  qs_buf_free(&b);
+  /* The cap is hard. */
+  qs_buf_init(&b, 4, 10);
+  qs_buf_puts(&b, "0123456789");
+  ck_assert(!b.failed);
+  qs_buf_puts(&b, "x");
+  ck_assert(b.failed);
+  qs_buf_free(&b);
+  char *out;
+  size_t outlen;
+  qs_span sp = {5, 3};
+  ck_assert(qs_json_splice("{\"a\":[1]}", 9, sp, "0", &out, &outlen));
+  ck_assert_str_eq(out, "{\"a\":0}");
+  ck_assert_uint_eq(outlen, 7);
+  free(out);
+}
+END_TEST
+
+Suite *suite_json(void) {
+  Suite *s = suite_create("json");
+  TCase *tc = tcase_create("json");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, numbers_match_strtof_exactly);
+  tcase_add_test(tc, numbers_refuse_what_json_refuses);
+  tcase_add_test(tc, matrix_shapes_and_errors);
+  tcase_add_test(tc, find_key_top_level_only);
+  tcase_add_test(tc, output_round_trips);
+  suite_add_tcase(s, tc);
+  return s;
+}

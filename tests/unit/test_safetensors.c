@@ -1,0 +1,655 @@
+/* test_safetensors.c - the model file: save -> load -> save round trip
+ * (bytes and outputs), and every loader refusal on crafted files, each with
+ * its own qat_err and a message naming the tensor or key. */
+#include <check.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model_fixture.h"
+#include "qat.h"
+
+Suite *suite_safetensors(void);
+
+static const uint32_t dims[] = {6, 4, 3, 2};
+
+typedef struct blob {
+  uint8_t *buf;
+  size_t len;
+} blob;
+
+static char tmpdir[64];
+
+static void make_tmpdir(void) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/qat_st_XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void) {
+  char p[128];
+  snprintf(p, sizeof p, "%s/m.safetensors", tmpdir);
+  unlink(p);
+  snprintf(p, sizeof p, "%s/m2.safetensors", tmpdir);
+  unlink(p);
+  rmdir(tmpdir);
+}
+
+static blob read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  blob b = {malloc((size_t)n + 1), (size_t)n};
+  ck_assert_ptr_nonnull(b.buf);
+  ck_assert_uint_eq(fread(b.buf, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  return b;
+}
+
+static blob save_blob(const qat_model *m, const char *name) {
+  char p[128];
+  snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+  ck_assert_int_eq(qat_model_save(m, p), QAT_OK);
+  return read_file(p);
+}
+
+static void outputs(const qat_model *m, float *y /* [3][5 * out] */) {
+  enum { R = 5 };
+  uint32_t seed = 42;
+  size_t in = qat_model_in_dim(m), out = qat_model_out_dim(m);
+  float *x = malloc(R * in * sizeof(float));
+  ck_assert_ptr_nonnull(x);
+  fixture_fill(&seed, x, R * in, -0.1f, 1.1f);
+  qat_ctx *c;
+  ck_assert_int_eq(qat_ctx_create(m, R, &c), QAT_OK);
+  ck_assert_int_eq(qat_infer_int8(m, c, x, R, y), QAT_OK);
+  ck_assert_int_eq(qat_infer_fp32(m, c, x, R, y + R * out), QAT_OK);
+  ck_assert_int_eq(qat_infer_dynamic(m, c, x, R, y + 2 * R * out), QAT_OK);
+  qat_ctx_destroy(c);
+  free(x);
+}
+
+START_TEST(round_trip) {
+  make_tmpdir();
+  for (int mode = 0; mode < 2; mode++) {
+    qat_fixture *f = fixture_create(dims, 3, 7 + (uint32_t)mode);
+    ck_assert_ptr_nonnull(f);
+    f->spec.out_mode = mode ? QAT_OUT_REQUANT : QAT_OUT_DEQUANT_ACC;
+    qat_model *m, *m2, *m3;
+    ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_OK);
+    blob a = save_blob(m, "m.safetensors");
+    char p[128];
+    snprintf(p, sizeof p, "%s/m.safetensors", tmpdir);
+    ck_assert_int_eq(qat_model_load(p, &m2), QAT_OK);
+    blob b = save_blob(m2, "m2.safetensors");
+    ck_assert_uint_eq(a.len, b.len);
+    ck_assert_int_eq(memcmp(a.buf, b.buf, a.len), 0);
+    ck_assert_int_eq(qat_model_load_mem(b.buf, b.len, &m3), QAT_OK);
+    float y1[3 * 5 * 2], y2[3 * 5 * 2], y3[3 * 5 * 2];
+    outputs(m, y1);
+    outputs(m2, y2);
+    outputs(m3, y3);
+    ck_assert_int_eq(memcmp(y1, y2, sizeof y1), 0);
+    ck_assert_int_eq(memcmp(y1, y3, sizeof y1), 0);
+    ck_assert_int_eq(qat_model_out_mode(m2), f->spec.out_mode);
+    ck_assert_uint_eq(qat_model_n_labels(m2), 2);
+    ck_assert_str_eq(qat_model_label(m2, 1), "c1");
+    ck_assert_str_eq(qat_model_meta(m2, "trained_with"), "fixture");
+    ck_assert_uint_eq(qat_model_n_meta(m2), 2);
+    for (uint32_t i = 0; i < 3; i++) {
+      qat_layer_info x, y;
+      ck_assert_int_eq(qat_model_layer(m, i, &x), QAT_OK);
+      ck_assert_int_eq(qat_model_layer(m2, i, &y), QAT_OK);
+      size_t nk = (size_t)x.out_dim * x.in_dim;
+      ck_assert_uint_eq(x.in_dim, y.in_dim);
+      ck_assert_uint_eq(x.out_dim, y.out_dim);
+      ck_assert_int_eq(x.act, y.act);
+      ck_assert_int_eq(memcmp(&x.in, &y.in, sizeof x.in), 0);
+      ck_assert_int_eq(memcmp(&x.out, &y.out, sizeof x.out), 0);
+      ck_assert_int_eq(memcmp(x.wq, y.wq, nk), 0);
+      ck_assert_int_eq(memcmp(x.w_fp32, y.w_fp32, nk * 4), 0);
+      ck_assert_int_eq(memcmp(x.bias_q, y.bias_q, x.out_dim * 4), 0);
+    }
+    free(a.buf);
+    free(b.buf);
+    qat_model_destroy(m);
+    qat_model_destroy(m2);
+    qat_model_destroy(m3);
+    fixture_destroy(f);
+  }
+  remove_tmpdir();
+}
+END_TEST
+
+
+/* ---- crafted files ----------------------------------------------------- */
+
+/* A valid file of the 6-4-3-2 fixture model, made fresh for each test. */
+static blob valid_blob(void) {
+  qat_fixture *f = fixture_create(dims, 3, 7);
+  ck_assert_ptr_nonnull(f);
+  qat_model *m;
+  ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_OK);
+  make_tmpdir();
+  blob b = save_blob(m, "m.safetensors");
+  remove_tmpdir();
+  qat_model_destroy(m);
+  fixture_destroy(f);
+  return b;
+}
+
+static uint64_t hdr_len(const blob *b) {
+  uint64_t n;
+  memcpy(&n, b->buf, 8);
+  return n;
+}
+
+static json_t *hdr(const blob *b) {
+  json_error_t e;
+  json_t *j = json_loadb((const char *)b->buf + 8, hdr_len(b), 0, &e);
+  ck_assert_ptr_nonnull(j);
+  return j;
+}
+
+/* The same data section under a new header (the header is consumed). */
+static blob rebuild(const blob *b, json_t *root, size_t extra_data) {
+  char *h = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+  ck_assert_ptr_nonnull(h);
+  json_decref(root);
+  uint64_t n = strlen(h), old = hdr_len(b);
+  size_t dsize = b->len - 8 - old;
+  blob o = {calloc(1, 8 + n + dsize + extra_data), 8 + n + dsize + extra_data};
+  ck_assert_ptr_nonnull(o.buf);
+  memcpy(o.buf, &n, 8);
+  memcpy(o.buf + 8, h, n);
+  memcpy(o.buf + 8 + n, b->buf + 8 + old, dsize);
+  free(h);
+  return o;
+}
+
+/* Where a tensor's bytes are, per the blob's own header. */
+static uint8_t *tensor_at(const blob *b, const char *name) {
+  json_t *j = hdr(b);
+  json_t *t = json_object_get(j, name);
+  ck_assert_ptr_nonnull(t);
+  size_t off = (size_t)json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
+  json_decref(j);
+  return b->buf + 8 + hdr_len(b) + off;
+}
+
+static void expect_refusal(const blob *b, qat_err want, const char *needle, int line) {
+  qat_model *m = NULL;
+  qat_err e = qat_model_load_mem(b->buf, b->len, &m);
+  ck_assert_msg(e == want, "line %d: expected %s, got %s: %s", line, qat_err_name(want),
+                qat_err_name(e), qat_errmsg());
+  ck_assert_msg(!needle || strstr(qat_errmsg(), needle),
+                "line %d: message '%s' does not name '%s'", line, qat_errmsg(), needle);
+  if (e == QAT_OK) qat_model_destroy(m);
+}
+#define EXPECT(b, code, needle) expect_refusal(&(b), code, needle, __LINE__)
+
+static void set_meta(json_t *root, const char *key, const char *value) {
+  json_t *meta = json_object_get(root, "__metadata__");
+  if (value) json_object_set_new(meta, key, json_string(value));
+  else json_object_del(meta, key);
+}
+
+/* Header edits: one per case, each breaking one rule. */
+static blob with_meta(const blob *b, const char *key, const char *value) {
+  json_t *j = hdr(b);
+  set_meta(j, key, value);
+  return rebuild(b, j, 0);
+}
+
+static blob with_field(const blob *b, const char *tensor, const char *field, json_t *v) {
+  json_t *j = hdr(b);
+  json_object_set_new(json_object_get(j, tensor), field, v);
+  return rebuild(b, j, 0);
+}
+
+START_TEST(valid_file_loads) {
+  blob b = valid_blob();
+  EXPECT(b, QAT_OK, NULL);
+  /* Rebuilding the header alone (different padding) still loads. */
+  blob r = rebuild(&b, hdr(&b), 0);
+  EXPECT(r, QAT_OK, NULL);
+  free(r.buf);
+  free(b.buf);
+}
+END_TEST
+
+START_TEST(truncated) {
+  blob b = valid_blob();
+  uint64_t n = hdr_len(&b);
+  blob t = b;
+  t.len = 0; EXPECT(t, QAT_ETRUNC, NULL);
+  t.len = 7; EXPECT(t, QAT_ETRUNC, NULL);
+  t.len = 8; EXPECT(t, QAT_EHDRSIZE, NULL);
+  t.len = 8 + n / 2; EXPECT(t, QAT_EHDRSIZE, NULL);      /* inside the header */
+  t.len = 8 + n - 1; EXPECT(t, QAT_EHDRSIZE, NULL);
+  t.len = 8 + n; EXPECT(t, QAT_EOFFSET, "past");         /* no data at all */
+  t.len = 8 + n + 100; EXPECT(t, QAT_EOFFSET, "past");   /* inside the data */
+  t.len = b.len - 1; EXPECT(t, QAT_EOFFSET, "layers.");  /* last byte missing */
+  free(b.buf);
+}
+END_TEST
+
+START_TEST(header_length) {
+  blob b = valid_blob();
+  blob c = {malloc(b.len), b.len};
+  ck_assert_ptr_nonnull(c.buf);
+  const uint64_t bad[] = {0, 1, b.len - 7, b.len, UINT64_MAX, (uint64_t)1 << 63};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    memcpy(c.buf, b.buf, b.len);
+    memcpy(c.buf, &bad[i], 8);
+    EXPECT(c, QAT_EHDRSIZE, "header length");
+  }
+  /* More than 16 MiB of header is refused even when the file is that big. */
+  size_t big = ((size_t)16 << 20) + 16;
+  blob h = {malloc(big + 8), big + 8};
+  ck_assert_ptr_nonnull(h.buf);
+  uint64_t hl = big;
+  memcpy(h.buf, &hl, 8);
+  memset(h.buf + 8, ' ', big);
+  h.buf[8] = '{';
+  h.buf[9] = '}';
+  EXPECT(h, QAT_EHDRSIZE, NULL);
+  free(h.buf);
+  free(c.buf);
+  free(b.buf);
+}
+END_TEST
+
+START_TEST(bad_json) {
+  blob b = valid_blob();
+  uint64_t n = hdr_len(&b);
+  blob c = {malloc(b.len), b.len};
+  ck_assert_ptr_nonnull(c.buf);
+  /* Break the JSON in place, keeping every length. */
+  const struct { size_t at; char ch; } cuts[] = {{0, '['}, {1, ' '}, {n - 1, ','}, {10, '\0'}};
+  for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+    memcpy(c.buf, b.buf, b.len);
+    c.buf[8 + cuts[i].at] = (uint8_t)cuts[i].ch;
+    EXPECT(c, QAT_EJSON, "JSON");
+  }
+  /* Valid JSON, wrong shape: an array, a duplicate key, an unknown tensor,
+   * an entry that is not an object, an extra field, a float offset. */
+  memcpy(c.buf, b.buf, b.len);
+  blob arr = {malloc(8 + 8), 16};
+  ck_assert_ptr_nonnull(arr.buf);
+  uint64_t two = 8;
+  memcpy(arr.buf, &two, 8);
+  memcpy(arr.buf + 8, "[]      ", 8);
+  EXPECT(arr, QAT_EJSON, "not an object");
+  free(arr.buf);
+  char *h = malloc(n + 1);
+  ck_assert_ptr_nonnull(h);
+  memcpy(h, b.buf + 8, n);
+  h[n] = '\0';
+  char *dup = malloc(n + 64);
+  ck_assert_ptr_nonnull(dup);
+  /* {"__metadata__":..., -> {"x":1,"x":2,"__metadata__":... */
+  snprintf(dup, n + 64, "{\"x\":1,\"x\":2,%s", h + 1);
+  json_t *unused = hdr(&b);
+  json_decref(unused);
+  size_t dl = strlen(dup);
+  blob d = {calloc(1, 8 + dl + (b.len - 8 - n)), 8 + dl + (b.len - 8 - n)};
+  ck_assert_ptr_nonnull(d.buf);
+  uint64_t dl64 = dl;
+  memcpy(d.buf, &dl64, 8);
+  memcpy(d.buf + 8, dup, dl);
+  memcpy(d.buf + 8 + dl, b.buf + 8 + n, b.len - 8 - n);
+  EXPECT(d, QAT_EJSON, "JSON");
+  free(d.buf);
+  free(dup);
+  free(h);
+
+  json_t *j = hdr(&b);
+  json_object_set(j, "layers.3.weight_q", json_object_get(j, "layers.0.weight_q"));
+  blob u = rebuild(&b, j, 0);
+  EXPECT(u, QAT_EJSON, "layers.3.weight_q");
+  free(u.buf);
+  j = hdr(&b);
+  json_object_set(j, "extra", json_object_get(j, "layers.0.bias"));
+  u = rebuild(&b, j, 0);
+  EXPECT(u, QAT_EJSON, "extra");
+  free(u.buf);
+  j = hdr(&b);
+  json_object_set_new(j, "layers.0.bias", json_integer(3));
+  u = rebuild(&b, j, 0);
+  EXPECT(u, QAT_EJSON, "layers.0.bias");
+  free(u.buf);
+  u = with_field(&b, "layers.1.bias", "note", json_string("x"));
+  EXPECT(u, QAT_EJSON, "layers.1.bias");
+  free(u.buf);
+  u = with_field(&b, "layers.1.bias", "data_offsets", json_pack("[f,f]", 0.0, 12.0));
+  EXPECT(u, QAT_EJSON, "layers.1.bias");
+  free(u.buf);
+  u = with_field(&b, "layers.1.bias", "shape", json_pack("[s]", "3"));
+  EXPECT(u, QAT_EJSON, "layers.1.bias");
+  free(u.buf);
+  free(c.buf);
+  free(b.buf);
+}
+END_TEST
+
+START_TEST(metadata) {
+  blob b = valid_blob();
+  const struct {
+    const char *key, *value;
+    qat_err want;
+  } cases[] = {
+      {"format_version", "2", QAT_EVERSION},
+      {"format_version", "", QAT_EVERSION},
+      {"format_version", NULL, QAT_EMISSING},
+      {"format", "qatserv", QAT_EMETA},
+      {"format", NULL, QAT_EMISSING},
+      {"architecture", NULL, QAT_EMISSING},
+      {"architecture", "6-4-3", QAT_EMETA},         /* 2 layers: 3 activations */
+      {"architecture", "6-4-3-2-", QAT_EMETA},
+      {"architecture", "6-04-3-2", QAT_EMETA},
+      {"architecture", "6-4-3-0", QAT_EMETA},
+      {"architecture", "6-4-3-99999", QAT_EMETA},
+      {"architecture", "6-5-3-2", QAT_EMETA},       /* disagrees with the tensors */
+      {"activations", "relu,relu", QAT_EMETA},
+      {"activations", "relu,sigmoid,none", QAT_EMETA},
+      {"activations", "relu,relu,none,", QAT_EMETA},
+      {"activations", NULL, QAT_EMISSING},
+      {"weight_bits", "8,8,9", QAT_EMETA},
+      {"weight_bits", "8,8", QAT_EMETA},
+      {"weight_bits", "8,4,8", QAT_ERANGE},         /* weights beyond 4 bits */
+      {"output_mode", "dequant", QAT_EMETA},
+      {"output_mode", NULL, QAT_EMISSING},
+      {"labels", "[\"a\",\"b\",\"c\"]", QAT_ELABELS},
+      {"labels", "[\"a\"]", QAT_ELABELS},
+      {"labels", "[\"a\",2]", QAT_EMETA},
+      {"labels", "{\"a\":1}", QAT_EMETA},
+      {"labels", "[\"a\",", QAT_EMETA},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    blob m = with_meta(&b, cases[i].key, cases[i].value);
+    qat_model *mm = NULL;
+    qat_err e = qat_model_load_mem(m.buf, m.len, &mm);
+    ck_assert_msg(e == cases[i].want, "%s=%s: expected %s, got %s (%s)", cases[i].key,
+                  cases[i].value ? cases[i].value : "(missing)", qat_err_name(cases[i].want),
+                  qat_err_name(e), qat_errmsg());
+    if (cases[i].want != QAT_ERANGE && strcmp(cases[i].key, "architecture") != 0)
+      ck_assert_msg(strstr(qat_errmsg(), cases[i].key) ||
+                        (cases[i].want == QAT_ELABELS && strstr(qat_errmsg(), "labels")),
+                    "message '%s' does not name '%s'", qat_errmsg(), cases[i].key);
+    free(m.buf);
+  }
+  /* Labels may be absent; free-form keys survive; non-string values do not. */
+  blob m = with_meta(&b, "labels", NULL);
+  EXPECT(m, QAT_OK, NULL);
+  free(m.buf);
+  json_t *j = hdr(&b);
+  json_object_set_new(json_object_get(j, "__metadata__"), "epochs", json_integer(3));
+  m = rebuild(&b, j, 0);
+  EXPECT(m, QAT_EMETA, "epochs");
+  free(m.buf);
+  j = hdr(&b);
+  json_object_del(j, "__metadata__");
+  m = rebuild(&b, j, 0);
+  EXPECT(m, QAT_EMISSING, "__metadata__");
+  free(m.buf);
+  free(b.buf);
+}
+END_TEST
+
+START_TEST(offsets_and_tiling) {
+  blob b = valid_blob();
+  json_t *j = hdr(&b);
+  /* Overlap: layers.0.bias_fp32 points at layers.0.bias's bytes (same size). */
+  json_t *off = json_object_get(json_object_get(j, "layers.0.bias"), "data_offsets");
+  json_object_set(json_object_get(j, "layers.0.bias_fp32"), "data_offsets", off);
+  blob o = rebuild(&b, j, 0);
+  EXPECT(o, QAT_EOVERLAP, "overlap");
+  free(o.buf);
+  /* Gap: trailing bytes after the last tensor. */
+  o = rebuild(&b, hdr(&b), 4);
+  EXPECT(o, QAT_EOVERLAP, "after the last tensor");
+  free(o.buf);
+  /* Gap inside: the last tensor (by offset) moved 4 bytes on, data grown by 4. */
+  j = hdr(&b);
+  json_t *t = json_object_get(j, "layers.2.weight_q");
+  json_int_t b0 = json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
+  json_int_t e0 = json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 1));
+  ck_assert_int_eq(e0, (json_int_t)(b.len - 8 - hdr_len(&b))); /* it is the last */
+  json_object_set_new(t, "data_offsets", json_pack("[II]", b0 + 4, e0 + 4));
+  o = rebuild(&b, j, 4);
+  EXPECT(o, QAT_EOVERLAP, "gap");
+  free(o.buf);
+  /* Outside the data section, negative, reversed, huge. */
+  o = with_field(&b, "layers.2.weight_q", "data_offsets", json_pack("[II]", b0 + 100, e0 + 100));
+  EXPECT(o, QAT_EOFFSET, "layers.2.weight_q");
+  free(o.buf);
+  o = with_field(&b, "layers.0.bias", "data_offsets", json_pack("[ii]", -16, 0));
+  EXPECT(o, QAT_EOFFSET, "layers.0.bias");
+  free(o.buf);
+  o = with_field(&b, "layers.0.bias", "data_offsets", json_pack("[ii]", 16, 0));
+  EXPECT(o, QAT_EOFFSET, "layers.0.bias");
+  free(o.buf);
+  o = with_field(&b, "layers.0.bias", "data_offsets",
+                 json_pack("[II]", (json_int_t)0, (json_int_t)INT64_MAX));
+  EXPECT(o, QAT_EOFFSET, "layers.0.bias");
+  free(o.buf);
+  free(b.buf);
+}
+END_TEST
+
+START_TEST(dtypes_and_shapes) {
+  blob b = valid_blob();
+  blob o = with_field(&b, "layers.0.weight_scale", "dtype", json_string("I32"));
+  EXPECT(o, QAT_EDTYPE, "layers.0.weight_scale");
+  free(o.buf);
+  o = with_field(&b, "layers.1.weight_q", "dtype", json_string("U8"));
+  EXPECT(o, QAT_EDTYPE, "layers.1.weight_q");
+  free(o.buf);
+  o = with_field(&b, "activations.zero_point", "dtype", json_string("F16"));
+  EXPECT(o, QAT_EDTYPE, "activations.zero_point");
+  free(o.buf);
+  o = with_field(&b, "layers.1.bias_q", "dtype", json_integer(4));
+  EXPECT(o, QAT_EJSON, "layers.1.bias_q");
+  free(o.buf);
+  /* Shape x dtype size != bytes. */
+  o = with_field(&b, "layers.0.bias", "shape", json_pack("[i]", 3));
+  EXPECT(o, QAT_ESHAPE, "layers.0.bias");
+  free(o.buf);
+  o = with_field(&b, "layers.0.bias", "shape", json_pack("[i]", -4));
+  EXPECT(o, QAT_ESHAPE, "layers.0.bias");
+  free(o.buf);
+  /* Overflowing product. */
+  o = with_field(&b, "layers.0.weight_fp32", "shape",
+                 json_pack("[III]", (json_int_t)1 << 40, (json_int_t)1 << 40, (json_int_t)64));
+  EXPECT(o, QAT_ESHAPE, "layers.0.weight_fp32");
+  free(o.buf);
+  /* Right bytes, wrong shape for the model: [in, out] instead of [out, in]. */
+  o = with_field(&b, "layers.0.weight_fp32", "shape", json_pack("[ii]", 6, 4));
+  EXPECT(o, QAT_ESHAPE, "layers.0.weight_fp32");
+  free(o.buf);
+  o = with_field(&b, "layers.1.bias", "shape", json_pack("[ii]", 3, 1));
+  EXPECT(o, QAT_ESHAPE, "layers.1.bias");
+  free(o.buf);
+  o = with_field(&b, "activations.scale", "shape", json_pack("[ii]", 2, 2));
+  EXPECT(o, QAT_ESHAPE, "activations.scale");
+  free(o.buf);
+  o = with_field(&b, "layers.0.weight_q", "shape", json_pack("[i]", 24));
+  EXPECT(o, QAT_ESHAPE, "layers.0.weight_q");
+  free(o.buf);
+  /* Dims that do not chain: layers.1.weight_q [3, 4] (12 bytes) as [2, 6]. */
+  o = with_field(&b, "layers.1.weight_q", "shape", json_pack("[ii]", 2, 6));
+  EXPECT(o, QAT_ECHAIN, "layers.1.weight_q");
+  free(o.buf);
+  /* Missing tensors. */
+  const char *names[] = {"layers.0.weight_q", "layers.1.bias", "layers.2.bias_q",
+                         "layers.2.weight_fp32", "activations.qmax", "activations.scale"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    json_t *j = hdr(&b);
+    json_object_del(j, names[i]);
+    o = rebuild(&b, j, 0);
+    EXPECT(o, QAT_EMISSING, names[i]);
+    free(o.buf);
+  }
+  free(b.buf);
+}
+END_TEST
+
+static void poke_f32(blob *b, const char *name, size_t idx, float v) {
+  memcpy(tensor_at(b, name) + idx * 4, &v, 4);
+}
+static void poke_i32(blob *b, const char *name, size_t idx, int32_t v) {
+  memcpy(tensor_at(b, name) + idx * 4, &v, 4);
+}
+
+START_TEST(numbers) {
+  blob b = valid_blob();
+  blob c = {malloc(b.len), b.len};
+  ck_assert_ptr_nonnull(c.buf);
+#define FRESH() memcpy(c.buf, b.buf, b.len)
+  FRESH(); poke_f32(&c, "activations.scale", 1, NAN); EXPECT(c, QAT_ESCALE, "activations[1]");
+  FRESH(); poke_f32(&c, "activations.scale", 0, 0.0f); EXPECT(c, QAT_ESCALE, "activations[0]");
+  FRESH(); poke_f32(&c, "activations.scale", 3, -1.0f); EXPECT(c, QAT_ESCALE, "activations[3]");
+  FRESH(); poke_f32(&c, "activations.scale", 2, INFINITY); EXPECT(c, QAT_ESCALE, "activations[2]");
+  FRESH(); poke_f32(&c, "layers.1.weight_scale", 2, NAN); EXPECT(c, QAT_ESCALE, "weight_scale[2]");
+  FRESH(); poke_f32(&c, "layers.2.weight_scale", 0, 0.0f); EXPECT(c, QAT_ESCALE, "weight_scale[0]");
+  FRESH(); poke_i32(&c, "activations.zero_point", 1, 256); EXPECT(c, QAT_EZEROPOINT, "activations[1]");
+  FRESH(); poke_i32(&c, "activations.zero_point", 0, -1); EXPECT(c, QAT_EZEROPOINT, "activations[0]");
+  FRESH(); poke_i32(&c, "activations.qmax", 2, 15);
+  poke_i32(&c, "activations.zero_point", 2, 16); EXPECT(c, QAT_EZEROPOINT, "activations[2]");
+  FRESH(); poke_i32(&c, "activations.qmax", 2, 256); EXPECT(c, QAT_EZEROPOINT, "activations[2]");
+  FRESH(); poke_i32(&c, "activations.qmax", 2, 0); EXPECT(c, QAT_EZEROPOINT, "activations[2]");
+  FRESH(); poke_f32(&c, "layers.0.bias", 1, NAN); EXPECT(c, QAT_ENOTFINITE, "bias[1]");
+  FRESH(); poke_f32(&c, "layers.0.weight_fp32", 5, INFINITY); EXPECT(c, QAT_ENOTFINITE, "weight_fp32[5]");
+  FRESH(); poke_f32(&c, "layers.2.bias_fp32", 1, NAN); EXPECT(c, QAT_ENOTFINITE, "bias_fp32[1]");
+  /* bias_q must be the derivation from bias, to the unit. */
+  int32_t q;
+  FRESH();
+  memcpy(&q, tensor_at(&c, "layers.1.bias_q") + 8, 4);
+  poke_i32(&c, "layers.1.bias_q", 2, q + 1);
+  EXPECT(c, QAT_EBIAS, "layers.1.bias_q[2]");
+  FRESH(); poke_f32(&c, "layers.1.bias", 2, 1e9f); EXPECT(c, QAT_ERANGE, "bias[2]");
+  /* -128 is fine at 8 bits (imported), and a changed weight still loads. */
+  FRESH(); tensor_at(&c, "layers.0.weight_q")[3] = (uint8_t)0x80; EXPECT(c, QAT_OK, NULL);
+#undef FRESH
+  free(c.buf);
+  free(b.buf);
+}
+END_TEST
+
+START_TEST(load_from_path) {
+  qat_model *m = NULL;
+  ck_assert_int_eq(qat_model_load("/nonexistent/dir/m.safetensors", &m), QAT_EIO);
+  ck_assert(strstr(qat_errmsg(), "/nonexistent/dir/m.safetensors") != NULL);
+  ck_assert_int_eq(qat_model_load("/tmp", &m), QAT_EIO);
+  make_tmpdir();
+  char p[128];
+  snprintf(p, sizeof p, "%s/m.safetensors", tmpdir);
+  FILE *f = fopen(p, "wb");
+  ck_assert_ptr_nonnull(f);
+  fwrite("\x02\0\0\0\0\0\0\0[]", 1, 10, f);
+  fclose(f);
+  ck_assert_int_eq(qat_model_load(p, &m), QAT_EJSON);
+  ck_assert(strstr(qat_errmsg(), p) != NULL); /* the file is named */
+  /* Saving into a missing directory fails cleanly. */
+  qat_fixture *fx = fixture_create(dims, 3, 1);
+  ck_assert_ptr_nonnull(fx);
+  ck_assert_int_eq(qat_model_create(&fx->spec, &m), QAT_OK);
+  ck_assert_int_eq(qat_model_save(m, "/nonexistent/dir/m.safetensors"), QAT_EIO);
+  /* Save replaces an existing file atomically and leaves no temp files. */
+  ck_assert_int_eq(qat_model_save(m, p), QAT_OK);
+  qat_model *m2;
+  ck_assert_int_eq(qat_model_load(p, &m2), QAT_OK);
+  qat_model_destroy(m2);
+  qat_model_destroy(m);
+  fixture_destroy(fx);
+  DIR *d = opendir(tmpdir);
+  ck_assert_ptr_nonnull(d);
+  int files = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.') {
+      ck_assert_str_eq(e->d_name, "m.safetensors");
+      files++;
+    }
+  closedir(d);
+  ck_assert_int_eq(files, 1);
+  remove_tmpdir();
+}
+END_TEST
+
+/* Fail the Nth libqat allocation for N = 0, 1, ... until the load works. */
+static long countdown = -1;
+static void *failing_malloc(size_t n) {
+  if (countdown == 0) return NULL;
+  if (countdown > 0) countdown--;
+  return malloc(n);
+}
+
+START_TEST(load_alloc_failures) {
+  blob b = valid_blob();
+  make_tmpdir();
+  char p[128];
+  snprintf(p, sizeof p, "%s/m.safetensors", tmpdir);
+  FILE *f = fopen(p, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(b.buf, 1, b.len, f), b.len);
+  fclose(f);
+  for (int via_path = 0; via_path < 2; via_path++) {
+    int failures = 0;
+    for (long n = 0;; n++) {
+      countdown = n;
+      qat_set_allocator(failing_malloc, free);
+      qat_model *m = NULL;
+      qat_err e = via_path ? qat_model_load(p, &m) : qat_model_load_mem(b.buf, b.len, &m);
+      qat_set_allocator(NULL, NULL);
+      if (e == QAT_OK) {
+        qat_model_destroy(m);
+        break;
+      }
+      ck_assert_msg(e == QAT_ENOMEM, "allocation %ld: %s (%s)", n, qat_err_name(e),
+                    qat_errmsg());
+      ck_assert_ptr_null(m);
+      failures++;
+    }
+    ck_assert_int_gt(failures, 20);
+  }
+  /* Saving under allocation failure too. */
+  qat_model *m;
+  ck_assert_int_eq(qat_model_load_mem(b.buf, b.len, &m), QAT_OK);
+  for (long n = 0;; n++) {
+    countdown = n;
+    qat_set_allocator(failing_malloc, free);
+    qat_err e = qat_model_save(m, p);
+    qat_set_allocator(NULL, NULL);
+    if (e == QAT_OK) break;
+    ck_assert_int_eq(e, QAT_ENOMEM);
+  }
+  qat_model_destroy(m);
+  remove_tmpdir();
+  free(b.buf);
+}
+END_TEST
+
+Suite *suite_safetensors(void) {
+  Suite *s = suite_create("safetensors");
+  TCase *t = tcase_create("safetensors");
+  tcase_set_timeout(t, 60);
+  tcase_add_test(t, round_trip);
+  tcase_add_test(t, valid_file_loads);
+  tcase_add_test(t, truncated);
+  tcase_add_test(t, header_length);
+  tcase_add_test(t, bad_json);
+  tcase_add_test(t, metadata);
+  tcase_add_test(t, offsets_and_tiling);
+  tcase_add_test(t, dtypes_and_shapes);
+  tcase_add_test(t, numbers);
+  tcase_add_test(t, load_from_path);
+  tcase_add_test(t, load_alloc_failures);
+  suite_add_tcase(s, t);
+  return s;
+}
