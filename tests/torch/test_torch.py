@@ -191,6 +191,80 @@ def test_exact(a):
     return result
 
 
+def test_server(a):
+    """The imported qnnpack model served by build/qatserve: POST /predict
+    answers PyTorch's outputs exactly (the server prints %.9g, which
+    round-trips a float32), with the same argmax and labels."""
+    if not a.server:
+        return None
+    import signal
+    import urllib.error
+    import urllib.request
+    d = os.path.join(a.work, "qnnpack")
+    with open(os.path.join(d, "info.json")) as f:
+        rows = json.load(f)["rows"]
+    x = np.fromfile(os.path.join(d, "inputs.f32"), "<f4").reshape(rows, -1)
+    theirs = np.fromfile(os.path.join(d, "torch_out.f32"), "<f4").reshape(rows, -1)
+    mdir = os.path.join(a.work, "served")
+    os.makedirs(mdir, exist_ok=True)
+    for f in os.listdir(mdir):
+        os.remove(os.path.join(mdir, f))
+    # The pickle import carries labels c0..c9; copy it under the served name.
+    with open(os.path.join(d, "pickle.safetensors"), "rb") as src, \
+            open(os.path.join(mdir, "torch-test.safetensors"), "wb") as dst:
+        dst.write(src.read())
+    log = os.path.join(a.work, "server.log")
+    logf = open(log, "w")
+    srv = subprocess.Popen([a.server, "--models", mdir, "--port", "0", "--host", "127.0.0.1",
+                            "--threads", "2", "--quiet"], stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        port = None
+        for _ in range(200):  # up to 10 s to start
+            with open(log) as f:
+                for line in f:
+                    if "listening on http://" in line:
+                        port = int(line.rsplit(":", 1)[1])
+            if port or srv.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not check(port is not None, "qatserve started (log: %s)" % log):
+            return None
+        ours, preds, labels = [], [], []
+        for r in range(0, rows, 250):
+            # %.9g round-trips each float32 input exactly.
+            body = '{"model": "torch-test", "inputs": [%s]}' % ",".join(
+                "[%s]" % ",".join("%.9g" % v for v in row) for row in x[r:r + 250])
+            req = urllib.request.Request("http://127.0.0.1:%d/predict" % port,
+                                         data=body.encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    ans = json.loads(resp.read())
+            except urllib.error.HTTPError as e:
+                check(False, "/predict answered %d: %s" % (e.code, e.read()[:300]))
+                return None
+            ours += ans["outputs"]
+            preds += ans["predictions"]
+            labels += ans.get("labels", [])
+        ours = np.array(ours, dtype=np.float32)
+        same = np.all(ours == theirs, axis=1)
+        check(ours.shape == theirs.shape and bool(np.all(same)),
+              "POST /predict == PyTorch qnnpack as floats on %d/%d rows" % (int(same.sum()), rows))
+        argmax = np.argmax(theirs, 1)
+        check(np.array_equal(np.array(preds), argmax), "/predict predictions == PyTorch argmax")
+        check(labels == ["c%d" % i for i in argmax], "/predict labels name the argmax class")
+        return {"server_identical_rows": float(same.mean())}
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        try:
+            rc = srv.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            rc = srv.wait()
+        logf.close()
+        check(rc == 0, "qatserve exited 0 on SIGTERM")
+
+
 def test_onednn(a):
     exe = a.run_core
     d, info = make(a.work, "onednn", "onednn", a.dims, a.data)
@@ -392,6 +466,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run-core", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--server", help="build/qatserve: also compare POST /predict")
     ap.add_argument("--dims", default="784,64,32,10")
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--train-rows", type=int, default=4000)
@@ -407,7 +482,7 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     t0 = time.time()
     res = {}
-    for t in (test_exact, test_onednn) + (() if a.quick else (test_refusals, test_custom_class)):
+    for t in (test_exact, test_server, test_onednn) + (() if a.quick else (test_refusals, test_custom_class)):
         try:
             res.update(t(a) or {})
         except Exception as e:  # one broken part must not hide the others
