@@ -98,6 +98,7 @@ integration: all
 -include tests/fuzz/fuzz.mk
 -include models/models.mk
 -include deploy/deploy.mk
+-include deploy/container.mk
 -include tests/torch/torch.mk
 
 run:
