@@ -152,6 +152,14 @@ bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic) {
 json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
   char *env = r->body;
   size_t envlen = r->body_len;
+  /* JSON text never holds a raw NUL byte, but jansson 2.14 reads one as the
+   * end of input in some places and skips it in others (so a body with a
+   * NUL after the spliced-out array was accepted). Refuse it outright. */
+  const char *nul = memchr(r->body, '\0', r->body_len);
+  if (nul) {
+    qs_reply_error(r, 400, "malformed JSON: NUL byte at byte %zu", (size_t)(nul - r->body));
+    return NULL;
+  }
   if (found && !qs_json_splice(r->body, r->body_len, sp, "0", &env, &envlen)) {
     qs_reply_error(r, 503, "out of memory");
     return NULL;
