@@ -99,6 +99,7 @@ integration: all
 -include models/models.mk
 -include deploy/deploy.mk
 -include tests/torch/torch.mk
+-include web/web.mk
 
 run:
 	@deploy/install-deps.sh
