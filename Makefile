@@ -100,6 +100,7 @@ integration: all
 -include deploy/deploy.mk
 -include deploy/container.mk
 -include tests/torch/torch.mk
+-include web/web.mk
 
 run:
 	@deploy/install-deps.sh
