@@ -85,7 +85,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration torch-test
+	@$(MAKE) --no-print-directory unit integration torch-test deploy-test
 
 unit: $(UNIT)
 	$(UNIT)
