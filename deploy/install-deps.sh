@@ -9,7 +9,7 @@
 set -eu
 
 pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libuv1-dev check
-libopenblas-dev zlib1g-dev curl dataset-fashion-mnist"
+libopenblas-dev zlib1g-dev curl dataset-fashion-mnist python3-yaml"
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs="$pkgs libdnnl-dev wrk gnuplot-nox" ;;
