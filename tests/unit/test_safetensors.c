@@ -133,6 +133,47 @@ START_TEST(round_trip) {
 END_TEST
 
 
+/* Metadata order in the spec does not change the file; labels and values
+ * with quotes, backslashes, commas and non-ASCII text survive the trip. */
+START_TEST(deterministic_and_escaping) {
+  qat_fixture *f = fixture_create(dims, 3, 3);
+  ck_assert_ptr_nonnull(f);
+  const char *labels[2] = {"say \"hi\", \\ ok", "T-shirt/top \xc3\xbc \xe2\x9c\x93"};
+  const char *k1[3] = {"zeta", "alpha", "mid"}, *v1[3] = {"1", "a,b\n\"c\"", "\xe6\x97\xa5"};
+  const char *k2[3] = {"mid", "zeta", "alpha"}, *v2[3] = {"\xe6\x97\xa5", "1", "a,b\n\"c\""};
+  f->spec.labels = labels;
+  f->spec.n_meta = 3;
+  f->spec.meta_keys = k1;
+  f->spec.meta_values = v1;
+  qat_model *a, *b, *c;
+  ck_assert_int_eq(qat_model_create(&f->spec, &a), QAT_OK);
+  f->spec.meta_keys = k2;
+  f->spec.meta_values = v2;
+  ck_assert_int_eq(qat_model_create(&f->spec, &b), QAT_OK);
+  make_tmpdir();
+  blob x = save_blob(a, "m.safetensors"), y = save_blob(b, "m2.safetensors");
+  remove_tmpdir();
+  ck_assert_uint_eq(x.len, y.len);
+  ck_assert_int_eq(memcmp(x.buf, y.buf, x.len), 0);
+  ck_assert_int_eq(qat_model_load_mem(x.buf, x.len, &c), QAT_OK);
+  ck_assert_str_eq(qat_model_label(c, 0), labels[0]);
+  ck_assert_str_eq(qat_model_label(c, 1), labels[1]);
+  ck_assert_str_eq(qat_model_meta(c, "alpha"), "a,b\n\"c\"");
+  ck_assert_str_eq(qat_model_meta(c, "mid"), "\xe6\x97\xa5");
+  const char *key, *val;
+  qat_model_meta_at(c, 0, &key, &val);
+  ck_assert_str_eq(key, "alpha");
+  qat_model_meta_at(c, 2, &key, &val);
+  ck_assert_str_eq(key, "zeta");
+  qat_model_destroy(a);
+  qat_model_destroy(b);
+  qat_model_destroy(c);
+  free(x.buf);
+  free(y.buf);
+  fixture_destroy(f);
+}
+END_TEST
+
 /* The exact bytes of a tiny model, written out by hand from
  * docs/model-format.md: pins the format (names, dtypes, key order, offsets,
  * padding, byte order) so the PyTorch importer and this writer cannot drift. */
@@ -714,6 +755,7 @@ Suite *suite_safetensors(void) {
   tcase_set_timeout(t, 60);
   tcase_add_test(t, round_trip);
   tcase_add_test(t, golden_bytes);
+  tcase_add_test(t, deterministic_and_escaping);
   tcase_add_test(t, valid_file_loads);
   tcase_add_test(t, truncated);
   tcase_add_test(t, header_length);
