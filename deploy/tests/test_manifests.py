@@ -394,6 +394,14 @@ def main():
         comp = yaml.safe_load(fh)
     print("compose:")
     check_compose(R, facts, comp)
+    dc = shutil.which("docker-compose")  # Debian's docker-compose 1.29: schema check, offline
+    if dc:
+        r = subprocess.run([dc, "-f", os.path.join(ROOT, "deploy", "docker-compose.yml"), "--profile", "loadtest",
+                            "config", "-q"], capture_output=True, text=True)
+        R.check(r.returncode == 0, "compose: `docker-compose config` accepts the file%s"
+                % (": " + (r.stdout + r.stderr).strip()[:300] if r.returncode else ""))
+    else:
+        print("  skip  docker-compose not installed (optional: its `config` validates the schema)")
     print("Dockerfile:")
     check_dockerfile(R, facts)
     print("systemd:")
