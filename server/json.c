@@ -320,6 +320,48 @@ qs_jerr qs_json_number(const char *s, size_t n, size_t *pos, float *out) {
 
 size_t qs_json_numbers_bound(size_t n) { return n / 2 + 1; }
 
+/* The common short token ("0", "1", "0.466667", "-0.25"): at most 7
+ * significant digits, at most 10 after the point, no exponent. m < 10^7 <
+ * 2^24 and 10^k (k <= 10) are exact floats, so one float division rounds
+ * correctly (the same argument as above). Anything else - including every
+ * malformed token - returns false and takes the general path, which also
+ * reports the error. */
+static inline bool number_short(const char *s, size_t n, size_t *pos, float *out) {
+  size_t p = *pos;
+  bool neg = false;
+  if (p < n && s[p] == '-') {
+    neg = true;
+    p++;
+  }
+  uint32_t m = 0;
+  int sig = 0, frac = 0;
+  if (p < n && s[p] == '0') {
+    p++;
+  } else {
+    while (p < n && is_digit(s[p])) {
+      m = m * 10 + (uint32_t)(s[p++] - '0');
+      if (++sig > 7) return false;
+    }
+    if (sig == 0) return false;
+  }
+  if (p < n && s[p] == '.') {
+    p++;
+    size_t f0 = p;
+    while (p < n && is_digit(s[p])) {
+      m = m * 10 + (uint32_t)(s[p++] - '0');
+      if (m) sig++;
+      if (sig > 7 || ++frac > 10) return false;
+    }
+    if (p == f0) return false;
+  }
+  if (p >= n || !(s[p] == ',' || s[p] == ']' || is_ws(s[p]))) return false;
+  float f = (float)m;
+  if (frac) f /= pow10f[frac];
+  *out = neg ? -f : f;
+  *pos = p;
+  return true;
+}
+
 /* An element that is not a number: say whether it is a wrong type (400 with
  * a clear message) or plain garbage. */
 static qs_jerr classify_non_number(char c) {
@@ -352,7 +394,8 @@ qs_jerr qs_json_parse_matrix(const char *s, size_t n, size_t width, size_t max_r
       if (!(s[p] == '-' || is_digit(s[p]) || s[p] == 'N' || s[p] == 'I')) FAIL(classify_non_number(s[p]));
       if (width && count >= width) FAIL(QS_JWIDTH);
       if (count >= cap) FAIL(QS_JROWS);
-      if ((e = qs_json_number(s, n, &p, &out[count]))) FAIL(e);
+      if (!number_short(s, n, &p, &out[count]) && (e = qs_json_number(s, n, &p, &out[count])))
+        FAIL(e);
       count++;
       p = skip_ws(s, n, p);
       if (p >= n) FAIL(QS_JSYNTAX);
@@ -387,7 +430,8 @@ qs_jerr qs_json_parse_matrix(const char *s, size_t n, size_t width, size_t max_r
             FAIL(classify_non_number(s[p]));
           if (w && rc >= w) FAIL(QS_JWIDTH);
           if (count >= cap) FAIL(QS_JROWS);
-          if ((e = qs_json_number(s, n, &p, &out[count]))) FAIL(e);
+          if (!number_short(s, n, &p, &out[count]) && (e = qs_json_number(s, n, &p, &out[count])))
+        FAIL(e);
           count++;
           rc++;
           p = skip_ws(s, n, p);
