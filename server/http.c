@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "page.h"
 #include "registry.h"
 #include "server.h"
 
@@ -38,6 +39,7 @@ enum route {
   R_MODELS,
   R_MODEL,
   R_METRICS,
+  R_PAGE, /* the embedded browser page (page.c) */
 };
 
 /* Takes the model name from url segment s (up to '/' or end) into r->name.
@@ -87,6 +89,8 @@ static void route(qs_req *r, const char *method, const char *url) {
     if (*rest == '\0') r->route = R_MODEL;
   } else if (strcmp(url, "/metrics") == 0) {
     r->route = R_METRICS, r->ep = QS_EP_METRICS;
+  } else if (qs_page_find(url)) {
+    r->route = R_PAGE;
   }
   if (r->route == R_NONE) {
     qs_reply_error(r, 404, "no such route");
@@ -189,6 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     qs_buf_init(&r->out, 1024, OUT_CAP);
     route(r, method, url);
     if (r->status) return send_reply(c, r);
+    if (r->route == R_PAGE) return qs_page_send(c, r, url);
     if (is_post_route(r->route)) {
       if (atomic_load(&qs_g.draining)) {
         qs_reply_error(r, 503, "shutting down");
