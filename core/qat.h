@@ -166,7 +166,8 @@ typedef struct qat_layer_spec {
                              * (double)in_s))), computed at create. */
   qat_qparams out;        /* this layer's output activation (uint8 affine, qmax =
                              2^a_bits-1); for the last layer used only with
-                             QAT_OUT_REQUANT */
+                             QAT_OUT_REQUANT (with QAT_OUT_DEQUANT_ACC it may be
+                             left all zero: the model then keeps {1, 0, 0, 255}) */
   const float *w_fp32;    /* [out_dim][in_dim] fp32 baseline; NULL = dequantized wq */
   const float *b_fp32;    /* [out_dim] fp32 baseline bias; NULL = bias */
   int w_bits;             /* 2..8, informational + validated against wq */
@@ -239,8 +240,10 @@ void qat_ctx_destroy(qat_ctx *c);
  *  int8:    quantize with the trained input qparams, integer layers, output
  *           per the model's out_mode.
  *  dynamic: int8 weights; each layer's input range is measured on this batch
- *           (min/max over all its rows), quantized to uint8, multiplied in
- *           int32, dequantized to float, bias added in float, activation.
+ *           (min/max over all its rows; per chunk of max_rows rows when the
+ *           batch is larger), quantized to uint8, multiplied in int32,
+ *           dequantized to float, bias added in float, activation.
+ *           Non-finite input: QAT_ENOTFINITE.
  *  fp32:    the baseline through OpenBLAS (sgemv for one row, else sgemm),
  *           single-threaded. */
 QAT_MUST_CHECK qat_err qat_infer_int8(const qat_model *m, qat_ctx *c, const float *x,

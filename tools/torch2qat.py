@@ -83,9 +83,10 @@ def load_user_code(path):
     """Imports a file defining the model's classes, visible where pickle looks
     for them (the file's module and __main__, where a training script's
     classes live)."""
-    spec = importlib.util.spec_from_file_location("torch2qat_user", path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(stem, path)
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["torch2qat_user"] = mod
+    sys.modules[stem] = mod  # classes pickled as <stem>.Net are found here
     spec.loader.exec_module(mod)
     main = sys.modules["__main__"]
     for k, v in vars(mod).items():
@@ -223,14 +224,16 @@ def linear_params(name, m):
 
 
 def extract(model):
-    """The layer stack of a converted model, checked for shape and order."""
-    input_qp, layers, seen_dequant = None, [], False
+    """The layer stack of a converted model, checked for shape and order.
+
+    The Linear layers (and unfused ReLUs) are taken in registration order.
+    QuantStub and DeQuantStub are markers that may be registered anywhere
+    (models often declare both first); there must be one of each. Whether
+    forward() really runs this stack is checked by running it (verify)."""
+    input_qp, layers, n_dequant, last = None, [], 0, None
     for name, m, kind in walk(model):
         if kind == "skip":
             continue
-        if seen_dequant:
-            raise Unsupported("layer '%s' (%s) comes after DeQuantStub: only float "
-                              "outputs leave the model" % (name, qualname(m)))
         if kind == "quantize":
             if input_qp is not None:
                 raise Unsupported("layer '%s': a second QuantStub is not supported" % name)
@@ -241,11 +244,13 @@ def extract(model):
             if not 0 <= zp <= 255:
                 raise Unsupported("layer '%s': input zero point %d outside 0..255" % (name, zp))
             input_qp = (f32_scale(m.scale, "input '%s'" % name), zp)
-        elif kind == "dequantize":
-            seen_dequant = True
-        elif kind in ("linear", "linear_relu"):
-            if input_qp is None:
-                raise Unsupported("layer '%s' comes before any QuantStub" % name)
+            continue  # a marker: does not end a Linear+ReLU pair
+        if kind == "dequantize":
+            n_dequant += 1
+            if n_dequant > 1:
+                raise Unsupported("layer '%s': a second DeQuantStub is not supported" % name)
+            continue
+        if kind in ("linear", "linear_relu"):
             wq, ws, qs, bias, out_s, out_zp = linear_params(name, m)
             if layers and layers[-1]["out_dim"] != wq.shape[1]:
                 raise Unsupported("layer '%s': input width %d does not match the previous "
@@ -257,18 +262,17 @@ def extract(model):
         elif kind == "relu":
             # relu(q) on a quantized tensor keeps the qparams and clamps at
             # the zero point: the same integers as the fused LinearReLU.
-            if not layers or layers[-1].get("followed"):
+            if last not in ("linear", "linear_relu"):
                 raise Unsupported("layer '%s' (ReLU) must follow a quantized Linear" % name)
             layers[-1]["relu"] = True
-        if layers:
-            layers[-1]["followed"] = kind not in ("linear", "linear_relu")
+        last = kind
     if input_qp is None:
         raise Unsupported("no QuantStub/Quantize module: is the model converted "
                           "(torch.ao.quantization.convert)?")
     if not layers:
         raise Unsupported("no quantized Linear layers found")
-    if not seen_dequant:
-        raise Unsupported("no DeQuantStub after the last layer: qatserve returns floats")
+    if not n_dequant:
+        raise Unsupported("no DeQuantStub: qatserve returns floats")
     check_limits(input_qp, layers)
     return input_qp, layers
 

@@ -191,6 +191,80 @@ def test_exact(a):
     return result
 
 
+def test_server(a):
+    """The imported qnnpack model served by build/qatserve: POST /predict
+    answers PyTorch's outputs exactly (the server prints %.9g, which
+    round-trips a float32), with the same argmax and labels."""
+    if not a.server:
+        return None
+    import signal
+    import urllib.error
+    import urllib.request
+    d = os.path.join(a.work, "qnnpack")
+    with open(os.path.join(d, "info.json")) as f:
+        rows = json.load(f)["rows"]
+    x = np.fromfile(os.path.join(d, "inputs.f32"), "<f4").reshape(rows, -1)
+    theirs = np.fromfile(os.path.join(d, "torch_out.f32"), "<f4").reshape(rows, -1)
+    mdir = os.path.join(a.work, "served")
+    os.makedirs(mdir, exist_ok=True)
+    for f in os.listdir(mdir):
+        os.remove(os.path.join(mdir, f))
+    # The pickle import carries labels c0..c9; copy it under the served name.
+    with open(os.path.join(d, "pickle.safetensors"), "rb") as src, \
+            open(os.path.join(mdir, "torch-test.safetensors"), "wb") as dst:
+        dst.write(src.read())
+    log = os.path.join(a.work, "server.log")
+    logf = open(log, "w")
+    srv = subprocess.Popen([a.server, "--models", mdir, "--port", "0", "--host", "127.0.0.1",
+                            "--threads", "2", "--quiet"], stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        port = None
+        for _ in range(200):  # up to 10 s to start
+            with open(log) as f:
+                for line in f:
+                    if "listening on http://" in line:
+                        port = int(line.rsplit(":", 1)[1])
+            if port or srv.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not check(port is not None, "qatserve started (log: %s)" % log):
+            return None
+        ours, preds, labels = [], [], []
+        for r in range(0, rows, 250):
+            # %.9g round-trips each float32 input exactly.
+            body = '{"model": "torch-test", "inputs": [%s]}' % ",".join(
+                "[%s]" % ",".join("%.9g" % v for v in row) for row in x[r:r + 250])
+            req = urllib.request.Request("http://127.0.0.1:%d/predict" % port,
+                                         data=body.encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    ans = json.loads(resp.read())
+            except urllib.error.HTTPError as e:
+                check(False, "/predict answered %d: %s" % (e.code, e.read()[:300]))
+                return None
+            ours += ans["outputs"]
+            preds += ans["predictions"]
+            labels += ans.get("labels", [])
+        ours = np.array(ours, dtype=np.float32)
+        same = np.all(ours == theirs, axis=1)
+        check(ours.shape == theirs.shape and bool(np.all(same)),
+              "POST /predict == PyTorch qnnpack as floats on %d/%d rows" % (int(same.sum()), rows))
+        argmax = np.argmax(theirs, 1)
+        check(np.array_equal(np.array(preds), argmax), "/predict predictions == PyTorch argmax")
+        check(labels == ["c%d" % i for i in argmax], "/predict labels name the argmax class")
+        return {"server_identical_rows": float(same.mean())}
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        try:
+            rc = srv.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            rc = srv.wait()
+        logf.close()
+        check(rc == 0, "qatserve exited 0 on SIGTERM")
+
+
 def test_onednn(a):
     exe = a.run_core
     d, info = make(a.work, "onednn", "onednn", a.dims, a.data)
@@ -321,6 +395,54 @@ def refusal_models(work):
     return paths
 
 
+CUSTOM = """
+import sys, torch, torch.nn as nn, torch.ao.quantization as tq
+
+class Net(nn.Module):  # a custom module: pickled as __main__.Net
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.fc1, self.relu, self.fc2 = nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.dequant(self.fc2(self.relu(self.fc1(self.quant(x)))))
+
+if __name__ == "__main__":
+    torch.backends.quantized.engine = "qnnpack"
+    m = Net()  # not fused: the converted nn.ReLU runs on quantized tensors
+    m.train()
+    m.qconfig = tq.get_default_qat_qconfig("qnnpack")
+    tq.prepare_qat(m, inplace=True)
+    m(torch.rand(256, 16))
+    m.eval()
+    torch.save(tq.convert(m), sys.argv[1])
+"""
+
+
+def test_custom_class(a):
+    """torch.save of a user's nn.Module class: refused without its code
+    (naming --code), imported and verified with --code."""
+    d = os.path.join(a.work, "custom")
+    os.makedirs(d, exist_ok=True)
+    code, pt = os.path.join(d, "model_def.py"), os.path.join(d, "custom.pt")
+    out = os.path.join(d, "custom.safetensors")
+    with open(code, "w") as f:
+        f.write(CUSTOM)
+    subprocess.run([sys.executable, code, pt], check=True)
+    # In-process: the class lives in the maker's __main__, not in ours.
+    rc, text = import_model([pt, out], expect=2)
+    check(rc == 2 and "--code" in text,
+          "custom class without --code: exit %d, message points to --code" % rc)
+    rc, text = import_model([pt, out, "--code", code])
+    check(rc == 0 and "100.00% identical rows" in text,
+          "custom class with --code: imported, verified (%s)" % text.strip()[-80:])
+    if rc == 0:
+        _, meta = torch2qat.read_safetensors(out)
+        check(meta["architecture"] == "16-8-4" and meta["activations"] == "relu,none",
+              "custom class: architecture %s, activations %s (ReLU folded)"
+              % (meta["architecture"], meta["activations"]))
+
+
 def test_refusals(a):
     d = os.path.join(a.work, "refuse")
     os.makedirs(d, exist_ok=True)
@@ -344,6 +466,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run-core", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--server", help="build/qatserve: also compare POST /predict")
     ap.add_argument("--dims", default="784,64,32,10")
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--train-rows", type=int, default=4000)
@@ -359,7 +482,7 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     t0 = time.time()
     res = {}
-    for t in (test_exact, test_onednn) + (() if a.quick else (test_refusals,)):
+    for t in (test_exact, test_server, test_onednn) + (() if a.quick else (test_refusals, test_custom_class)):
         try:
             res.update(t(a) or {})
         except Exception as e:  # one broken part must not hide the others

@@ -1,7 +1,8 @@
 # torch.mk - PyTorch QAT models served integer for integer (issue 5).
 #   make torch-test     train a small model with PyTorch QAT (~1 s), import it
-#                       with tools/torch2qat.py, compare core's outputs with
-#                       PyTorch's on every row; refusal cases (~10 s in all)
+#                       with tools/torch2qat.py, compare core's and the
+#                       server's (/predict) outputs with PyTorch's on every
+#                       row; refusal cases (~10-15 s in all)
 #   make torch-fashion  the same on all of Fashion-MNIST, 784-256-128-10
 #                       (~75 s): the numbers in docs/torch.md
 #   make bench-torch    PyTorch fp32 / int8 (qnnpack, onednn) and qatserve fp32 /
@@ -13,6 +14,8 @@ TORCH_PY   ?= /usr/bin/python3
 TORCH_CORE := $(BUILD)/run_core
 TORCH_BENCH := $(BUILD)/bench_core
 TORCH_HAVE := $(TORCH_PY) -c 'import torch' 2>/dev/null
+# With the server built, torch-test also compares POST /predict.
+TORCH_SRV  := $(if $(wildcard server/main.c),$(SERVER))
 
 .PHONY: torch-test torch-fashion bench-torch
 
@@ -24,9 +27,10 @@ $(TORCH_BENCH): tests/torch/bench_core.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(CORE_LIBS)
 
-torch-test: $(TORCH_CORE)
+torch-test: $(TORCH_CORE) $(TORCH_SRV)
 	@if $(TORCH_HAVE); then \
 	  $(TORCH_PY) tests/torch/test_torch.py --run-core $(TORCH_CORE) \
+	    $(if $(TORCH_SRV),--server $(TORCH_SRV)) \
 	    --work $(BUILD)/torch --summary $(BUILD)/torch/summary.json; \
 	else echo "torch-test: skipped (python3-torch not installed)"; fi
 
