@@ -63,13 +63,24 @@ def import_model(args, expect=0):
     return rc, text
 
 
-def make(work, name, engine, dims, extra):
+def make(work, name, engine, dims, extra, reuse=False):
     d = os.path.join(work, name)
+    info_path = os.path.join(d, "info.json")
+    if reuse and os.path.exists(info_path):
+        with open(info_path) as f:
+            info = json.load(f)
+        if info.get("args") == [engine, dims] + extra:
+            print("     (reusing the %s model in %s)" % (engine, d))
+            return d, info
     cmd = [sys.executable, os.path.join(HERE, "make_model.py"), "--out", d,
            "--engine", engine, "--dims", dims] + extra
     subprocess.run(cmd, check=True)
-    with open(os.path.join(d, "info.json")) as f:
-        return d, json.load(f)
+    with open(info_path) as f:
+        info = json.load(f)
+    info["args"] = [engine, dims] + extra  # what --reuse compares
+    with open(info_path, "w") as f:
+        json.dump(info, f, indent=1)
+    return d, info
 
 
 def uint8_of(y, s, zp):
@@ -101,7 +112,7 @@ def float_forward(sd_path, x):
 
 def test_exact(a):
     exe = a.run_core
-    d, info = make(a.work, "qnnpack", "qnnpack", a.dims, a.data)
+    d, info = make(a.work, "qnnpack", "qnnpack", a.dims, a.data, a.reuse)
     rows = info["rows"]
     inputs = os.path.join(d, "inputs.f32")
     x = np.fromfile(inputs, "<f4").reshape(rows, -1)
@@ -267,7 +278,7 @@ def test_server(a):
 
 def test_onednn(a):
     exe = a.run_core
-    d, info = make(a.work, "onednn", "onednn", a.dims, a.data)
+    d, info = make(a.work, "onednn", "onednn", a.dims, a.data, a.reuse)
     rows = info["rows"]
     inputs = os.path.join(d, "inputs.f32")
     x = np.fromfile(inputs, "<f4").reshape(rows, -1)
@@ -472,6 +483,8 @@ def main():
     ap.add_argument("--train-rows", type=int, default=4000)
     ap.add_argument("--test-rows", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse models trained by an earlier run with the same arguments")
     ap.add_argument("--quick", action="store_true",
                     help="skip the refusal cases (for long accuracy runs)")
     ap.add_argument("--summary", help="write the numbers as JSON here")
