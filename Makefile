@@ -85,7 +85,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration torch-test
+	@$(MAKE) --no-print-directory unit integration torch-test deploy-test
 
 unit: $(UNIT)
 	$(UNIT)
@@ -98,7 +98,9 @@ integration: all
 -include tests/fuzz/fuzz.mk
 -include models/models.mk
 -include deploy/deploy.mk
+-include deploy/container.mk
 -include tests/torch/torch.mk
+-include web/web.mk
 
 run:
 	@deploy/install-deps.sh

@@ -13,6 +13,9 @@ bench: bench-kernels
 bench-kernels: $(BUILD)/bench_kernels
 	@mkdir -p $(BUILD)/bench
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_kernels --out $(BUILD)/bench
+	@if command -v gnuplot >/dev/null; then \
+	  gnuplot -e "csv='$(BUILD)/bench/kernels.csv'; out='$(BUILD)/bench/kernels.png'" \
+	    bench/plot_kernels.gp && echo "wrote $(BUILD)/bench/kernels.png"; fi
 
 $(BUILD)/obj/bench/bench_kernels.o: CPPFLAGS += $(BENCH_KERNELS_DEFS)
 

@@ -9,8 +9,10 @@
  * HAVE_DNNL; fed activations 0..127, since it saturates above - this run
  * also counts its wrong answers on full-range inputs). Then the whole
  * 784-256-128-10 MLP, int8 (quantize, gemm + requant per layer, dequantize)
- * against fp32 OpenBLAS (gemv/gemm + bias + ReLU). Writes DIR/kernels.txt
- * and DIR/kernels.csv (default DIR build/bench). */
+ * against fp32 OpenBLAS (gemv/gemm + bias + ReLU), and through the library
+ * (qat_infer_int8 / qat_infer_fp32). Writes DIR/kernels.txt, DIR/kernels.csv
+ * (the layer table) and DIR/kernels_mlp.csv (default DIR build/bench);
+ * bench/plot_kernels.gp turns the CSV into DIR/kernels.png. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -87,6 +89,43 @@ static double time_us(bench_fn f, void *ctx, int repeats, double min_ms) {
   return t[repeats / 2];
 }
 
+/* Side by side: each contender's calls per repeat are calibrated alone,
+ * then the repeats run round-robin (A B C A B C ...), so load from other
+ * processes on this shared machine hits every contender alike and the
+ * ratios stay honest; each contender's median is reported. */
+typedef struct contender {
+  bench_fn f;
+  void *ctx;
+  double us; /* out: median microseconds per call */
+} contender;
+
+static void time_side_by_side(contender *c, int nc, int repeats, double min_ms) {
+  size_t n[8];
+  double t[8][REPEATS];
+  if (repeats > REPEATS) repeats = REPEATS;
+  for (int i = 0; i < nc; i++) {
+    c[i].f(c[i].ctx);
+    n[i] = 1;
+    for (;;) {
+      double t0 = now_s();
+      for (size_t k = 0; k < n[i]; k++) c[i].f(c[i].ctx);
+      double ms = (now_s() - t0) * 1e3;
+      if (ms >= min_ms || n[i] > (1u << 24)) break;
+      n[i] = ms <= 0.01 ? n[i] * 16 : (size_t)((double)n[i] * min_ms / ms * 1.2) + 1;
+    }
+  }
+  for (int r = 0; r < repeats; r++)
+    for (int i = 0; i < nc; i++) {
+      double t0 = now_s();
+      for (size_t k = 0; k < n[i]; k++) c[i].f(c[i].ctx);
+      t[i][r] = (now_s() - t0) * 1e6 / (double)n[i];
+    }
+  for (int i = 0; i < nc; i++) {
+    qsort(t[i], (size_t)repeats, sizeof(double), cmp_double);
+    c[i].us = t[i][repeats / 2];
+  }
+}
+
 static uint64_t rng = 88172645463325252ull;
 static uint32_t rnd(void) {
   rng ^= rng << 13;
@@ -119,6 +158,10 @@ typedef struct layer_case {
 static void run_ours(void *c) {
   layer_case *l = c;
   l->kern->gemm_u8s8(l->x, l->M, l->K, l->K, l->wp, l->N, l->acc);
+}
+static void run_ours127(void *c) {
+  layer_case *l = c;
+  l->kern->gemm_u8s8(l->x127, l->M, l->K, l->K, l->wp, l->N, l->acc);
 }
 static void run_ref(void *c) {
   layer_case *l = c;
@@ -207,37 +250,48 @@ static void bench_layer(FILE *csv, const qat_kernels *kern, size_t N, size_t K, 
   layer_case l;
   layer_setup(&l, kern, N, K, M);
 
-  /* Sanity, same data: ours equals the reference. */
+  /* Sanity, same data: ours equals the reference, on 0..127 (the 7-bit
+   * path) and on 0..255; chk keeps the full-range truth for oneDNN. */
   int32_t *chk = xalloc(M * N * sizeof(int32_t));
-  run_ours(&l);
-  memcpy(chk, l.acc, M * N * sizeof(int32_t));
-  run_ref(&l);
-  if (memcmp(chk, l.acc, M * N * sizeof(int32_t)) != 0) {
-    fprintf(stderr, "MISMATCH ours vs reference at N=%zu K=%zu M=%zu\n", N, K, M);
-    exit(1);
+  for (int pass = 0; pass < 2; pass++) {
+    const uint8_t *xs = pass ? l.x : l.x127;
+    l.kern->gemm_u8s8(xs, M, K, K, l.wp, N, chk);
+    qat_kernels_ref.gemm_u8s8(xs, M, K, K, l.w, N, l.acc);
+    if (memcmp(chk, l.acc, M * N * sizeof(int32_t)) != 0) {
+      fprintf(stderr, "MISMATCH ours vs reference at N=%zu K=%zu M=%zu\n", N, K, M);
+      exit(1);
+    }
   }
 
   int reps = quick ? 5 : REPEATS;
-  double t_ours = time_us(run_ours, &l, reps, MIN_MS);
+  contender c[4] = {{run_ours, &l, 0}, {run_ours127, &l, 0}, {run_blas, &l, 0}};
+  int nc = 3;
+#ifdef HAVE_DNNL
+  c[nc++] = (contender){run_dnnl, &l, 0};
+#endif
+  time_side_by_side(c, nc, reps, MIN_MS);
+  double t_ours = c[0].us, t_o7 = c[1].us, t_blas = c[2].us;
   double ops = 2.0 * (double)M * (double)N * (double)K;
   /* The reference is slow: few repeats of a single call on big shapes. */
   double t_ref = ops > 5e7 ? time_us(run_ref, &l, 3, 0.0) : time_us(run_ref, &l, reps, MIN_MS);
-  double t_blas = time_us(run_blas, &l, reps, MIN_MS);
   dnnl_result d2 = {NAN, -1};
 #ifdef HAVE_DNNL
-  d2 = measure_dnnl(&l, chk, reps);
+  d2.us = c[3].us;
+  run_dnnl_on(&l, l.x); /* full range: count its wrong outputs */
+  d2.wrong = 0;
+  for (size_t i = 0; i < M * N; i++) d2.wrong += l.acc[i] != chk[i];
 #endif
   double g = gops(M, N, K, t_ours);
-  out("%5zu %5zu %4zu | %8.2f %6.1f | %9.1f %5.1f | %8.2f %6.1f | %8.2f %6.1f | %8.2f %6.1f |"
+  out("%5zu %5zu %4zu | %8.2f %6.1f | %8.2f %6.1f | %9.1f %5.1f | %8.2f %6.1f | %8.2f %6.1f | %8.2f %6.1f |"
       " %5.2fx %5.2fx %5.2fx | %6ld %6ld /%zu\n",
-      N, K, M, t_ours, g, t_ref, gops(M, N, K, t_ref), t_blas, gops(M, N, K, t_blas), d2.us,
-      gops(M, N, K, d2.us), native.us, gops(M, N, K, native.us), t_blas / t_ours,
-      d2.us / t_ours, native.us / t_ours, d2.wrong, native.wrong, M * N);
+      N, K, M, t_ours, g, t_o7, gops(M, N, K, t_o7), t_ref, gops(M, N, K, t_ref), t_blas,
+      gops(M, N, K, t_blas), d2.us, gops(M, N, K, d2.us), native.us, gops(M, N, K, native.us),
+      t_blas / t_ours, d2.us / t_o7, native.us / t_o7, d2.wrong, native.wrong, M * N);
   if (csv)
-    fprintf(csv, "%zu,%zu,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%.2f,%ld,%ld\n", N,
-            K, M, t_ours, t_ref, t_blas, d2.us, native.us, g, gops(M, N, K, t_ref),
-            gops(M, N, K, t_blas), gops(M, N, K, d2.us), gops(M, N, K, native.us), d2.wrong,
-            native.wrong);
+    fprintf(csv, "%zu,%zu,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%ld,%ld\n",
+            N, K, M, t_ours, t_o7, t_ref, t_blas, d2.us, native.us, g, gops(M, N, K, t_o7),
+            gops(M, N, K, t_ref), gops(M, N, K, t_blas), gops(M, N, K, d2.us),
+            gops(M, N, K, native.us), d2.wrong, native.wrong);
   qat_free_aligned(chk);
   layer_free(&l);
 }
@@ -289,6 +343,7 @@ static const size_t dims[NL + 1] = {784, 256, 128, 10};
 
 typedef struct mlp {
   size_t rows;
+  int32_t qmax; /* activation qmax: 255 (8-bit) or 127 (7-bit) */
   const qat_kernels *kern;
   qat_qparams in_q;
   void *wp[NL];
@@ -312,7 +367,7 @@ static void mlp_int8(void *c) {
     m->kern->gemm_u8s8(m->a[i], r, dims[i], dims[i], m->wp[i], dims[i + 1], m->acc);
     if (i + 1 < NL) {
       m->kern->requant_u8(m->acc, r, dims[i + 1], m->bias[i], m->mult[i], m->zp[i + 1],
-                          m->zp[i + 1], 255, m->a[i + 1], dims[i + 1]);
+                          m->zp[i + 1], m->qmax, m->a[i + 1], dims[i + 1]);
     } else {
       size_t n = dims[i + 1];
       for (size_t k = 0; k < r * n; k++)
@@ -341,9 +396,10 @@ static void mlp_fp32(void *c) {
   }
 }
 
-static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int quick) {
-  mlp m = {.rows = rows, .kern = kern};
-  m.in_q = (qat_qparams){.scale = 1.0f / 255.0f, .zero_point = 0, .qmin = 0, .qmax = 255};
+static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int bits, int quick) {
+  mlp m = {.rows = rows, .kern = kern, .qmax = (1 << bits) - 1};
+  rng = 0xfeedull + rows;
+  m.in_q = (qat_qparams){.scale = 1.0f / (float)m.qmax, .zero_point = 0, .qmin = 0, .qmax = m.qmax};
   m.x = xalloc(rows * dims[0] * sizeof(float));
   for (size_t i = 0; i < rows * dims[0]; i++) m.x[i] = (float)(rnd() % 1000) / 1000.0f;
   m.acc = xalloc(rows * 256 * sizeof(int32_t));
@@ -360,8 +416,8 @@ static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int quick
     m.a[i] = xalloc(rows * K);
     m.h[i] = xalloc(rows * N * sizeof(float));
     m.wp[i] = xalloc(kern->packed_size(N, K));
-    float w_s = 0.5f / (127.0f * sqrtf((float)K)), out_s = 4.0f / 255.0f;
-    m.zp[i + 1] = 64;
+    float w_s = 0.5f / (127.0f * sqrtf((float)K)), out_s = 4.0f / (float)m.qmax;
+    m.zp[i + 1] = (m.qmax + 1) / 4;
     for (size_t k = 0; k < N * K; k++) {
       w[k] = (int8_t)((int)(rnd() % 255) - 127);
       m.wf[i][k] = (float)w[k] * w_s;
@@ -380,16 +436,17 @@ static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int quick
     in_s = out_s;
   }
   int reps = quick ? 5 : REPEATS;
-  double t8 = time_us(mlp_int8, &m, reps, MIN_MS);
-  double t32 = time_us(mlp_fp32, &m, reps, MIN_MS);
+  contender c[2] = {{mlp_int8, &m, 0}, {mlp_fp32, &m, 0}};
+  time_side_by_side(c, 2, reps, MIN_MS);
+  double t8 = c[0].us, t32 = c[1].us;
   size_t macs = 0;
   for (int i = 0; i < NL; i++) macs += dims[i] * dims[i + 1];
   double g8 = 2.0 * (double)(macs * rows) / (t8 * 1e3),
          g32 = 2.0 * (double)(macs * rows) / (t32 * 1e3);
-  out("MLP 784-256-128-10  batch %4zu | int8 %8.2f us (%6.2f us/row, %6.1f GOP/s) | fp32 %8.2f us "
-      "(%6.2f us/row, %6.1f GOP/s) | int8 speedup %5.2fx\n",
-      rows, t8, t8 / (double)rows, g8, t32, t32 / (double)rows, g32, t32 / t8);
-  if (csv) fprintf(csv, "mlp,%zu,%.3f,%.3f,%.2f,%.2f\n", rows, t8, t32, g8, g32);
+  out("MLP 784-256-128-10 %d-bit act. batch %3zu | int8 %8.2f us (%5.2f us/row, %5.1f GOP/s) | fp32 %8.2f us "
+      "(%5.2f us/row, %5.1f GOP/s) | int8 speedup %5.2fx\n",
+      bits, rows, t8, t8 / (double)rows, g8, t32, t32 / (double)rows, g32, t32 / t8);
+  if (csv) fprintf(csv, "mlp%d,%zu,%.3f,%.3f,%.2f,%.2f\n", bits, rows, t8, t32, g8, g32);
   qat_free_aligned(m.x);
   qat_free_aligned(m.acc);
   qat_free_aligned(m.y);
@@ -402,6 +459,72 @@ static void bench_mlp(FILE *csv, const qat_kernels *kern, size_t rows, int quick
     qat_free_aligned(m.a[i]);
     qat_free_aligned(m.h[i]);
     qat_free_aligned(m.wp[i]);
+  }
+}
+
+/* ---- the same MLP through the library (qat_model_create, qat_infer_*) ---- */
+
+typedef struct model_case {
+  qat_model *m;
+  qat_ctx *c;
+  size_t rows;
+  float *x, *y;
+} model_case;
+
+static void model_int8(void *p) {
+  model_case *mc = p;
+  if (qat_infer_int8(mc->m, mc->c, mc->x, mc->rows, mc->y) != QAT_OK) exit(1);
+}
+static void model_fp32(void *p) {
+  model_case *mc = p;
+  if (qat_infer_fp32(mc->m, mc->c, mc->x, mc->rows, mc->y) != QAT_OK) exit(1);
+}
+
+static void bench_model(FILE *csv, size_t rows, int quick) {
+  qat_layer_spec L[NL];
+  int8_t *wq[NL];
+  float *ws[NL], *bias[NL];
+  memset(L, 0, sizeof L);
+  rng = 0xabcdefull;
+  for (int i = 0; i < NL; i++) {
+    size_t N = dims[i + 1], K = dims[i];
+    wq[i] = xalloc(N * K);
+    ws[i] = xalloc(N * sizeof(float));
+    bias[i] = xalloc(N * sizeof(float));
+    for (size_t k = 0; k < N * K; k++) wq[i][k] = (int8_t)((int)(rnd() % 255) - 127);
+    for (size_t c = 0; c < N; c++) {
+      ws[i][c] = 0.5f / (127.0f * sqrtf((float)K));
+      bias[i][c] = (float)((int)(rnd() % 200) - 100) * 1e-3f;
+    }
+    L[i] = (qat_layer_spec){.in_dim = (uint32_t)K, .out_dim = (uint32_t)N,
+                            .act = i + 1 < NL ? QAT_ACT_RELU : QAT_ACT_NONE, .wq = wq[i],
+                            .w_scale = ws[i], .bias = bias[i], .w_bits = 8};
+    if (qat_qparams_from_range(0.0f, 4.0f, 8, false, &L[i].out) != QAT_OK) exit(1);
+  }
+  qat_model_spec spec = {.n_layers = NL, .layers = L, .out_mode = QAT_OUT_DEQUANT_ACC};
+  if (qat_qparams_from_range(0.0f, 1.0f, 8, false, &spec.input) != QAT_OK) exit(1);
+  model_case mc = {.rows = rows};
+  if (qat_model_create(&spec, &mc.m) != QAT_OK || qat_ctx_create(mc.m, rows, &mc.c) != QAT_OK) {
+    out("model: %s\n", qat_errmsg());
+    return;
+  }
+  mc.x = xalloc(rows * dims[0] * sizeof(float));
+  mc.y = xalloc(rows * dims[NL] * sizeof(float));
+  for (size_t i = 0; i < rows * dims[0]; i++) mc.x[i] = (float)(rnd() % 1000) / 1000.0f;
+  contender c[2] = {{model_int8, &mc, 0}, {model_fp32, &mc, 0}};
+  time_side_by_side(c, 2, quick ? 5 : REPEATS, MIN_MS);
+  out("qat_infer_int8 vs qat_infer_fp32  batch %3zu | int8 %8.2f us (%5.2f us/row) | fp32 %8.2f us "
+      "(%5.2f us/row) | int8 speedup %5.2fx\n",
+      rows, c[0].us, c[0].us / (double)rows, c[1].us, c[1].us / (double)rows, c[1].us / c[0].us);
+  if (csv) fprintf(csv, "model,%zu,%.3f,%.3f,,\n", rows, c[0].us, c[1].us);
+  qat_ctx_destroy(mc.c);
+  qat_model_destroy(mc.m);
+  qat_free_aligned(mc.x);
+  qat_free_aligned(mc.y);
+  for (int i = 0; i < NL; i++) {
+    qat_free_aligned(wq[i]);
+    qat_free_aligned(ws[i]);
+    qat_free_aligned(bias[i]);
   }
 }
 
@@ -443,7 +566,7 @@ int main(int argc, char **argv) {
   out("# %s on %s, %s", "bench_kernels", host, ctime(&t));
   out("# kernel: %s   cpu: %s\n", kern->name, qat_cpu_features());
   out("# single thread (OpenBLAS 1 thread, OMP_NUM_THREADS=1); median of %d repeats, each "
-      ">= %.0f ms of calls\n", quick ? 5 : REPEATS, MIN_MS);
+      ">= %.0f ms of calls, contenders interleaved repeat by repeat\n", quick ? 5 : REPEATS, MIN_MS);
   dnnl_result native[NCASES];
   dnnl_native_all(native, quick);
 #ifdef HAVE_DNNL
@@ -457,18 +580,35 @@ int main(int argc, char **argv) {
 #else
   out("# oneDNN: not built (no <dnnl.h>)\n");
 #endif
-  out("# GOP/s = 2*M*N*K / time. 'x' columns: their time / ours (>1 = ours faster) vs fp32, dnnl-avx2, dnnl-native\n");
-  out("#    N     K    M |  ours us  GOP/s |    ref us GOP/s |  fp32 us  GOP/s | dnnl2 us  GOP/s | dnnlN us  GOP/s |"
+  out("# ours: x in 0..255 (exact widened path); ours7: the same kernel fed x in 0..127, as oneDNN is\n"
+      "#   (it then takes its exact 7-bit vpmaddubsw path). ref: scalar reference. fp32: OpenBLAS\n"
+      "#   sgemv (M = 1) / sgemm. GOP/s = 2*M*N*K / time.\n"
+      "# speedups, their time / ours (>1 = ours faster): fp32 vs ours; dnnl2 and dnnlN vs ours7 (same inputs)\n");
+  out("#    N     K    M |  ours us  GOP/s | ours7 us  GOP/s |    ref us GOP/s |  fp32 us  GOP/s | dnnl2 us  GOP/s | dnnlN us  GOP/s |"
       "  fp32 dnnl2 dnnlN | wrong: dnnl2 dnnlN /outputs\n");
   if (csv)
-    fprintf(csv, "N,K,M,ours_us,ref_us,blas_us,dnnl_avx2_us,dnnl_native_us,ours_gops,ref_gops,"
-                 "blas_gops,dnnl_avx2_gops,dnnl_native_gops,dnnl_avx2_wrong_fullrange,"
+    fprintf(csv, "N,K,M,ours_us,ours_x127_us,ref_us,blas_us,dnnl_avx2_us,dnnl_native_us,ours_gops,"
+                 "ours_x127_gops,ref_gops,blas_gops,dnnl_avx2_gops,dnnl_native_gops,"
+                 "dnnl_avx2_wrong_fullrange,"
                  "dnnl_native_wrong_fullrange\n");
   for (int i = 0; i < NCASES; i++)
     bench_layer(csv, kern, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4], quick, native[i]);
-  if (csv) fprintf(csv, "\nkind,batch,int8_us,fp32_us,int8_gops,fp32_gops\n");
-  bench_mlp(csv, kern, 1, quick);
-  bench_mlp(csv, kern, 64, quick);
+  /* MLP rows go to their own CSV so kernels.csv stays one table. */
+  if (csv) fclose(csv);
+  snprintf(path, sizeof path, "%s/kernels_mlp.csv", dir);
+  csv = fopen(path, "w");
+  if (csv) fprintf(csv, "kind,batch,int8_us,fp32_us,int8_gops,fp32_gops\n");
+  out("# MLP: input quantized (quantize_u8), per layer gemm_u8s8 + requant_u8 (ReLU), last layer\n"
+      "#   dequantized from int32; vs fp32 OpenBLAS gemv/gemm + bias + ReLU. Random weights; the\n"
+      "#   7-bit rows use activations in 0..127 (a model trained with 7-bit activations).\n");
+  bench_mlp(csv, kern, 1, 8, quick);
+  bench_mlp(csv, kern, 64, 8, quick);
+  bench_mlp(csv, kern, 1, 7, quick);
+  bench_mlp(csv, kern, 64, 7, quick);
+  out("# The library's own path (core/model.c: quantize, layers, dequantize; fp32 through OpenBLAS),\n"
+      "#   random 784-256-128-10 model, 8-bit activations:\n");
+  bench_model(csv, 1, quick);
+  bench_model(csv, 64, quick);
   if (txt) fclose(txt);
   if (csv) fclose(csv);
   return 0;

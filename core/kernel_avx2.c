@@ -1,37 +1,45 @@
 /* kernel_avx2.c - the AVX2 int8 tier (compiled with -mavx2 -mfma alone and
- * chosen at run time by cpu.c). Must return exactly the reference's int32.
+ * chosen at run time by cpu.c). Must return exactly the reference's int32
+ * for every x in 0..255 and w in -128..127.
  *
- * Design: widen to 16 bits and multiply with vpmaddwd.
- *   x (uint8) is zero-extended to int16 in a small stack panel; weights are
- *   packed once into panels of 8 output rows, interleaved by pairs of k:
- *     panel p, pair j: [w[8p+0][2j] w[8p+0][2j+1] w[8p+1][2j] ... w[8p+7][2j+1]]
- *   (16 int8, sign-extended to 16 int16 in-register with vpmovsxbw).
- *   One 32-bit broadcast of (x[2j], x[2j+1]) times that vector with vpmaddwd
- *   gives, in int32 lane c, x[2j]*w[c][2j] + x[2j+1]*w[c][2j+1] - the next two
- *   terms of output c - added to an int32 accumulator with vpaddd.
+ * The trap: vpmaddubsw adds two u8*s8 products into a SATURATING int16, and
+ * 255*127*2 = 64770 > 32767, so the usual AVX2 int8 GEMM (oneDNN's on this
+ * CPU) is wrong on full-range inputs. Three exact paths, chosen per call or
+ * per block of x, all reading weights packed once (pack) in two layouts,
+ * both in panels of 8 output rows, K and N padded with zero weights (which
+ * add exact zeros):
+ *   pair layout: panel p, pair j: [w[8p][2j] w[8p][2j+1] w[8p+1][2j] ...
+ *     w[8p+7][2j+1]] (16 bytes);
+ *   quad layout: panel p, step s: [w[8p][4s..4s+3] ... w[8p+7][4s..4s+3]]
+ *     (32 bytes: 4 consecutive k of one row per int32 lane).
  *
- * Why it cannot overflow (the reason for the design):
- *   vpmaddwd multiplies signed 16-bit by signed 16-bit into exact 32-bit
- *   products and adds two of them in 32 bits, no saturation anywhere:
- *   |x*w| <= 255*128 = 32640, so a pair sum is at most 65280 in magnitude,
- *   far inside int32. The accumulator then adds K/2 such pairs: for
- *   K <= QAT_MAX_DIM = 32768, |acc| <= 32768*255*128 = 1.07e9 < 2^31 - 1,
- *   so every partial sum is the exact integer, identical to the reference
+ * 1. Batches, full range (pair layout): widen to 16 bits. x is zero-extended
+ *    into a stack panel, w sign-extended in-register (vpmovsxbw); a 32-bit
+ *    broadcast of (x[2j], x[2j+1]) times the panel vector with vpmaddwd gives
+ *    in lane c x[2j]*w[c][2j] + x[2j+1]*w[c][2j+1]. Cannot overflow:
+ *    vpmaddwd's 16x16-bit products are exact in 32 bits and
+ *    |pair| <= 2*255*128 = 65280; no saturation anywhere.
+ * 2. Batches whose block of rows has no x >= 128 (quad layout): vpmaddubsw
+ *    is then exact, |pair| <= 2*127*128 = 32512 <= 32767, widened to int32
+ *    by vpmaddwd with ones. 3 instructions per 32 multiply-adds instead of 4
+ *    (the speed of a saturating kernel, exactly).
+ * 3. Batch 1 (quad layout): x = lo + 128*hi, lo = x & 127, hi = x >> 7, split
+ *    once per call; lo goes through path 2's exact vpmaddubsw; hi (0 or 1)
+ *    through vpmaddubsw too (|pair| <= 256), accumulated in int16 for at
+ *    most 64 steps (<= 16384) and then multiplied by 128 into int32 by
+ *    vpmaddwd (exact). The hi part is skipped when no x in the block is
+ *    >= 128. See gemv_micro.
+ * The int32 accumulators: for K <= QAT_MAX_DIM = 32768,
+ *   |acc| <= 32768*255*128 = 1.07e9 < 2^31 - 1 at every partial sum, so
+ *   each path's sum is the exact integer, identical to the reference's
  *   (integer addition is associative when no step overflows).
- *   vpmaddubsw was rejected: it adds two u8*s8 products into a SATURATING
- *   int16, and 255*127*2 = 64770 > 32767 gives wrong answers on full-range
- *   inputs (what oneDNN's u8s8 GEMM does on this CPU). It would also need a
- *   vpmaddwd-by-ones to widen, so it has the same multiply-port count per 32
- *   multiply-adds (two) as the widened path; the 7-bit split (x = 128*hi+lo)
- *   costs more instructions still. Padding: K is padded to even and N to a
- *   multiple of 8 with zero weights, which add exact zeros.
  *
- * Blocking: rows of x in blocks of up to 6, each pair broadcast feeding 2
- * panels (16 outputs) -> 12 accumulators in registers; batch 1 (gemv) uses
- * 1 row x 6 panels = 48 outputs per sweep of x, so the weight stream is the
- * only memory traffic. K is blocked at KC so the x panel stays on the stack;
- * N is blocked so a block of weights stays in L2
- * while every row block of x passes over it. */
+ * Blocking: rows of x in blocks of up to 6; path 1 uses 6 rows x 2 panels =
+ * 12 accumulators in registers, path 2 3 x 3 (its ones vector costs a
+ * register), path 3 1 x 4 panels with int32 + int16 accumulators. K is
+ * blocked at KC so the x panels stay on the stack (18 KB); N is blocked so
+ * a block of weights stays in L2 while every row block of x passes over it.
+ * Measured choices and what limits each path: docs/kernels.md. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdbool.h>
@@ -52,15 +60,23 @@
 #define WTYPE int8_t
 #endif
 #define PANEL 8          /* output rows per panel = int32 lanes of a ymm */
-#define KC 1024          /* k per block (even); x panel = MR*KC*2 = 12 KB */
+#define KC 1024          /* k per block (multiple of 4); x panels MR*KC*3 = 18 KB */
 #define MR 6             /* x rows per micro-kernel at most */
 #define NBLOCK_BYTES (192 * 1024) /* weight bytes per N block (L2-resident) */
 
 static size_t kpairs(size_t K) { return (K + 1) / 2; }
 static size_t npanels(size_t N) { return (N + PANEL - 1) / PANEL; }
 
+static size_t kquads(size_t K) { return (K + 3) / 4; }
+/* The packed buffer holds two layouts of the same weights: the pair layout
+ * for batches, then (64-byte aligned) the quad layout for batch 1. */
+static size_t pair_bytes(size_t N, size_t K) {
+  return (npanels(N) * kpairs(K) * PANEL * 2 * WB + 63) & ~(size_t)63;
+}
+static size_t quad_bytes(size_t N, size_t K) { return npanels(N) * kquads(K) * PANEL * 4; }
+
 static size_t avx2_packed_size(size_t N, size_t K) {
-  return npanels(N) * kpairs(K) * PANEL * 2 * WB;
+  return pair_bytes(N, K) + quad_bytes(N, K);
 }
 
 static void avx2_pack(const int8_t *w, size_t N, size_t K, void *dst) {
@@ -72,6 +88,16 @@ static void avx2_pack(const int8_t *w, size_t N, size_t K, void *dst) {
         for (size_t t = 0; t < 2; t++) {
           size_t n = p * PANEL + c, k = 2 * j + t;
           *d++ = (n < N && k < K) ? w[n * K + k] : 0;
+        }
+  /* Quad layout: panel p, step s: [row 0: k 4s..4s+3][row 1: ...]...[row 7]. */
+  int8_t *q = (int8_t *)dst + pair_bytes(N, K);
+  size_t kq = kquads(K);
+  for (size_t p = 0; p < np; p++)
+    for (size_t st = 0; st < kq; st++)
+      for (size_t c = 0; c < PANEL; c++)
+        for (size_t t = 0; t < 4; t++) {
+          size_t n = p * PANEL + c, k = 4 * st + t;
+          *q++ = (n < N && k < K) ? w[n * K + k] : 0;
         }
 }
 
@@ -176,12 +202,204 @@ static const micro_fn micros[MR + 1][7] = {
  * ymm; 4x3 needed 17 and spilled an accumulator (105 -> 160 GOP/s). */
 static const int widest[MR + 1] = {0, 6, 4, 3, 2, 2, 2};
 
+/* Batch 1. Weights are used once per call, so the pair path's vpmovsxbw per
+ * 16 multiply-adds is pure overhead; here the int8 weights go straight into
+ * vpmaddubsw, made exact by splitting x = lo + 128*hi (lo = x & 127,
+ * hi = x >> 7 in {0, 1}), once per call:
+ *   lo part: vpmaddubsw(lo, w) adds two products lo*w with lo <= 127,
+ *     -128 <= w <= 127: |sum| <= 2*127*128 = 32512 <= 32767, no saturation;
+ *     vpmaddwd with ones widens it to int32 (exact), then vpaddd.
+ *   hi part: vpmaddubsw(hi, w) is a sum of two w or less: within [-256, 254];
+ *     accumulated in int16 for at most FLUSH = 64 steps (|sum| <= 16384),
+ *     then vpmaddwd by 128 (exact int32: 2*16384*128 < 2^31) into the
+ *     int32 accumulator. So acc = sum lo*w + 128 * sum hi*w = sum x*w,
+ *     every step exact; the int32 bound is the one in the file comment.
+ * Quad layout: 4 consecutive k of one row in each int32 lane, so the int16
+ * pair sums of vpmaddubsw belong to one row and vpmaddwd finishes the row.
+ * 5 vector instructions per 32 multiply-adds instead of 6. */
+#define FLUSH 64
+#define KV 2048 /* k per block of the split x (multiple of 4) */
+#define GP 4    /* panels per pass: 4 x (int32 + int16 accumulators) */
+
+static inline __attribute__((always_inline)) void gemv_micro(
+    const uint8_t *lo, const uint8_t *hi, const int8_t *w, size_t ps, size_t nq,
+    int32_t *c, size_t col0, size_t N, bool add, const int P, const bool HI) {
+  __m256i a32[GP], a16[GP];
+  const __m256i ones = _mm256_set1_epi16(1), s128 = _mm256_set1_epi16(128);
+#pragma GCC unroll 8
+  for (int q = 0; q < P; q++) a32[q] = a16[q] = _mm256_setzero_si256();
+  for (size_t s0 = 0; s0 < nq; s0 += FLUSH) {
+    size_t s1 = nq - s0 < FLUSH ? nq : s0 + FLUSH;
+    for (size_t st = s0; st < s1; st++) {
+      int32_t l4, h4 = 0;
+      memcpy(&l4, lo + 4 * st, 4);
+      if (HI) memcpy(&h4, hi + 4 * st, 4);
+      __m256i bl = _mm256_set1_epi32(l4), bh = _mm256_set1_epi32(h4);
+#pragma GCC unroll 8
+      for (int q = 0; q < P; q++) {
+        __m256i wv = _mm256_load_si256((const __m256i *)(w + q * ps + 32 * st));
+        a32[q] = _mm256_add_epi32(a32[q], _mm256_madd_epi16(_mm256_maddubs_epi16(bl, wv), ones));
+        if (HI) a16[q] = _mm256_add_epi16(a16[q], _mm256_maddubs_epi16(bh, wv));
+      }
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < P && HI; q++) {
+      a32[q] = _mm256_add_epi32(a32[q], _mm256_madd_epi16(a16[q], s128));
+      a16[q] = _mm256_setzero_si256();
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < P; q++) {
+    size_t col = col0 + (size_t)q * PANEL;
+    store8(c + col, a32[q], N - col, add);
+  }
+}
+
+typedef void (*gemv_fn)(const uint8_t *, const uint8_t *, const int8_t *, size_t, size_t,
+                        int32_t *, size_t, size_t, bool);
+#define GEMV(P)                                                                      \
+  static void gemv_##P(const uint8_t *lo, const uint8_t *hi, const int8_t *w, size_t ps, \
+                       size_t nq, int32_t *c, size_t col0, size_t N, bool add) {     \
+    gemv_micro(lo, hi, w, ps, nq, c, col0, N, add, P, true);                         \
+  }                                                                                  \
+  static void gemv_lo_##P(const uint8_t *lo, const uint8_t *hi, const int8_t *w,     \
+                          size_t ps, size_t nq, int32_t *c, size_t col0, size_t N,   \
+                          bool add) {                                                \
+    gemv_micro(lo, hi, w, ps, nq, c, col0, N, add, P, false);                        \
+  }
+GEMV(1) GEMV(2) GEMV(3) GEMV(4)
+/* [x has a value >= 128 in this block][panels]. Without one, the hi part is
+ * zero and skipped: 3 instructions per 32 multiply-adds, still exact. */
+static const gemv_fn gemvs[2][GP + 1] = {{0, gemv_lo_1, gemv_lo_2, gemv_lo_3, gemv_lo_4},
+                                         {0, gemv_1, gemv_2, gemv_3, gemv_4}};
+
+static void gemv(const uint8_t *x, size_t K, const int8_t *wq, size_t N, int32_t *acc) {
+  uint8_t lo[KV] __attribute__((aligned(32))), hi[KV] __attribute__((aligned(32)));
+  size_t np = npanels(N), ps = kquads(K) * PANEL * 4;
+  const __m256i m7 = _mm256_set1_epi8(127), m1 = _mm256_set1_epi8(1);
+  for (size_t k0 = 0; k0 < K; k0 += KV) {
+    size_t kc = K - k0 < KV ? K - k0 : KV, nq = (kc + 3) / 4, k = 0;
+    __m256i any = _mm256_setzero_si256();
+    for (; k + 32 <= kc; k += 32) {
+      __m256i v = _mm256_loadu_si256((const __m256i *)(x + k0 + k));
+      any = _mm256_or_si256(any, v);
+      _mm256_store_si256((__m256i *)(lo + k), _mm256_and_si256(v, m7));
+      _mm256_store_si256((__m256i *)(hi + k), _mm256_and_si256(_mm256_srli_epi16(v, 7), m1));
+    }
+    int has_hi = _mm256_movemask_epi8(any) != 0;
+    for (; k < kc; k++) {
+      lo[k] = x[k0 + k] & 127;
+      hi[k] = x[k0 + k] >> 7;
+      has_hi |= hi[k];
+    }
+    for (; k < 4 * nq; k++) lo[k] = hi[k] = 0;
+    for (size_t p = 0; p < np; p += GP) {
+      int n = np - p < GP ? (int)(np - p) : GP;
+      gemvs[has_hi][n](lo, hi, wq + p * ps + (k0 / 4) * PANEL * 4, ps, nq, acc, p * PANEL, N, k0 > 0);
+    }
+  }
+}
+
+/* Batches whose block of x rows has no value >= 128 (7-bit activations):
+ * vpmaddubsw on the quad layout is then exact (a pair sum is at most
+ * 2*127*128 = 32512 <= 32767), widened by vpmaddwd with ones: 3
+ * instructions per 32 multiply-adds instead of 4. The check is per block of
+ * rows and k, made while the block is copied; a block with any x >= 128 takes
+ * the widened path. */
+static inline __attribute__((always_inline)) void microq(
+    const uint8_t *xb, size_t xs, const int8_t *w, size_t ps, size_t nq, int32_t *c,
+    size_t ldc, size_t col0, size_t N, bool add, const int MRr, const int NPp) {
+  __m256i acc[MR][6];
+  const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 8
+  for (int r = 0; r < MRr; r++)
+#pragma GCC unroll 8
+    for (int q = 0; q < NPp; q++) acc[r][q] = _mm256_setzero_si256();
+  for (size_t st = 0; st < nq; st++) {
+    __m256i wv[6];
+#pragma GCC unroll 8
+    for (int q = 0; q < NPp; q++) wv[q] = _mm256_load_si256((const __m256i *)(w + q * ps + 32 * st));
+#pragma GCC unroll 8
+    for (int r = 0; r < MRr; r++) {
+      int32_t x4;
+      memcpy(&x4, xb + r * xs + 4 * st, 4);
+      __m256i xv = _mm256_set1_epi32(x4);
+#pragma GCC unroll 8
+      for (int q = 0; q < NPp; q++)
+        acc[r][q] = _mm256_add_epi32(
+            acc[r][q], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, wv[q]), ones));
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MRr; r++)
+#pragma GCC unroll 8
+    for (int q = 0; q < NPp; q++) {
+      size_t col = col0 + (size_t)q * PANEL;
+      store8(c + r * ldc + col, acc[r][q], N - col, add);
+    }
+}
+
+typedef void (*microq_fn)(const uint8_t *, size_t, const int8_t *, size_t, size_t,
+                          int32_t *, size_t, size_t, size_t, bool);
+#define MICROQ(R, P)                                                             \
+  static void microq_##R##_##P(const uint8_t *xb, size_t xs, const int8_t *w,    \
+                               size_t ps, size_t nq, int32_t *c, size_t ldc,     \
+                               size_t col0, size_t N, bool add) {                \
+    microq(xb, xs, w, ps, nq, c, ldc, col0, N, add, R, P);                       \
+  }
+MICROQ(1, 1) MICROQ(1, 2) MICROQ(1, 3) MICROQ(1, 4)
+MICROQ(2, 1) MICROQ(2, 2) MICROQ(2, 3) MICROQ(2, 4)
+MICROQ(3, 1) MICROQ(3, 2) MICROQ(3, 3)
+MICROQ(4, 1) MICROQ(4, 2)
+MICROQ(5, 1) MICROQ(5, 2)
+MICROQ(6, 1) MICROQ(6, 2)
+static const microq_fn microqs[MR + 1][5] = {
+    {0},
+    {0, microq_1_1, microq_1_2, microq_1_3, microq_1_4},
+    {0, microq_2_1, microq_2_2, microq_2_3, microq_2_4},
+    {0, microq_3_1, microq_3_2, microq_3_3, 0},
+    {0, microq_4_1, microq_4_2, 0, 0},
+    {0, microq_5_1, microq_5_2, 0, 0},
+    {0, microq_6_1, microq_6_2, 0, 0},
+};
+static const int widestq[MR + 1] = {0, 4, 4, 3, 2, 2, 2};
+#ifndef QR
+#define QR 3
+#endif
+
+/* Copies x[0..kc) into xq padded with zeros to a multiple of 4 and widens
+ * it into xb; returns whether any value is >= 128. */
+static inline bool copy_row(const uint8_t *x, size_t kc, uint8_t *xq, int16_t *xb) {
+  size_t k = 0;
+  __m256i any = _mm256_setzero_si256();
+  for (; k + 32 <= kc; k += 32) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)(x + k));
+    any = _mm256_or_si256(any, v);
+    _mm256_storeu_si256((__m256i *)(xq + k), v);
+  }
+  bool hi = _mm256_movemask_epi8(any) != 0;
+  for (; k < kc; k++) {
+    xq[k] = x[k];
+    hi |= x[k] >> 7;
+  }
+  for (; k & 3; k++) xq[k] = 0;
+  widen_row(x, kc, xb);
+  return hi;
+}
+
 static void avx2_gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
                            const void *wpacked, size_t N, int32_t *acc) {
   const int8_t *w = wpacked;
+  if (M == 1 && N > 0 && K > 0) {
+    gemv(x, K, w + pair_bytes(N, K), N, acc);
+    return;
+  }
   size_t kp = kpairs(K), np = npanels(N);
   size_t ps = kp * PANEL * 2 * WB; /* bytes per panel */
   int16_t xb[MR * KC] __attribute__((aligned(32)));
+  uint8_t xq[MR * KC] __attribute__((aligned(32)));
+  const int8_t *wq = w + pair_bytes(N, K);
+  size_t psq = kquads(K) * PANEL * 4; /* bytes per quad-layout panel */
   if (M == 0 || N == 0) return;
   if (K == 0) {
     memset(acc, 0, M * N * sizeof *acc);
@@ -198,8 +416,23 @@ static void avx2_gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
       size_t p1 = p0 + nb < np ? p0 + nb : np;
       for (size_t m0 = 0; m0 < M; m0 += MR) {
         int mr = M - m0 < MR ? (int)(M - m0) : MR;
+        bool hi = false;
         for (int r = 0; r < mr; r++)
-          widen_row(x + (m0 + r) * ldx + k0, kc, xb + r * KC);
+          hi |= copy_row(x + (m0 + r) * ldx + k0, kc, xq + r * KC, xb + r * KC);
+        if (!hi) {
+          /* At most QR rows per call: 6 x 2 would need 17 ymm with the
+           * ones vector and spills an accumulator. */
+          for (int r0 = 0; r0 < mr; r0 += QR) {
+            int rows = mr - r0 < QR ? mr - r0 : QR, stepq = widestq[rows];
+            for (size_t p = p0; p < p1;) {
+              int n = p1 - p < (size_t)stepq ? (int)(p1 - p) : stepq;
+              microqs[rows][n](xq + r0 * KC, KC, wq + p * psq + (k0 / 4) * PANEL * 4, psq,
+                               (kc + 3) / 4, acc + (m0 + r0) * N, N, p * PANEL, N, add);
+              p += (size_t)n;
+            }
+          }
+          continue;
+        }
         int step = widest[mr];
         for (size_t p = p0; p < p1;) {
           int n = p1 - p < (size_t)step ? (int)(p1 - p) : step;

@@ -15,8 +15,10 @@
  *   void   gemm_u8s8(const uint8_t *x, size_t M, size_t K, size_t ldx,
  *                    const void *wpacked, size_t N, int32_t *acc);
  *          acc[m*N + n] = sum_k x[m*ldx + k] * w[n*K + k]. M == 1 takes a
- *          gemv path inside the same entry. Thread-safe, allocates nothing
- *          (its x panel, 12 KB, is on the stack).
+ *          gemv path inside the same entry; blocks of x with no value >= 128
+ *          take a faster (still exact) path. Thread-safe, allocates nothing
+ *          (its x panels, at most 18 KB, are on the stack). The AVX2 packed
+ *          buffer holds two layouts, about 2*N*K bytes.
  *   void   requant_u8(const int32_t *acc, size_t M, size_t N,
  *                     const int32_t *bias, const float *mult, int32_t out_zp,
  *                     int32_t lo, int32_t hi, uint8_t *out, size_t ldo);

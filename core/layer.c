@@ -1,9 +1,13 @@
-/* layer.c - the integer and fp32 layer math (see layer.h for the formulas).
- *
- * Scalar on purpose: this is the specification of requantization. A kernel
- * tier may fuse it into its GEMM later, and must then match this exactly. */
+/* layer.c - the layer math around the kernels (see layer.h): the integer
+ * bias and multiplier derived at create, the float outputs of the last
+ * layer and of dynamic mode, the fp32 baseline through OpenBLAS. Input
+ * quantization and requantization to uint8 are kernel-table operations
+ * (kernels.h), tested against the formulas in tests/unit/test_layer.c. */
 #include <cblas.h>
 #include <math.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "internal.h"
 #include "layer.h"
@@ -20,22 +24,6 @@ bool qat_layer_bias_q(float bias, float w_scale, float in_scale, int32_t *bq) {
 
 float qat_layer_multiplier(float w_scale, float in_scale, float out_scale) {
   return (w_scale * in_scale) * (1.0f / out_scale);
-}
-
-void qat_layer_requant_u8(const int32_t *raw, size_t rows, size_t n,
-                          const int32_t *bias_adj, const float *mult,
-                          int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
-  const float fzp = (float)zp, flo = (float)lo, fhi = (float)hi;
-  for (size_t r = 0; r < rows; r++) {
-    const int32_t *a = raw + r * n;
-    uint8_t *o = out + r * n;
-    for (size_t c = 0; c < n; c++) {
-      float v = rintf((float)(a[c] + bias_adj[c]) * mult[c]) + fzp;
-      /* Clamp in float, then convert: no UB for values beyond int range. */
-      v = fminf(fmaxf(v, flo), fhi);
-      o[c] = (uint8_t)v;
-    }
-  }
 }
 
 void qat_layer_dequant_acc(const int32_t *raw, size_t rows, size_t n,
@@ -71,17 +59,39 @@ void qat_layer_dynamic_out(const int32_t *raw, size_t rows, size_t n,
 }
 
 bool qat_layer_minmax(const float *x, size_t n, float *min, float *max) {
+  /* Compares instead of fminf/fmaxf (libm calls), and four lanes at once:
+   * this runs over every layer input of every dynamic-mode request. A NaN
+   * never wins a compare, so it is tracked separately. */
   float lo = INFINITY, hi = -INFINITY;
-  bool finite = true;
-  for (size_t i = 0; i < n; i++) {
+  bool nan = false;
+  size_t i = 0;
+#if defined(__SSE2__)
+  __m128 vlo = _mm_set1_ps(INFINITY), vhi = _mm_set1_ps(-INFINITY);
+  __m128 vnan = _mm_setzero_ps();
+  for (; i + 4 <= n; i += 4) {
+    __m128 v = _mm_loadu_ps(x + i);
+    vnan = _mm_or_ps(vnan, _mm_cmpunord_ps(v, v));
+    vlo = _mm_min_ps(v, vlo); /* minps returns its second operand for NaN */
+    vhi = _mm_max_ps(v, vhi);
+  }
+  float l4[4], h4[4];
+  _mm_storeu_ps(l4, vlo);
+  _mm_storeu_ps(h4, vhi);
+  for (int j = 0; j < 4; j++) {
+    lo = l4[j] < lo ? l4[j] : lo;
+    hi = h4[j] > hi ? h4[j] : hi;
+  }
+  nan = _mm_movemask_ps(vnan) != 0;
+#endif
+  for (; i < n; i++) {
     float v = x[i];
-    finite &= isfinite(v) != 0;
+    nan |= v != v;
     lo = v < lo ? v : lo;
     hi = v > hi ? v : hi;
   }
   *min = lo;
   *max = hi;
-  return finite && n > 0;
+  return n > 0 && !nan && isfinite(lo) && isfinite(hi);
 }
 
 void qat_layer_fp32(const float *x, size_t rows, size_t K, const float *W,

@@ -10,7 +10,8 @@
  *                   relu ? out_zp : 0, qmax)
  * The model folds bq[c] - in_zp * rowsum[c] into one int32 per channel
  * ("bias_adj"), so acc[c] + bq[c] == raw[c] + bias_adj[c] exactly (all three
- * terms stay below 2^30 in magnitude for K <= QAT_MAX_DIM, see qat.h). */
+ * terms stay below 2^30 in magnitude for K <= QAT_MAX_DIM, see qat.h).
+ * The uint8 requantization itself is the kernel table's requant_u8. */
 #ifndef QAT_LAYER_H
 #define QAT_LAYER_H
 
@@ -24,12 +25,6 @@
 bool qat_layer_bias_q(float bias, float w_scale, float in_scale, int32_t *bq);
 /* M for one channel (float32, as above). */
 float qat_layer_multiplier(float w_scale, float in_scale, float out_scale);
-
-/* out[r][c] = clamp(rint((float)(raw[r][c] + bias_adj[c]) * mult[c]) + zp,
- *                   lo, hi), lo = relu ? zp : 0, hi = qmax. */
-void qat_layer_requant_u8(const int32_t *raw, size_t rows, size_t n,
-                          const int32_t *bias_adj, const float *mult,
-                          int32_t zp, int32_t lo, int32_t hi, uint8_t *out);
 
 /* y[r][c] = (float)(raw[r][c] + bias_adj[c]) * scale[c]; relu: max(y, 0). */
 void qat_layer_dequant_acc(const int32_t *raw, size_t rows, size_t n,

@@ -7,6 +7,7 @@
  * scratch is sized once at qat_ctx_create, so any number of threads may run
  * one model at once (one context each) and inference never allocates. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,7 +296,10 @@ qat_err qat_model_create(const qat_model_spec *spec, qat_model **out) {
   if (!spec || !out) return qat_fail(QAT_EINVAL, "qat_model_create: NULL argument");
   qat_err e = validate_spec(spec);
   if (e) return e;
-  qat_blas_single_thread();
+  /* Once per process: later models must not touch OpenBLAS's settings
+   * while other threads are inside it. */
+  static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+  pthread_once(&blas_once, qat_blas_single_thread);
 
   qat_model *m = qat_calloc(1, sizeof *m);
   if (!m) return qat_fail(QAT_ENOMEM, "out of memory creating a model");
@@ -450,7 +454,7 @@ static void int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
                        size_t rows, float *y) {
   const qat_kernels *k = m->k;
   uint8_t *cur = c->qa, *nxt = c->qb;
-  qat_quantize_u8(x, rows * m->layers[0].in_dim, &m->input, cur);
+  k->quantize_u8(x, rows * m->layers[0].in_dim, &m->input, cur);
   for (uint32_t i = 0; i < m->n_layers; i++) {
     const qat_mlayer *L = &m->layers[i];
     const bool relu = L->act == QAT_ACT_RELU;
@@ -460,9 +464,8 @@ static void int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
       qat_layer_dequant_acc(c->acc, rows, L->out_dim, L->bias_adj, L->deq, relu, y);
       return;
     }
-    qat_layer_requant_u8(c->acc, rows, L->out_dim, L->bias_adj, L->mult,
-                         L->out.zero_point, relu ? L->out.zero_point : 0,
-                         L->out.qmax, nxt);
+    k->requant_u8(c->acc, rows, L->out_dim, L->bias_adj, L->mult, L->out.zero_point,
+                  relu ? L->out.zero_point : 0, L->out.qmax, nxt, L->out_dim);
     if (last) {
       qat_layer_dequant_u8(nxt, rows * L->out_dim, L->out.zero_point, L->out.scale, y);
       return;
@@ -500,7 +503,7 @@ static qat_err dynamic_chunk(const qat_model *m, qat_ctx *c, const float *x,
     qat_qparams p;
     qat_err e = qat_qparams_from_range(lo, hi, 8, false, &p);
     if (e) return e;
-    qat_quantize_u8(in, n_in, &p, c->qa);
+    k->quantize_u8(in, n_in, &p, c->qa);
     k->gemm_u8s8(c->qa, rows, L->in_dim, L->in_dim, L->wpacked, L->out_dim, c->acc);
     for (size_t j = 0; j < L->out_dim; j++) c->scale[j] = p.scale * L->w_scale[j];
     float *o = i + 1 == m->n_layers ? y : bufs[i & 1];

@@ -8,3 +8,13 @@ $(QSTOOL): tests/integration/qstool.c $(LIB)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LDFLAGS) $(LIB) $(CORE_LIBS)
 
 integration: $(QSTOOL)
+
+# The bare libmicrohttpd + jansson peer the server is measured against.
+PEER := $(BUILD)/mhd_jansson
+$(PEER): bench/peers/mhd_jansson.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LDFLAGS) $(PC_LIBS) -ljansson
+
+# Bounded load test: DURATION=5 CONNS="16 64" THREADS=2 make loadtest
+loadtest: $(SERVER) $(QSTOOL) $(PEER)
+	BUILD=$(BUILD) deploy/wrk/loadtest.sh

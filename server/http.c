@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "page.h"
 #include "registry.h"
 #include "server.h"
 
@@ -38,6 +39,7 @@ enum route {
   R_MODELS,
   R_MODEL,
   R_METRICS,
+  R_PAGE, /* the embedded browser page (page.c) */
 };
 
 /* Takes the model name from url segment s (up to '/' or end) into r->name.
@@ -87,6 +89,8 @@ static void route(qs_req *r, const char *method, const char *url) {
     if (*rest == '\0') r->route = R_MODEL;
   } else if (strcmp(url, "/metrics") == 0) {
     r->route = R_METRICS, r->ep = QS_EP_METRICS;
+  } else if (qs_page_find(url)) {
+    r->route = R_PAGE;
   }
   if (r->route == R_NONE) {
     qs_reply_error(r, 404, "no such route");
@@ -94,8 +98,7 @@ static void route(qs_req *r, const char *method, const char *url) {
   }
   if (want_post ? !post : !get) {
     r->allow = want_post ? "POST" : "GET, HEAD";
-    qs_reply_error(r, 405, "method %s not allowed here (allowed: %s)",
-                   want_post ? (get ? "GET" : "other") : (post ? "POST" : "other"), r->allow);
+    qs_reply_error(r, 405, "method %s not allowed here (allowed: %s)", r->method, r->allow);
     return;
   }
   if (r->name_bad) {
@@ -190,6 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     qs_buf_init(&r->out, 1024, OUT_CAP);
     route(r, method, url);
     if (r->status) return send_reply(c, r);
+    if (r->route == R_PAGE) return qs_page_send(c, r, url);
     if (is_post_route(r->route)) {
       if (atomic_load(&qs_g.draining)) {
         qs_reply_error(r, 503, "shutting down");
@@ -224,26 +228,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (*upload_size) {
     size_t n = *upload_size;
     *upload_size = 0;
-    if (r->queued || r->too_big) return MHD_YES;
+    if (r->queued) return MHD_YES;
+    if (r->too_big) {
+      /* libmicrohttpd cannot answer in the middle of a body: discard the
+       * rest (nothing is kept) and answer 413 at its end, unless the client
+       * keeps sending far past the cap: then close the connection. */
+      r->discarded += n;
+      return r->discarded > 16 * (uint64_t)cfg->max_body ? MHD_NO : MHD_YES;
+    }
     if (n > cfg->max_body - r->body_len) {
-      /* Chunked body past the cap: drop what we have, answer 413 now. */
+      /* A chunked body (no Content-Length) went past the cap. */
       r->too_big = true;
       free(r->body);
       r->body = NULL;
       r->body_len = r->body_size = 0;
-      qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
-      if (send_reply(c, r) == MHD_YES) return MHD_YES;
-      return MHD_NO; /* cannot answer mid-body: close the connection */
+      r->discarded = n;
+      return MHD_YES;
     }
     if (r->body_len + n > r->body_size) {
       size_t ns = r->body_size ? r->body_size : 4096;
       while (ns < r->body_len + n) ns = ns > cfg->max_body / 2 ? cfg->max_body : ns * 2;
       char *nb = realloc(r->body, ns + 1);
-      if (!nb) {
-        qs_reply_error(r, 503, "out of memory");
-        r->too_big = true;
-        return send_reply(c, r);
-      }
+      if (!nb) return MHD_NO; /* out of memory: drop this connection only */
       r->body = nb;
       r->body_size = ns;
     }
@@ -252,6 +258,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if (r->queued) return MHD_YES;
+  if (r->too_big) {
+    qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
+    return send_reply(c, r);
+  }
   if (r->body) r->body[r->body_len] = '\0';
   dispatch(r);
   return send_reply(c, r);

@@ -76,84 +76,63 @@ static qs_jerr skip_string(const char *s, size_t n, size_t *pos) {
   return QS_JSYNTAX;
 }
 
-static qs_jerr skip_number_token(const char *s, size_t n, size_t *pos) {
-  size_t p = *pos;
-  if (p < n && s[p] == '-') p++;
-  if (p >= n) return QS_JSYNTAX;
-  if (s[p] == '0') {
-    p++;
-  } else if (is_digit(s[p])) {
-    while (p < n && is_digit(s[p])) p++;
-  } else {
-    return QS_JSYNTAX;
-  }
-  if (p < n && s[p] == '.') {
-    p++;
-    if (p >= n || !is_digit(s[p])) return QS_JSYNTAX;
-    while (p < n && is_digit(s[p])) p++;
-  }
-  if (p < n && (s[p] == 'e' || s[p] == 'E')) {
-    p++;
-    if (p < n && (s[p] == '+' || s[p] == '-')) p++;
-    if (p >= n || !is_digit(s[p])) return QS_JSYNTAX;
-    while (p < n && is_digit(s[p])) p++;
-  }
-  *pos = p;
-  return QS_JOK;
-}
+static const bool structural[256] = {['"'] = true, ['['] = true, [']'] = true,
+                                     ['{'] = true, ['}'] = true};
 
+/* Finds where the value starting at s[*pos] ends. Deliberately lenient
+ * inside the value: it tracks strings (with escapes) and bracket nesting
+ * (matched, depth-limited) and nothing else, so it runs at memory speed.
+ * That is safe because every byte it skips is validated later: the number
+ * arrays by qs_json_parse_matrix, everything else by jansson. */
 static qs_jerr skip_value_depth(const char *s, size_t n, size_t *pos, int depth) {
   size_t p = skip_ws(s, n, *pos);
   if (p >= n) return QS_JSYNTAX;
   char c = s[p];
   qs_jerr e;
-  if (c == '{' || c == '[') {
-    if (depth >= QS_JSON_MAX_DEPTH) return QS_JDEPTH;
-    char close = c == '{' ? '}' : ']';
-    p = skip_ws(s, n, p + 1);
-    if (p < n && s[p] == close) {
-      *pos = p + 1;
-      return QS_JOK;
-    }
-    for (;;) {
-      if (c == '{') {
-        p = skip_ws(s, n, p);
-        if (p >= n || s[p] != '"') return QS_JSYNTAX;
-        if ((e = skip_string(s, n, &p))) return e;
-        p = skip_ws(s, n, p);
-        if (p >= n || s[p] != ':') return QS_JSYNTAX;
-        p++;
-      }
-      if ((e = skip_value_depth(s, n, &p, depth + 1))) return e;
-      p = skip_ws(s, n, p);
-      if (p >= n) return QS_JSYNTAX;
-      if (s[p] == ',') {
-        p++;
-        continue;
-      }
-      if (s[p] == close) {
-        *pos = p + 1;
-        return QS_JOK;
-      }
-      return QS_JSYNTAX;
-    }
-  }
   if (c == '"') {
     if ((e = skip_string(s, n, &p))) return e;
     *pos = p;
     return QS_JOK;
   }
-  static const char *const lits[] = {"true", "false", "null"};
-  for (size_t i = 0; i < 3; i++) {
-    size_t l = strlen(lits[i]);
-    if (n - p >= l && memcmp(s + p, lits[i], l) == 0) {
-      *pos = p + l;
-      return QS_JOK;
-    }
+  if (c != '[' && c != '{') {
+    /* A scalar: runs to the next delimiter. */
+    size_t q = p;
+    while (q < n && !is_ws(s[q]) && s[q] != ',' && s[q] != ']' && s[q] != '}' && s[q] != ':' &&
+           s[q] != '"' && s[q] != '[' && s[q] != '{')
+      q++;
+    if (q == p) return QS_JSYNTAX;
+    *pos = q;
+    return QS_JOK;
   }
-  if ((e = skip_number_token(s, n, &p))) return e;
-  *pos = p;
-  return QS_JOK;
+  char stack[QS_JSON_MAX_DEPTH];
+  int top = 0;
+  if (depth >= QS_JSON_MAX_DEPTH) return QS_JDEPTH;
+  int room = QS_JSON_MAX_DEPTH - depth;
+  stack[top++] = c == '[' ? ']' : '}';
+  p++;
+  while (p < n) {
+    /* Most bytes are digits, commas and spaces: skip them a table lookup
+     * at a time. */
+    while (p < n && !structural[(unsigned char)s[p]]) p++;
+    if (p >= n) break;
+    c = s[p];
+    if (c == '"') {
+      if ((e = skip_string(s, n, &p))) return e;
+      continue;
+    }
+    if (c == '[' || c == '{') {
+      if (top >= room) return QS_JDEPTH;
+      stack[top++] = c == '[' ? ']' : '}';
+    } else if (c == ']' || c == '}') {
+      if (stack[--top] != c) return QS_JSYNTAX;
+      if (top == 0) {
+        *pos = p + 1;
+        return QS_JOK;
+      }
+    }
+    p++;
+  }
+  return QS_JSYNTAX;
 }
 
 qs_jerr qs_json_skip_value(const char *s, size_t n, size_t *pos) {
@@ -228,6 +207,9 @@ qs_jerr qs_json_array_first(const char *s, size_t n, size_t *count, qs_span *fir
 static const double pow10d[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static const float pow10f[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f,
+                                 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
 
 #define QS_MAX_NUMBER_CHARS 511
 
@@ -309,13 +291,25 @@ qs_jerr qs_json_number(const char *s, size_t n, size_t *pos, float *out) {
   if (p < n && !(is_ws(s[p]) || s[p] == ',' || s[p] == ']' || s[p] == '}'))
     return QS_JSYNTAX;
   *pos = p;
+  if (exact && m <= (UINT64_C(1) << 24) && exp10 >= -10 && exp10 <= 10) {
+    /* Both operands exact in float: one float operation, one rounding. */
+    float f = (float)m;
+    f = exp10 >= 0 ? f * pow10f[exp10] : f / pow10f[-exp10];
+    *out = neg ? -f : f;
+    return QS_JOK;
+  }
   if (exact && m < (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
     double d = (double)m;
     d = exp10 >= 0 ? d * pow10d[exp10] : d / pow10d[-exp10];
-    float f = (float)d;
+    float f = (float)d; /* d > 0 and below FLT_MAX here */
     double fd = (double)f;
     if (fd != d) {
-      float g = nextafterf(f, d > fd ? INFINITY : -INFINITY);
+      /* The other float neighbour of d: one ulp up or down (f > 0). */
+      uint32_t u;
+      memcpy(&u, &f, 4);
+      u = d > fd ? u + 1 : u - 1;
+      float g;
+      memcpy(&g, &u, 4);
       if (((double)f + (double)g) * 0.5 == d) return slow_number(s + start, p - start, out);
     }
     *out = neg ? -f : f;

@@ -152,6 +152,14 @@ bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic) {
 json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
   char *env = r->body;
   size_t envlen = r->body_len;
+  /* JSON text never holds a raw NUL byte, but jansson 2.14 reads one as the
+   * end of input in some places and skips it in others (so a body with a
+   * NUL after the spliced-out array was accepted). Refuse it outright. */
+  const char *nul = memchr(r->body, '\0', r->body_len);
+  if (nul) {
+    qs_reply_error(r, 400, "malformed JSON: NUL byte at byte %zu", (size_t)(nul - r->body));
+    return NULL;
+  }
   if (found && !qs_json_splice(r->body, r->body_len, sp, "0", &env, &envlen)) {
     qs_reply_error(r, 503, "out of memory");
     return NULL;
@@ -224,6 +232,15 @@ void qs_handle_predict(qs_req *r) {
     json_decref(root);
     return;
   }
+  /* "fp32_outputs": true also returns the fp32 baseline's outputs (the
+   * browser page draws both). */
+  json_t *jf = json_object_get(root, "fp32_outputs");
+  if (jf && !json_is_boolean(jf)) {
+    qs_reply_error(r, 400, "\"fp32_outputs\" must be true or false");
+    json_decref(root);
+    return;
+  }
+  bool want32 = baseline && json_is_true(jf);
   qs_model *m = resolve_model(r, root);
   json_decref(root);
   if (!m) return;
@@ -253,6 +270,13 @@ void qs_handle_predict(qs_req *r) {
   for (size_t i = 0; i < rows; i++) {
     if (i) qs_buf_put(b, ",", 1);
     qs_buf_float_array(b, run.y8 + i * out, out);
+  }
+  if (want32) {
+    qs_buf_puts(b, "],\"fp32_outputs\":[");
+    for (size_t i = 0; i < rows; i++) {
+      if (i) qs_buf_put(b, ",", 1);
+      qs_buf_float_array(b, run.y32 + i * out, out);
+    }
   }
   qs_buf_puts(b, "],\"predictions\":[");
   for (size_t i = 0; i < rows; i++) qs_buf_printf(b, i ? ",%zu" : "%zu", qs_argmax(run.y8 + i * out, out));

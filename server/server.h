@@ -30,6 +30,7 @@ typedef struct qs_config {
   unsigned conn_limit;      /* default 1024 */
   unsigned conn_timeout_s;  /* idle/slow connection timeout, default 30 */
   bool quiet;               /* no access log */
+  bool silent;              /* no log at all (unit tests) */
   unsigned test_delay_ms;   /* QATSERVE_TEST_DELAY_MS: test-only, sleeps in /predict */
 } qs_config;
 
@@ -72,6 +73,7 @@ typedef struct qs_req {
   char *body;
   size_t body_len, body_size;
   bool too_big;
+  uint64_t discarded;      /* body bytes thrown away after too_big */
   bool queued;
   /* Filled by the handler. */
   int status;

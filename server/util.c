@@ -16,6 +16,7 @@ uint64_t qs_now_ns(void) {
 }
 
 void qs_log(const char *fmt, ...) {
+  if (qs_g.cfg.silent) return;
   char line[1024];
   struct timespec ts;
   struct tm tm;

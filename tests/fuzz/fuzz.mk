@@ -1,7 +1,8 @@
 # Fuzz targets (libFuzzer, clang-14). `make fuzz FUZZ_SECONDS=N` builds every
 # tests/fuzz/fuzz_*.c against the core (and server parsers) compiled with
 # -fsanitize=fuzzer-no-link,address,undefined and runs each for N seconds from
-# its committed seed corpus, with its dictionary when there is one.
+# its committed seed corpus, with its dictionary when there is one
+# (tests/fuzz/run.sh; fails if any target crashes).
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 30
 FUZZ_DIR     := build/fuzz
@@ -18,8 +19,10 @@ $(FUZZ_DIR)/obj/%_avx2.o: %_avx2.c
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PC_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PC_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(PC_LIBS) $(CORE_LIBS)
+# Objects are kept between runs (they are intermediates of a pattern chain).
+.SECONDARY: $(FUZZ_LIB_OBJ)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_server.h $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PC_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJ) -o $@ $(PC_LIBS) $(CORE_LIBS)
 
 .PHONY: fuzz fuzz-build
 fuzz-build:
@@ -27,13 +30,4 @@ fuzz-build:
 	@$(MAKE) --no-print-directory $(FUZZ_TARGETS)
 
 fuzz: fuzz-build
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	  n=$$(basename $$t); n=$${n#fuzz_}; \
-	  mkdir -p $(FUZZ_DIR)/corpus/$$n; \
-	  dict=""; [ -f tests/fuzz/$$n.dict ] && dict="-dict=tests/fuzz/$$n.dict"; \
-	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
-	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
-	      -artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
-	      $(FUZZ_DIR)/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | \
-	      grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
-	done
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)

@@ -4,6 +4,7 @@
  * +127 / -127 / -128), the requantization step with ties and clamps, and
  * the tier selection (QAT_KERNEL=ref). */
 #include <check.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "internal.h"
 #include "kernels.h"
+#include "layer.h"
 
 Suite *suite_kernels(void);
 
@@ -36,12 +38,15 @@ static const qat_kernels *fast_tiers(size_t *n) {
   return NULL;
 }
 
-enum { FILL_RANDOM, FILL_MAX, FILL_ALT, FILL_ZERO };
+/* FILL_LOW (all < 128) and FILL_ONEHI (all < 128 but one) steer the
+ * batch-1 path, which skips its high-bit part when no x reaches 128. */
+enum { FILL_RANDOM, FILL_MAX, FILL_ALT, FILL_ZERO, FILL_LOW, FILL_ONEHI };
 
 static void fill_x(uint8_t *x, size_t n, int how) {
   for (size_t i = 0; i < n; i++)
     x[i] = how == FILL_MAX ? 255 : how == FILL_ALT ? (i & 1 ? 0 : 255)
-         : how == FILL_ZERO ? 0 : (uint8_t)rnd();
+         : how == FILL_ZERO ? 0 : how >= FILL_LOW ? (uint8_t)(rnd() & 127) : (uint8_t)rnd();
+  if (how == FILL_ONEHI && n) x[rnd() % n] = (uint8_t)(128 + rnd() % 128);
 }
 
 /* w = constant v, or alternating 127/-128 (v == 1000), or random (v == 0). */
@@ -55,11 +60,13 @@ static void fill_w(int8_t *w, size_t n, int v) {
 static size_t compare(const qat_kernels *t, const uint8_t *x, size_t M, size_t K,
                       size_t ldx, const int8_t *w, size_t N) {
   void *pr = qat_malloc_aligned(qat_kernels_ref.packed_size(N, K));
-  void *pt = qat_malloc_aligned(t->packed_size(N, K));
+  size_t psz = t->packed_size(N, K);
+  unsigned char *pt = qat_malloc_aligned(psz + 64);
   int32_t *ar = qat_calloc(M * N, sizeof *ar);
   int32_t *at = qat_calloc(M * N + 16, sizeof *at);
   ck_assert(pr && pt && ar && at);
   for (size_t i = 0; i < M * N + 16; i++) at[i] = 0x5a5a5a5a;
+  memset(pt + psz, 0xa5, 64); /* pack must stay inside packed_size */
   qat_kernels_ref.pack(w, N, K, pr);
   t->pack(w, N, K, pt);
   qat_kernels_ref.gemm_u8s8(x, M, K, ldx, pr, N, ar);
@@ -73,6 +80,7 @@ static size_t compare(const qat_kernels *t, const uint8_t *x, size_t M, size_t K
       bad++;
     }
   for (size_t i = M * N; i < M * N + 16; i++) ck_assert_int_eq(at[i], 0x5a5a5a5a);
+  for (size_t i = 0; i < 64; i++) ck_assert_int_eq(pt[psz + i], 0xa5);
   qat_free_aligned(pr);
   qat_free_aligned(pt);
   qat_free(ar);
@@ -118,7 +126,7 @@ START_TEST(gemm_adversarial_values) {
   size_t nt;
   const qat_kernels *t = fast_tiers(&nt);
   static const int wvals[] = {127, -127, -128, 1000, 0};
-  static const int xs[] = {FILL_MAX, FILL_ALT, FILL_RANDOM, FILL_ZERO};
+  static const int xs[] = {FILL_MAX, FILL_ALT, FILL_RANDOM, FILL_ZERO, FILL_LOW, FILL_ONEHI};
   static const size_t shapes[][3] = {{1, 256, 784}, {16, 10, 128}, {5, 33, 257},
                                      {64, 17, 1}, {3, 1, 4099}, {1, 1, 1}};
   for (size_t i = 0; i < nt; i++)
@@ -159,7 +167,8 @@ START_TEST(gemm_random_shapes) {
       size_t M = 1 + rnd() % 300, N = dims[rnd() % nd], K = dims[rnd() % nd];
       if (r % 3 == 0) M = 1 + rnd() % 9; /* the small-batch paths */
       while (M * N * K > 3000000) M = M / 2 + 1;
-      ck_assert_uint_eq(run_case(&t[i], M, N, K, rnd() % 3, FILL_RANDOM, 0), 0);
+      static const int fills[] = {FILL_RANDOM, FILL_LOW, FILL_ONEHI};
+      ck_assert_uint_eq(run_case(&t[i], M, N, K, rnd() % 3, fills[rnd() % 3], 0), 0);
     }
 }
 END_TEST
@@ -170,7 +179,8 @@ START_TEST(gemm_blocking_edges) {
   size_t nt;
   const qat_kernels *t = fast_tiers(&nt);
   static const size_t shapes[][3] = {{1, 300, 4099}, {7, 261, 2048}, {5, 37, 2049},
-                                     {9, 1031, 784}, {2, 3, 6151}};
+                                     {9, 1031, 784}, {2, 3, 6151}, {1, 33, 6151},
+                                     {1, 9, 2049}, {1, 1031, 784}};
   for (size_t i = 0; i < nt; i++)
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
       ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 0,
@@ -179,6 +189,10 @@ START_TEST(gemm_blocking_edges) {
       ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 1,
                                  FILL_MAX, -128),
                         0);
+      for (int r = 0; r < 4; r++)
+        ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 0,
+                                   FILL_ONEHI, r == 0 ? -128 : 0),
+                          0);
     }
 }
 END_TEST
@@ -243,6 +257,54 @@ START_TEST(requant_tiers_equal) {
       qat_free(mult);
       qat_free(o1);
       qat_free(o2);
+    }
+}
+END_TEST
+
+/* The table's requant_u8 (clamp the rounded float, add out_zp as an
+ * integer) is the same function as layer.c's scalar specification (add
+ * out_zp in float, then clamp), so model.c may call either: checked on
+ * every tier, with ties, clamps at both ends and products beyond 2^24. */
+/* The requantization step written straight from DESIGN.md, independent of
+ * every tier: out = clamp(rint((float)(acc + bias) * mult) + zp, lo, hi). */
+static void spec_requant_u8(const int32_t *acc, size_t M, size_t N,
+                            const int32_t *bias, const float *mult, int32_t zp,
+                            int32_t lo, int32_t hi, uint8_t *out) {
+  for (size_t m = 0; m < M; m++)
+    for (size_t c = 0; c < N; c++) {
+      int64_t a = (int64_t)acc[m * N + c] + bias[c];
+      float v = rintf((float)(int32_t)a * mult[c]) + (float)zp;
+      if (v < (float)lo) v = (float)lo;
+      if (v > (float)hi) v = (float)hi;
+      out[m * N + c] = (uint8_t)v;
+    }
+}
+
+START_TEST(requant_matches_layer_spec) {
+  size_t nt;
+  const qat_kernels *fast = fast_tiers(&nt);
+  const qat_kernels *tiers[2] = {&qat_kernels_ref, fast};
+  enum { N = 77, M = 3 };
+  int32_t acc[M * N], bias[N];
+  float mult[N];
+  uint8_t spec[M * N], got[M * N];
+  for (size_t i = 0; i < 1 + nt; i++)
+    for (int r = 0; r < 400; r++) {
+      int kind = r % 4;
+      for (size_t k = 0; k < M * N; k++)
+        acc[k] = kind == 0 ? (int32_t)(rnd() % 2001) - 1000
+                           : (int32_t)(rnd() % 1000000001u) - 500000000;
+      for (size_t c = 0; c < N; c++) {
+        bias[c] = (int32_t)(rnd() % 2000001) - 1000000;
+        mult[c] = kind == 0 ? 0.5f : kind == 1 ? (float)(rnd() % 1000 + 1) * 1e-9f
+                : kind == 2 ? (float)(rnd() % 1000 + 1) * 1e-6f : 1.5f;
+      }
+      int32_t zp = (int32_t)(rnd() % 256), qmax = r % 3 == 0 ? 127 : 255;
+      if (zp > qmax) zp = qmax;
+      int32_t lo = r & 1 ? zp : 0;
+      spec_requant_u8(acc, M, N, bias, mult, zp, lo, qmax, spec);
+      tiers[i]->requant_u8(acc, M, N, bias, mult, zp, lo, qmax, got, N);
+      ck_assert_mem_eq(spec, got, sizeof spec);
     }
 }
 END_TEST
@@ -339,6 +401,7 @@ Suite *suite_kernels(void) {
   tcase_add_test(tc, gemm_blocking_edges);
   tcase_add_test(tc, requant_reference_values);
   tcase_add_test(tc, requant_tiers_equal);
+  tcase_add_test(tc, requant_matches_layer_spec);
   tcase_add_test(tc, quantize_tiers_equal);
   tcase_add_test(tc, selection);
   tcase_add_test(tc, env_forces_reference);

@@ -1,7 +1,8 @@
-/* test_layer.c - the layer math (core/layer.c) against the formulas of
- * DESIGN.md, each written out here independently, on random small layers
- * and adversarial values (full-range inputs, +-127 and -128 weights, zero
- * points at both ends, ties). */
+/* test_layer.c - the integer layer against the formulas of DESIGN.md, each
+ * written out here independently: every kernel tier's gemm + requant_u8 and
+ * quantize_u8 (kernels.h) on random small layers and adversarial values
+ * (full-range inputs, +-127 and -128 weights, zero points at both ends,
+ * ties), plus the rest of core/layer.c (bias, dequant, dynamic, fp32). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,6 +14,17 @@
 #include "qat.h"
 
 Suite *suite_layer(void);
+
+/* Every tier this machine can run: the reference always, AVX2 when the
+ * CPU and OS allow it. */
+static size_t tiers(const qat_kernels **t) {
+  size_t n = 0;
+  t[n++] = &qat_kernels_ref;
+#if defined(__x86_64__)
+  if (qat_cpu_has_avx2()) t[n++] = &qat_kernels_avx2;
+#endif
+  return n;
+}
 
 /* out = clamp(rint((float)(acc + bq) * M) + out_zp, relu ? out_zp : 0, qmax) */
 static uint8_t formula_out(int64_t acc_plus_bq, float M, int32_t zp, bool relu, int32_t qmax) {
@@ -36,8 +48,8 @@ typedef struct layer_case {
 
 /* Runs the library: pack with the chosen kernel tier, raw product, the
  * requantization with bias_adj / M built here from the formulas. */
-static void run_case(const layer_case *t, uint8_t *got, uint8_t *want) {
-  const qat_kernels *k = qat_kernels_get();
+static void run_case(const qat_kernels *k, const layer_case *t, uint8_t *got,
+                     uint8_t *want) {
   void *packed = aligned_alloc(64, (k->packed_size(t->N, t->K) + 63) / 64 * 64);
   int32_t *raw = malloc(t->M * t->N * sizeof(int32_t));
   int32_t *adj = malloc(t->N * sizeof(int32_t));
@@ -52,8 +64,8 @@ static void run_case(const layer_case *t, uint8_t *got, uint8_t *want) {
     adj[c] = (int32_t)bq - t->in_zp * rowsum;
     mult[c] = (t->ws[c] * t->in_s) * (1.0f / t->out_s);
   }
-  qat_layer_requant_u8(raw, t->M, t->N, adj, mult, t->out_zp, t->relu ? t->out_zp : 0,
-                       t->qmax, got);
+  k->requant_u8(raw, t->M, t->N, adj, mult, t->out_zp, t->relu ? t->out_zp : 0,
+                t->qmax, got, t->N);
   /* The expected numbers, straight from acc = sum (x - in_zp) * w. */
   for (size_t m = 0; m < t->M; m++)
     for (size_t c = 0; c < t->N; c++) {
@@ -111,52 +123,80 @@ static void free_case(layer_case *t) {
 }
 
 START_TEST(requant_matches_formula) {
-  uint32_t s = 1234;
-  int interior = 0, low = 0, high = 0;
-  for (int it = 0; it < 600; it++) {
-    layer_case t = random_case(&s, it % 20 == 0 ? 1 : it % 20 == 1 ? 2 : 0);
-    uint8_t *got = malloc(t.M * t.N), *want = malloc(t.M * t.N);
-    ck_assert(got && want);
-    run_case(&t, got, want);
-    for (size_t i = 0; i < t.M * t.N; i++) {
-      ck_assert_msg(got[i] == want[i], "case %d (M %zu N %zu K %zu in_zp %d out_zp %d): "
-                    "out %zu = %u, formula %u", it, t.M, t.N, t.K, t.in_zp, t.out_zp, i,
-                    got[i], want[i]);
-      int lo = t.relu ? t.out_zp : 0;
-      low += want[i] == lo;
-      high += want[i] == t.qmax;
-      interior += want[i] > lo && want[i] < t.qmax;
+  const qat_kernels *tier[2];
+  size_t nt = tiers(tier);
+  for (size_t ti = 0; ti < nt; ti++) {
+    uint32_t s = 1234;
+    int interior = 0, low = 0, high = 0;
+    for (int it = 0; it < 600; it++) {
+      layer_case t = random_case(&s, it % 20 == 0 ? 1 : it % 20 == 1 ? 2 : 0);
+      uint8_t *got = malloc(t.M * t.N), *want = malloc(t.M * t.N);
+      ck_assert(got && want);
+      run_case(tier[ti], &t, got, want);
+      for (size_t i = 0; i < t.M * t.N; i++) {
+        ck_assert_msg(got[i] == want[i], "%s case %d (M %zu N %zu K %zu in_zp %d out_zp %d): "
+                      "out %zu = %u, formula %u", tier[ti]->name, it, t.M, t.N, t.K,
+                      t.in_zp, t.out_zp, i, got[i], want[i]);
+        int lo = t.relu ? t.out_zp : 0;
+        low += want[i] == lo;
+        high += want[i] == t.qmax;
+        interior += want[i] > lo && want[i] < t.qmax;
+      }
+      free(got);
+      free(want);
+      free_case(&t);
     }
-    free(got);
-    free(want);
-    free_case(&t);
+    /* The cases really exercised both clamps and the interior. */
+    ck_assert_int_gt(interior, 1000);
+    ck_assert_int_gt(low, 100);
+    ck_assert_int_gt(high, 100);
   }
-  /* The cases really exercised both clamps and the interior. */
-  ck_assert_int_gt(interior, 1000);
-  ck_assert_int_gt(low, 100);
-  ck_assert_int_gt(high, 100);
 }
 END_TEST
 
 START_TEST(requant_ties_and_extremes) {
-  /* rint ties to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2. */
-  const int32_t raw[] = {1, 3, 5, -1, -3, 7};
-  const int32_t adj[] = {0, 0, 0, 0, 0, 0};
-  const float mult[] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
-  uint8_t out[6];
-  qat_layer_requant_u8(raw, 1, 6, adj, mult, 10, 0, 255, out);
-  const uint8_t want[] = {10, 12, 12, 10, 8, 14};
-  ck_assert_int_eq(memcmp(out, want, 6), 0);
+  const qat_kernels *tier[2];
+  size_t nt = tiers(tier);
+  for (size_t ti = 0; ti < nt; ti++) {
+  const qat_kernels *k = tier[ti];
+  /* rint ties to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2,
+   * 3.5 -> 4. Repeated to 35 channels so the vector body and the scalar
+   * tail both see every case. */
+  enum { N = 35 };
+  const int32_t pat[] = {1, 3, 5, -1, -3, 7};
+  const uint8_t pwant[] = {10, 12, 12, 10, 8, 14};
+  int32_t raw[N], adj[N];
+  float mult[N];
+  uint8_t out[N];
+  for (int i = 0; i < N; i++) {
+    raw[i] = pat[i % 6] - 4 * (i % 3);
+    adj[i] = 4 * (i % 3); /* raw + adj is the pattern again */
+    mult[i] = 0.5f;
+  }
+  k->requant_u8(raw, 1, N, adj, mult, 10, 0, 255, out, N);
+  for (int i = 0; i < N; i++) ck_assert_msg(out[i] == pwant[i % 6], "%s channel %d", k->name, i);
   /* Huge accumulators with a huge multiplier clamp cleanly (UBSan checks the
    * conversion never sees an out-of-range float). */
   const int32_t big[] = {INT32_MAX - 5, INT32_MIN + 5, 1 << 30, -(1 << 30)};
   const int32_t badj[] = {5, -5, 0, 0};
   const float bm[] = {1e30f, 1e30f, 3.4e38f, 3.4e38f};
-  qat_layer_requant_u8(big, 1, 4, badj, bm, 7, 7, 200, out);
-  ck_assert_int_eq(out[0], 200);
-  ck_assert_int_eq(out[1], 7);
-  ck_assert_int_eq(out[2], 200);
-  ck_assert_int_eq(out[3], 7);
+  const uint8_t bwant[] = {200, 7, 200, 7};
+  for (int i = 0; i < N; i++) {
+    raw[i] = big[i % 4];
+    adj[i] = badj[i % 4];
+    mult[i] = bm[i % 4];
+  }
+  k->requant_u8(raw, 1, N, adj, mult, 7, 7, 200, out, N);
+  for (int i = 0; i < N; i++) ck_assert_msg(out[i] == bwant[i % 4], "%s channel %d", k->name, i);
+  /* Around the rounding trick's limit (2^22): still the formula. */
+  for (int i = 0; i < N; i++) {
+    raw[i] = (1 << 22) + i - 17;
+    adj[i] = 0;
+    mult[i] = i % 2 ? 1.0f : -1.0f;
+  }
+  k->requant_u8(raw, 1, N, adj, mult, 128, 0, 255, out, N);
+  for (int i = 0; i < N; i++) ck_assert_int_eq(out[i], i % 2 ? 255 : 0);
+  }
 }
 END_TEST
 
@@ -175,8 +215,8 @@ START_TEST(bias_q_matches_formula) {
   int32_t q;
   ck_assert(qat_layer_bias_q(1.0f, 1.0f, 1.0f / (float)(1 << 30), &q)); /* exactly 2^30 */
   ck_assert_int_eq(q, 1 << 30);
-  ck_assert(!qat_layer_bias_q(1.0f, 1.0f, 1.0f / (float)(1 << 31), &q));
-  ck_assert(!qat_layer_bias_q(-1.0f, 1.0f, 1.0f / (float)(1 << 31), &q));
+  ck_assert(!qat_layer_bias_q(1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
+  ck_assert(!qat_layer_bias_q(-1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
   ck_assert(!qat_layer_bias_q(NAN, 1.0f, 1.0f, &q));
   ck_assert(!qat_layer_bias_q(0.0f, 1e-30f, 1e-30f, &q)); /* product underflows: 0 * inf */
 }
@@ -202,14 +242,27 @@ START_TEST(dequant_and_dynamic_outputs) {
   uint8_t q[] = {0, 10, 255};
   qat_layer_dequant_u8(q, 3, 10, 0.5f, y);
   ck_assert(y[0] == -5.0f && y[1] == 0.0f && y[2] == 122.5f);
-  float lo, hi;
-  float v[] = {3, -2, 8, 0};
-  ck_assert(qat_layer_minmax(v, 4, &lo, &hi));
-  ck_assert(lo == -2 && hi == 8);
-  v[2] = NAN;
-  ck_assert(!qat_layer_minmax(v, 4, &lo, &hi));
-  v[2] = -INFINITY;
-  ck_assert(!qat_layer_minmax(v, 4, &lo, &hi));
+  /* minmax over every length 1..40 (vector body and tail), with the
+   * extremes and a NaN / infinity at every position. */
+  uint32_t s = 3;
+  float v[40], lo, hi;
+  for (size_t n = 1; n <= 40; n++) {
+    fixture_fill(&s, v, n, -5, 5);
+    float wl = v[0], wh = v[0];
+    for (size_t i = 1; i < n; i++) wl = fminf(wl, v[i]), wh = fmaxf(wh, v[i]);
+    ck_assert(qat_layer_minmax(v, n, &lo, &hi));
+    ck_assert(lo == wl && hi == wh);
+    for (size_t i = 0; i < n; i++) {
+      const float bad[] = {NAN, INFINITY, -INFINITY};
+      for (int b = 0; b < 3; b++) {
+        float keep = v[i];
+        v[i] = bad[b];
+        ck_assert_msg(!qat_layer_minmax(v, n, &lo, &hi), "n %zu pos %zu bad %d", n, i, b);
+        v[i] = keep;
+      }
+    }
+  }
+  ck_assert(!qat_layer_minmax(v, 0, &lo, &hi));
 }
 END_TEST
 
@@ -242,6 +295,43 @@ START_TEST(fp32_layer_matches_naive) {
 }
 END_TEST
 
+START_TEST(quantize_matches_contract) {
+  /* Each tier's input quantizer equals the contract's qat_quantize_u8 for
+   * every input: random, ties, out of range, infinities, NaN, -0. */
+  uint32_t s = 77;
+  enum { N = 100003 }; /* not a multiple of 16: the scalar tail runs too */
+  float *x = malloc(N * sizeof(float));
+  uint8_t *a = malloc(N), *b = malloc(N);
+  ck_assert(x && a && b);
+  const float special[] = {NAN, -NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e30f, -1e30f,
+                           0.5f, 1.5f, 2.5f, -0.5f, 254.5f, 255.5f, 8388608.0f};
+  for (int trial = 0; trial < 6; trial++) {
+    qat_qparams p = {trial < 3 ? 1.0f : 0.00392157f, trial % 2 ? 255 : trial == 2 ? 128 : 0,
+                     0, trial == 4 ? 15 : 255};
+    for (size_t i = 0; i < N; i++) {
+      x[i] = i < sizeof special / sizeof *special
+                 ? special[i]
+                 : (i % 3 == 0 ? (float)(int)(fixture_next(&s) % 600) * 0.5f - 150.0f
+                               : -2.0f + 4.0f * fixture_uniform(&s)) *
+                       (trial < 3 ? 1.0f : 0.00392157f);
+    }
+    qat_quantize_u8(x, N, &p, a);
+    const qat_kernels *tier[2];
+    size_t nt = tiers(tier);
+    for (size_t ti = 0; ti < nt; ti++) {
+      memset(b, 0xAA, N);
+      tier[ti]->quantize_u8(x, N, &p, b);
+      for (size_t i = 0; i < N; i++)
+        ck_assert_msg(a[i] == b[i], "%s trial %d x = %g: %u vs %u", tier[ti]->name, trial,
+                      (double)x[i], a[i], b[i]);
+    }
+  }
+  free(x);
+  free(a);
+  free(b);
+}
+END_TEST
+
 Suite *suite_layer(void) {
   Suite *s = suite_create("layer");
   TCase *t = tcase_create("layer");
@@ -251,6 +341,7 @@ Suite *suite_layer(void) {
   tcase_add_test(t, bias_q_matches_formula);
   tcase_add_test(t, dequant_and_dynamic_outputs);
   tcase_add_test(t, fp32_layer_matches_naive);
+  tcase_add_test(t, quantize_matches_contract);
   suite_add_tcase(s, t);
   return s;
 }

@@ -1,0 +1,287 @@
+/* test_server.c - server pieces without HTTP: the registry (load, refcounts
+ * across a reload, refusal of a corrupt file, unload), the context pool,
+ * names, metrics, and the /predict and v2 handlers fed a request record
+ * directly. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../server/infer.h"
+#include "../../server/metrics.h"
+#include "../../server/registry.h"
+#include "../../server/server.h"
+
+Suite *suite_server(void);
+
+static char dir[64];
+
+/* A 4 -> 3 model whose weights depend on seed. */
+static void make_model(const char *name, int seed) {
+  int8_t wq[12];
+  float ws[3], b[3];
+  for (int i = 0; i < 12; i++) wq[i] = (int8_t)(((i + 1) * (seed + 3) * 37) % 255 - 127);
+  for (int c = 0; c < 3; c++) {
+    ws[c] = 0.01f * (float)(c + 1);
+    b[c] = 0.05f * (float)(c - seed);
+  }
+  qat_layer_spec L = {.in_dim = 4, .out_dim = 3, .act = QAT_ACT_NONE, .wq = wq, .w_scale = ws,
+                      .bias = b, .w_bits = 8};
+  ck_assert_int_eq(qat_qparams_from_range(-2.0f, 2.0f, 8, false, &L.out), QAT_OK);
+  const char *labels[] = {"a", "b", "c"};
+  qat_model_spec s = {.n_layers = 1, .layers = &L, .out_mode = QAT_OUT_DEQUANT_ACC, .n_labels = 3,
+                      .labels = labels};
+  ck_assert_int_eq(qat_qparams_from_range(0.0f, 1.0f, 8, false, &s.input), QAT_OK);
+  qat_model *m;
+  ck_assert_int_eq(qat_model_create(&s, &m), QAT_OK);
+  char path[128];
+  snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
+  ck_assert_int_eq(qat_model_save(m, path), QAT_OK);
+  qat_model_destroy(m);
+}
+
+static void write_file(const char *name, const char *text) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void setup(void) {
+  snprintf(dir, sizeof dir, "/tmp/qs-unit-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  qs_g.cfg.quiet = true;
+  qs_g.cfg.silent = true;
+  qs_g.cfg.max_batch = 8;
+  qs_g.cfg.max_body = 1 << 20;
+  qs_g.cfg.test_delay_ms = 0;
+  qs_registry_init();
+}
+
+static void teardown(void) {
+  qs_registry_shutdown();
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(names) {
+  ck_assert(qs_name_valid("fashion-mnist"));
+  ck_assert(qs_name_valid("a.b_c-1"));
+  ck_assert(!qs_name_valid(""));
+  ck_assert(!qs_name_valid(".hidden"));
+  ck_assert(!qs_name_valid(".."));
+  ck_assert(!qs_name_valid("a/b"));
+  ck_assert(!qs_name_valid("a b"));
+  ck_assert(!qs_name_valid("caf\xc3\xa9"));
+  char longname[200];
+  memset(longname, 'a', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  ck_assert(!qs_name_valid(longname));
+  longname[128] = '\0';
+  ck_assert(qs_name_valid(longname));
+}
+END_TEST
+
+START_TEST(registry_load_reload_refuse_unload) {
+  make_model("one", 1);
+  make_model("two", 2);
+  write_file("broken.safetensors", "garbage");
+  write_file(".skip.safetensors", "garbage");
+  write_file("notes.txt", "not a model");
+  uint64_t refusals0 = qs_metrics_refusals();
+  ck_assert_int_eq(qs_registry_sync(dir), 2);
+  ck_assert_uint_eq(qs_metrics_refusals(), refusals0 + 1);
+  /* An unchanged bad file is not retried (or re-counted). */
+  ck_assert_int_eq(qs_registry_sync(dir), 2);
+  ck_assert_uint_eq(qs_metrics_refusals(), refusals0 + 1);
+  ck_assert_ptr_null(qs_registry_get("broken"));
+  size_t count;
+  ck_assert_ptr_null(qs_registry_get_only(&count));
+  ck_assert_uint_eq(count, 2);
+
+  qs_model *old = qs_registry_get("one");
+  ck_assert_ptr_nonnull(old);
+  ck_assert_int_eq(atomic_load(&old->refs), 2);
+  uint64_t v_old = old->version;
+  /* Replace "one" (a different file: new inode) while "old" is in use. */
+  sleep(0); /* mtime may be equal; the inode differs because save renames */
+  make_model("one", 5);
+  ck_assert_int_eq(qs_registry_sync(dir), 2);
+  qs_model *cur = qs_registry_get("one");
+  ck_assert_ptr_nonnull(cur);
+  ck_assert(cur != old);
+  ck_assert_uint_gt(cur->version, v_old);
+  /* The old version is still whole for its holder, now its only owner. */
+  ck_assert_int_eq(atomic_load(&old->refs), 1);
+  ck_assert_uint_eq(qat_model_in_dim(old->model), 4);
+  qs_model_release(old);
+
+  /* A corrupt replacement is refused; the current version stays. */
+  write_file("one.safetensors", "corrupt");
+  ck_assert_int_eq(qs_registry_sync(dir), 2);
+  ck_assert_uint_eq(qs_metrics_refusals(), refusals0 + 2);
+  qs_model *still = qs_registry_get("one");
+  ck_assert_ptr_eq(still, cur);
+  qs_model_release(still);
+  qs_model_release(cur);
+
+  /* Removing a file unloads its model; an unreadable directory keeps all. */
+  char path[128];
+  snprintf(path, sizeof path, "%s/two.safetensors", dir);
+  ck_assert_int_eq(unlink(path), 0);
+  ck_assert_int_eq(qs_registry_sync(dir), 1);
+  ck_assert_ptr_null(qs_registry_get("two"));
+  ck_assert_int_eq(qs_registry_sync("/nonexistent/qs-dir"), -1);
+  ck_assert_uint_eq(qs_registry_count(), 1);
+  qs_model *only = qs_registry_get_only(&count);
+  ck_assert_ptr_nonnull(only);
+  ck_assert_str_eq(only->name, "one");
+  qs_model_release(only);
+}
+END_TEST
+
+START_TEST(ctx_pool_reuses) {
+  make_model("m", 1);
+  ck_assert_int_eq(qs_registry_sync(dir), 1);
+  qs_model *m = qs_registry_get("m");
+  qat_ctx *a = qs_model_ctx_get(m);
+  qat_ctx *b = qs_model_ctx_get(m);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_ptr_nonnull(b);
+  ck_assert(a != b);
+  qs_model_ctx_put(m, a);
+  ck_assert_ptr_eq(qs_model_ctx_get(m), a);
+  qs_model_ctx_put(m, a);
+  qs_model_ctx_put(m, b);
+  qs_model_release(m);
+}
+END_TEST
+
+/* Runs a handler on a body the way http.c would. */
+static qs_req *run(void (*h)(qs_req *), const char *name, const char *body) {
+  qs_req *r = calloc(1, sizeof *r);
+  r->t0_ns = qs_now_ns();
+  r->model_slot = -1;
+  if (name) snprintf(r->name, sizeof r->name, "%s", name);
+  r->body_len = strlen(body);
+  r->body = malloc(r->body_len + 1);
+  memcpy(r->body, body, r->body_len + 1);
+  qs_buf_init(&r->out, 256, 1 << 20);
+  h(r);
+  return r;
+}
+
+static void req_free(qs_req *r) {
+  free(r->body);
+  qs_buf_free(&r->out);
+  free(r);
+}
+
+static int status_of(void (*h)(qs_req *), const char *name, const char *body) {
+  qs_req *r = run(h, name, body);
+  int s = r->status;
+  ck_assert_msg(s == 200 || strstr(r->out.data, "{\"error\":") == r->out.data, "%s", r->out.data);
+  req_free(r);
+  return s;
+}
+
+START_TEST(predict_handler_statuses) {
+  make_model("m", 1);
+  ck_assert_int_eq(qs_registry_sync(dir), 1);
+  /* The answer equals core's for the same floats. */
+  qs_req *r = run(qs_handle_predict, NULL, "{\"inputs\": [[0.25, 0.5, 0.75, 1]]}");
+  ck_assert_int_eq(r->status, 200);
+  qs_model *m = qs_registry_get("m");
+  qat_ctx *c = qs_model_ctx_get(m);
+  float x[4] = {0.25f, 0.5f, 0.75f, 1.0f}, y[3];
+  ck_assert_int_eq(qat_infer_int8(m->model, c, x, 1, y), QAT_OK);
+  qs_model_ctx_put(m, c);
+  qs_buf want;
+  qs_buf_init(&want, 64, 4096);
+  qs_buf_puts(&want, "\"outputs\":[");
+  qs_buf_float_array(&want, y, 3);
+  qs_buf_puts(&want, "]");
+  ck_assert_msg(strstr(r->out.data, want.data), "%s lacks %s", r->out.data, want.data);
+  char lab[32];
+  snprintf(lab, sizeof lab, "\"labels\":[\"%s\"]", qat_model_label(m->model, (uint32_t)qs_argmax(y, 3)));
+  ck_assert_msg(strstr(r->out.data, lab), "%s lacks %s", r->out.data, lab);
+  qs_buf_free(&want);
+  qs_model_release(m);
+  req_free(r);
+
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"inputs\": [1, 2, 3, 4]}"), 200);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"model\": \"m\", \"inputs\": [[1,2,3,4],[0,0,0,0]]}"), 200);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"inputs\": [[1,2,3]]}"), 422);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"inputs\": [[1,2,3,NaN]]}"), 422);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"inputs\": [[1,2,3,1e39]]}"), 422);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"inputs\": []}"), 422);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"inputs\": [[1,2,3,\"4\"]]}"), 400);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"inputs\": [[1,2,3,4]], \"x\": }"), 400);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"inputs\": [[1,2,3,4]], \"inputs\": 1}"), 400);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"model\": \"zz\", \"inputs\": [[1,2,3,4]]}"), 404);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"model\": \"m\\u0000x\", \"inputs\": [[1,2,3,4]]}"), 400);
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL, "{\"\\u0069nputs\": [[1,2,3,4]]}"), 400);
+  /* max_batch is 8 */
+  ck_assert_int_eq(status_of(qs_handle_predict, NULL,
+                             "{\"inputs\": [[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4],"
+                             "[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4]]}"), 413);
+  ck_assert_int_eq(status_of(qs_handle_v2_infer, "m",
+                             "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+                             "\"data\":[1,2,3,4,5,6,7,8]}]}"), 200);
+  ck_assert_int_eq(status_of(qs_handle_v2_infer, "m",
+                             "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+                             "\"data\":[[1,2,3,4],[5,6,7,8]]}]}"), 200);
+  ck_assert_int_eq(status_of(qs_handle_v2_infer, "m",
+                             "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+                             "\"data\":[1,2,3,4,5,6,7]}]}"), 422);
+  ck_assert_int_eq(status_of(qs_handle_v2_infer, "m",
+                             "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP64\","
+                             "\"data\":[1,2,3,4,5,6,7,8]}]}"), 400);
+  ck_assert_int_eq(status_of(qs_handle_v2_infer, "m", "{\"inputs\":[]}"), 400);
+  ck_assert_int_eq(status_of(qs_handle_v2_infer, "nope", "{}"), 404);
+}
+END_TEST
+
+START_TEST(metrics_render) {
+  int s1 = qs_metrics_slot("metric-model");
+  ck_assert_int_gt(s1, 0);
+  ck_assert_int_eq(qs_metrics_slot("metric-model"), s1);
+  uint64_t before = qs_metrics_requests(s1, QS_EP_PREDICT, 200);
+  qs_metrics_request(s1, QS_EP_PREDICT, 200);
+  qs_metrics_observe(s1, QS_LAT_INT8, 3000);
+  ck_assert_uint_eq(qs_metrics_requests(s1, QS_EP_PREDICT, 200), before + 1);
+  qs_buf b;
+  qs_buf_init(&b, 1024, 1 << 20);
+  qs_metrics_render(&b);
+  ck_assert(!b.failed);
+  char want[160];
+  snprintf(want, sizeof want,
+           "qatserve_requests_total{model=\"metric-model\",endpoint=\"predict\",code=\"200\"} %llu\n",
+           (unsigned long long)(before + 1));
+  ck_assert_msg(strstr(b.data, want), "missing %s", want);
+  /* 3 us lands in the 5 us bucket and every larger one. */
+  ck_assert(strstr(b.data, "qatserve_int8_latency_seconds_bucket{model=\"metric-model\",le=\"5e-06\"} 1\n"));
+  ck_assert(strstr(b.data, "qatserve_int8_latency_seconds_bucket{model=\"metric-model\",le=\"+Inf\"} 1\n"));
+  ck_assert(strstr(b.data, "qatserve_build_info{version=\"" QAT_VERSION "\""));
+  qs_buf_free(&b);
+}
+END_TEST
+
+Suite *suite_server(void) {
+  Suite *s = suite_create("server");
+  TCase *tc = tcase_create("server");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, names);
+  tcase_add_test(tc, registry_load_reload_refuse_unload);
+  tcase_add_test(tc, ctx_pool_reuses);
+  tcase_add_test(tc, predict_handler_statuses);
+  tcase_add_test(tc, metrics_render);
+  suite_add_tcase(s, tc);
+  return s;
+}
