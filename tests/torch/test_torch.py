@@ -32,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, HERE)
 import torch2qat  # noqa: E402
+import make_model  # noqa: E402
 
 FAILS = []
 
@@ -72,9 +73,8 @@ def make(work, name, engine, dims, extra, reuse=False):
         if info.get("args") == [engine, dims] + extra:
             print("     (reusing the %s model in %s)" % (engine, d))
             return d, info
-    cmd = [sys.executable, os.path.join(HERE, "make_model.py"), "--out", d,
-           "--engine", engine, "--dims", dims] + extra
-    subprocess.run(cmd, check=True)
+    # In-process: a second torch start-up costs seconds on a loaded machine.
+    make_model.main(["--out", d, "--engine", engine, "--dims", dims] + extra)
     with open(info_path) as f:
         info = json.load(f)
     info["args"] = [engine, dims] + extra  # what --reuse compares
@@ -189,6 +189,16 @@ def test_exact(a):
     mutated = run_core(exe, bad, inputs, rows)
     ndiff = int(np.sum(~np.all(mutated == theirs, axis=1)))
     check(ndiff > 0, "negative control: one weight changed by 1 LSB -> %d rows differ" % ndiff)
+
+    # The loader recomputes bias_q from the float bias: one off must be refused.
+    t, meta = torch2qat.read_safetensors(st_pickle)
+    bq = t["layers.0.bias_q"].copy()
+    bq[0] += 1
+    t["layers.0.bias_q"] = bq
+    torch2qat.write_safetensors(bad, list(t.items()), meta)
+    p = subprocess.run([exe, bad, inputs, str(rows)], capture_output=True, text=True)
+    check(p.returncode != 0 and "QAT_EBIAS" in p.stderr,
+          "core refuses a bias_q one off its derivation (%s)" % p.stderr.strip()[:100])
 
     ours = run_core(exe, st_pickle, inputs, rows)
     result["qatserve_int8_accuracy"] = float(np.mean(np.argmax(ours, 1) == labels))
@@ -496,8 +506,10 @@ def main():
     t0 = time.time()
     res = {}
     for t in (test_exact, test_server, test_onednn) + (() if a.quick else (test_refusals, test_custom_class)):
+        t1 = time.time()
         try:
             res.update(t(a) or {})
+            print("     (%s: %.1f s)" % (t.__name__, time.time() - t1))
         except Exception as e:  # one broken part must not hide the others
             check(False, "%s raised %s: %s" % (t.__name__, type(e).__name__, e))
     print("torch-test: %s in %.1f s" % ("FAILED (%d)" % len(FAILS) if FAILS else "passed",
