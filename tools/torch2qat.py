@@ -74,7 +74,8 @@ def classify(m):
     if q in ("torch.nn.modules.linear.Identity", "torch.nn.modules.dropout.Dropout",
              "torch.nn.modules.flatten.Flatten"):
         return "skip"
-    if q in ("torch.nn.modules.container.Sequential", "torch.nn.modules.container.ModuleList"):
+    if q in ("torch.nn.modules.container.Sequential", "torch.nn.modules.container.ModuleList",
+             "torch.ao.quantization.stubs.QuantWrapper"):
         return "container"
     return None
 

@@ -464,6 +464,32 @@ def test_custom_class(a):
               % (meta["architecture"], meta["activations"]))
 
 
+def test_quant_wrapper(a):
+    """QuantWrapper (stubs registered before the wrapped module), nested in a
+    Sequential, with an unfused ReLU: imported and verified."""
+    import torch
+    import torch.nn as nn
+    import torch.ao.quantization as tq
+    torch.backends.quantized.engine = "qnnpack"
+    inner = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))
+    m = nn.Sequential(tq.QuantWrapper(inner))
+    m.train()
+    m.qconfig = tq.get_default_qat_qconfig("qnnpack")
+    tq.prepare_qat(m, inplace=True)
+    m(torch.rand(256, 16))
+    m.eval()
+    d = os.path.join(a.work, "wrapper")
+    os.makedirs(d, exist_ok=True)
+    pt, out = os.path.join(d, "wrapped.pt"), os.path.join(d, "wrapped.safetensors")
+    torch.save(tq.convert(m), pt)
+    rc, text = import_model([pt, out])
+    ok = rc == 0 and "100.00% identical rows" in text
+    if ok:
+        _, meta = torch2qat.read_safetensors(out)
+        ok = meta["architecture"] == "16-8-4" and meta["activations"] == "relu,none"
+    check(ok, "QuantWrapper inside a Sequential: imported as 16-8-4 relu,none, verified")
+
+
 def test_refusals(a):
     d = os.path.join(a.work, "refuse")
     os.makedirs(d, exist_ok=True)
@@ -505,7 +531,7 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     t0 = time.time()
     res = {}
-    for t in (test_exact, test_server, test_onednn) + (() if a.quick else (test_refusals, test_custom_class)):
+    for t in (test_exact, test_server, test_onednn) + (() if a.quick else (test_refusals, test_custom_class, test_quant_wrapper)):
         t1 = time.time()
         try:
             res.update(t(a) or {})
