@@ -489,6 +489,13 @@ def test_quant_wrapper(a):
         ok = meta["architecture"] == "16-8-4" and meta["activations"] == "relu,none"
     check(ok, "QuantWrapper inside a Sequential: imported as 16-8-4 relu,none, verified")
 
+    # A --float baseline that does not match the layers is refused, naming it.
+    wrong = os.path.join(d, "wrong_float.pt")
+    torch.save(nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5)).state_dict(), wrong)
+    rc, text = import_model([pt, out + ".2", "--float", wrong], expect=2)
+    check(rc == 2 and "'2.weight' has shape (5, 8)" in text,
+          "a --float baseline of the wrong shape is refused, naming the tensor")
+
 
 def test_refusals(a):
     d = os.path.join(a.work, "refuse")
