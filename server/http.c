@@ -289,6 +289,34 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   atomic_fetch_sub(&qs_g.inflight, 1);
 }
 
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Decodes %XX in the URL in place, except %00: libmicrohttpd's own
+ * unescaper turns it into a NUL that silently cuts the path, so
+ * GET /models/fm%00x answered for "fm". Left as "%00", it is a character
+ * no model name or route has, and the request is refused. */
+static size_t unescape_url(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  char *w = s;
+  for (const char *p = s; *p; p++) {
+    int hi, lo;
+    if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 && (hi | lo)) {
+      *w++ = (char)(hi * 16 + lo);
+      p += 2;
+    } else {
+      *w++ = *p;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
   (void)cls;
   char msg[512];
@@ -323,6 +351,7 @@ struct MHD_Daemon *qs_http_start(void) {
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->conn_limit,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
       MHD_OPTION_END);
   freeaddrinfo(ai);
