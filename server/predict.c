@@ -160,7 +160,9 @@ json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
     qs_reply_error(r, 400, "malformed JSON: NUL byte at byte %zu", (size_t)(nul - r->body));
     return NULL;
   }
-  if (found && !qs_json_splice(r->body, r->body_len, sp, "0", &env, &envlen)) {
+  /* "[]", not "0": bytes after the array must stay a separate token, or
+   * "inputs":[[1]]e38 became "inputs":0e38, valid JSON (fuzz_predict). */
+  if (found && !qs_json_splice(r->body, r->body_len, sp, "[]", &env, &envlen)) {
     qs_reply_error(r, 503, "out of memory");
     return NULL;
   }
