@@ -156,6 +156,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qs_req *r) {
                               ? "text/plain; version=0.0.4; charset=utf-8"
                               : "application/json");
   if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+  /* Draining: no more requests on this connection. */
+  if (atomic_load(&qs_g.draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   r->queued = true;
@@ -195,10 +197,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->status) return send_reply(c, r);
     if (r->route == R_PAGE) return qs_page_send(c, r, url);
     if (is_post_route(r->route)) {
-      if (atomic_load(&qs_g.draining)) {
-        qs_reply_error(r, 503, "shutting down");
-        return send_reply(c, r);
-      }
+      /* While draining, a request on a connection accepted before the
+       * signal is still served (it may have waited in a busy thread's
+       * queue since before SIGTERM); its reply closes the connection. */
       const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
       if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
         qs_reply_error(r, 415, "send the body as application/json");
