@@ -626,7 +626,7 @@
     const pw = cw - L - R, ph = ch - T - B;
     const now = ring.length ? ring[ring.length - 1].t : 0;
     const pts = { int8: [], fp32: [] };
-    let ymax = 0;
+    let ymax = 0, ymin = Infinity;
     for (let i = 1; i < ring.length; i++) {
       for (const k of ['int8', 'fp32']) {
         const p50 = quantile(0.5, ring[i - 1], ring[i], k);
@@ -634,22 +634,33 @@
         const ago = now - ring[i].t;
         pts[k].push(p50 === null ? null : { ago, p50: p50 * 1e6, p99: p99 * 1e6 });
         if (p99 !== null) ymax = Math.max(ymax, p99 * 1e6);
+        if (p50 !== null && p50 > 0) ymin = Math.min(ymin, p50 * 1e6);
       }
     }
-    ymax = niceCeil(ymax || 100);
+    /* Log scale: int8 and fp32 medians sit near each other while a p99
+     * on a busy two-core machine can be 100x larger. */
+    let lo = Math.pow(10, Math.floor(Math.log10(ymin > 0 && isFinite(ymin) ? ymin : 10)));
+    let hi = Math.pow(10, Math.ceil(Math.log10(ymax > 0 ? ymax : 100)));
+    if (hi / lo < 100) hi = lo * 100;
+    const ly = (v) => (Math.log10(Math.max(lo, Math.min(v, hi))) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo));
     g.font = '11px system-ui, sans-serif';
     g.lineWidth = 1;
-    g.strokeStyle = grid;
     g.fillStyle = fg;
     g.textAlign = 'right';
     g.textBaseline = 'middle';
-    for (let i = 0; i <= 4; i++) {
-      const v = (ymax * i) / 4, y = T + ph - (ph * i) / 4;
-      g.beginPath();
-      g.moveTo(L, y);
-      g.lineTo(L + pw, y);
-      g.stroke();
-      g.fillText(fmtUs(v), L - 4, y);
+    const decades = Math.round(Math.log10(hi / lo));
+    for (let d = lo; d <= hi * 1.0001; d *= 10) {
+      for (const m of decades <= 3 ? [1, 2, 5] : [1]) {
+        const v = d * m;
+        if (v > hi * 1.0001) break;
+        const y = T + ph - ph * ly(v);
+        g.strokeStyle = grid;
+        g.beginPath();
+        g.moveTo(L, y);
+        g.lineTo(L + pw, y);
+        g.stroke();
+        if (m === 1 || decades <= 2) g.fillText(v >= 1000 ? v / 1000 + ' ms' : v + ' µs', L - 4, y);
+      }
     }
     g.textAlign = 'center';
     g.textBaseline = 'top';
@@ -658,7 +669,7 @@
       g.fillText(s ? '-' + s + ' s' : 'now', x, T + ph + 6);
     }
     const X = (ago) => L + pw - (pw * Math.min(ago, WINDOW_S)) / WINDOW_S;
-    const Y = (v) => T + ph - (ph * Math.min(v, ymax)) / ymax;
+    const Y = (v) => T + ph - ph * ly(v);
     for (const k of ['fp32', 'int8']) {
       for (const which of ['p99', 'p50']) {
         g.strokeStyle = colors[k];
@@ -694,12 +705,6 @@
       g.textBaseline = 'middle';
       g.fillText('no inference requests in the last minute', L + pw / 2, T + ph / 2);
     }
-  }
-
-  function niceCeil(v) {
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
   }
 
   /* ---------- wiring ---------- */
