@@ -119,7 +119,7 @@
     });
     return keys.map((k) => {
       const v = parseFloat(meta[k]);
-      const name = k.replace(/^accuracy_?/, '') || 'accuracy';
+      const name = (k.replace(/^accuracy_?/, '') || 'accuracy').replace(/^fakequant$/, 'fake-quant');
       return [name, isFinite(v) ? (v <= 1 ? fmtPct(v) : v + '%') : meta[k]];
     });
   }
@@ -131,23 +131,22 @@
     h.appendChild(el('span', 'ver', 'v' + m.version));
     card.appendChild(h);
 
-    const acc = accuracyOf(m.metadata);
-    if (acc.length) {
-      const a = el('div', 'acc');
-      a.appendChild(el('span', 'muted', 'test accuracy'));
-      for (const [k, v] of acc) {
-        const s = el('span', null, k + ' ');
-        s.appendChild(el('b', null, v));
-        a.appendChild(s);
-      }
-      card.appendChild(a);
-    }
-
     const kv = el('dl', 'kv');
     const add = (k, v, cls) => {
       kv.appendChild(el('dt', null, k));
       kv.appendChild(el('dd', cls, v));
     };
+    const acc = accuracyOf(m.metadata);
+    if (acc.length) {
+      const dd = el('dd', 'acc');
+      for (const [k, v] of acc) {
+        const s = el('span', null, k + ' ');
+        s.appendChild(el('b', null, v));
+        dd.appendChild(s);
+      }
+      kv.appendChild(el('dt', null, 'test accuracy'));
+      kv.appendChild(dd);
+    }
     const layers = m.layers || [];
     const shape = [m.in_dim].concat(layers.map((l) => l.out + (l.activation === 'relu' ? ' relu' : '')));
     add('layers', layers.length + ': ' + shape.join(' → '), 'layers');

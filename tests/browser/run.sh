@@ -5,6 +5,7 @@
 #   - skips (exit 0, says why) only when /usr/bin/chromium is not there
 #   - never lets anything download a browser
 #   - screenshots go to $BUILD/browser/
+#   - BROWSER_MODEL=FILE serves that model (default: models/fashion-mnist.safetensors)
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -41,10 +42,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 mkdir -p "$work/models" "$out"
 
-# The shipped Fashion-MNIST model when there is one, else a random test
-# model with labels (tests/integration/qstool.c).
-if [ -f models/fashion-mnist.safetensors ]; then
-  cp models/fashion-mnist.safetensors "$work/models/fashion-mnist.safetensors"
+# BROWSER_MODEL, else the shipped Fashion-MNIST model when there is one,
+# else a random test model with labels (tests/integration/qstool.c).
+model=${BROWSER_MODEL:-models/fashion-mnist.safetensors}
+if [ -f "$model" ]; then
+  cp "$model" "$work/models/fashion-mnist.safetensors"
 else
   [ -x "$BUILD/qstool" ] || { echo "browser-test: $BUILD/qstool is not built" >&2; exit 1; }
   "$BUILD/qstool" mkmodel "$work/models/fashion-mnist.safetensors" 784,64,10 7 item >/dev/null
