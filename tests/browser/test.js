@@ -101,6 +101,31 @@ async function headerChecks() {
     post.status);
   const nf = await fetch(URL0 + '/nope.js');
   check('GET /nope.js is 404', nf.status === 404, nf.status);
+
+  // The /predict option the page relies on: fp32_outputs.
+  const row = new Array(784).fill(0).map((_, i) => ((i * 37) % 256) / 255);
+  const ask = async (extra) => fetch(URL0 + '/predict', {
+    method: 'POST', body: JSON.stringify(Object.assign({ inputs: [row, row.slice().reverse()] }, extra)),
+  });
+  const j = await (await ask({ fp32_outputs: true })).json();
+  const ok = Array.isArray(j.fp32_outputs) && j.fp32_outputs.length === 2 &&
+    j.fp32_outputs[0].length === j.outputs[0].length;
+  check('fp32_outputs: one fp32 row per input row', ok, JSON.stringify(j).slice(0, 200));
+  if (ok) {
+    let md = 0, agree = 0;
+    j.outputs.forEach((o, r) => {
+      o.forEach((v, c) => { md = Math.max(md, Math.abs(v - j.fp32_outputs[r][c])); });
+      agree += softmaxArgmax(o) === softmaxArgmax(j.fp32_outputs[r]);
+    });
+    check('fp32_outputs agree with the server\'s drift', Math.abs(md - j.drift.max_abs_diff) <= 1e-6 * (1 + md) &&
+      agree / 2 === j.drift.argmax_agreement, md + ' vs ' + j.drift.max_abs_diff);
+  }
+  const plain = await (await ask({})).json();
+  check('no fp32_outputs unless asked', !('fp32_outputs' in plain) && JSON.stringify(plain.outputs) === JSON.stringify(j.outputs));
+  const nob = await (await ask({ fp32_outputs: true, baseline: false })).json();
+  check('no fp32_outputs without the baseline', !('fp32_outputs' in nob) && nob.drift === null);
+  const bad = await ask({ fp32_outputs: 'yes' });
+  check('fp32_outputs must be a boolean (400)', bad.status === 400 && /fp32_outputs/.test((await bad.json()).error));
 }
 
 // Draws a T-shirt-ish outline (shoulders, sleeves, body) with the mouse.
@@ -329,6 +354,30 @@ async function main() {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       check('no sideways scrolling at 390 px', overflow <= 0, overflow);
       await page.screenshot({ path: path.join(OUT, 'page-narrow.png'), fullPage: true });
+    });
+
+    await step('an image file', async () => {
+      // A dark bag-like shape on a white background, as a product photo
+      // would be: the page must invert it to white on black.
+      const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="90">' +
+        '<rect width="120" height="90" fill="#fff"/>' +
+        '<rect x="20" y="30" width="80" height="50" rx="6" fill="#222"/>' +
+        '<path d="M40 30 Q60 0 80 30" stroke="#222" stroke-width="8" fill="none"/></svg>';
+      const before = await doneCount(page);
+      await page.setInputFiles('#file', { name: 'bag.svg', mimeType: 'image/svg+xml', buffer: Buffer.from(svg) });
+      await page.waitForFunction((b) => Number(document.getElementById('try-section').dataset.done || 0) > b,
+        before, { timeout: 10000 });
+      const px = await page.evaluate(() => {
+        const d = document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data;
+        let ink = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] > 128) ink++;
+        return { ink, corner: d[0], centre: d[4 * (20 * 28 + 14)] };
+      });
+      check('the image was inverted to white on black', px.corner < 30 && px.centre > 200, JSON.stringify(px));
+      check('the image fills the frame like Fashion-MNIST', px.ink > 250, JSON.stringify(px));
+      check('both charts drawn for the image',
+        (await page.locator('#chart-int8 .track').count()) > 0 && (await page.locator('#chart-fp32 .track').count()) > 0);
+      check('no error for the image', await page.locator('#predict-error').isHidden());
     });
 
     await step('dark mode', async () => {
