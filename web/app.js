@@ -579,7 +579,9 @@
     showError('live-error', null);
     const s = sampleOf(parseProm(text), performance.now() / 1000);
     const prev = ring[ring.length - 1];
-    if (prev && s.req < prev.req) ring = []; /* counters went back: the server restarted */
+    /* Counters went back (the server restarted) or the tab slept past the
+     * window: start the minute afresh. */
+    if (prev && (s.req < prev.req || s.t - prev.t > WINDOW_S)) ring = [];
     ring.push(s);
     while (ring.length > 2 && s.t - ring[1].t >= WINDOW_S) ring.shift();
     renderLive();
@@ -727,6 +729,14 @@
   drawLive();
   loadModels();
   pollMetrics();
-  setInterval(loadModels, MODELS_EVERY_MS);
-  setInterval(pollMetrics, METRICS_EVERY_MS);
+  /* A tab in the background does not poll (no access-log lines, no load);
+   * it catches up as soon as it is shown again. */
+  setInterval(() => { if (!document.hidden) loadModels(); }, MODELS_EVERY_MS);
+  setInterval(() => { if (!document.hidden) pollMetrics(); }, METRICS_EVERY_MS);
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) {
+      loadModels();
+      pollMetrics();
+    }
+  });
 })();
