@@ -354,6 +354,9 @@ async function main() {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       check('no sideways scrolling at 390 px', overflow <= 0, overflow);
       await page.screenshot({ path: path.join(OUT, 'page-narrow.png'), fullPage: true });
+      await page.setViewportSize({ width: 320, height: 700 });
+      const o320 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      check('no sideways scrolling at 320 px', o320 <= 0, o320);
     });
 
     await step('an image file', async () => {
