@@ -70,7 +70,8 @@
   function fmtUs(us) {
     if (us === null || us === undefined || !isFinite(us)) return '–';
     if (us < 10) return us.toFixed(2) + ' µs';
-    if (us < 1000) return us.toFixed(1) + ' µs';
+    if (us < 100) return us.toFixed(1) + ' µs';
+    if (us < 1000) return us.toFixed(0) + ' µs';
     return (us / 1000).toFixed(2) + ' ms';
   }
 
