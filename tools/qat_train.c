@@ -353,6 +353,15 @@ int cmd_train(int argc, char **argv) {
 #undef META
   if ((e = qat_net_to_model(net, n_labels, labels, nm, keys, values, &model))) goto fail;
   if ((e = qat_model_save(model, a.out))) goto fail;
+  if (log) {
+    fprintf(log, "{\"final\":true,\"mode\":\"%s\",\"test_rows\":%zu,", a.mode, test->n);
+    json_num(log, "test_fp32", acc_fp32, true);
+    json_num(log, "test_fakequant", acc_fq, true);
+    json_num(log, "test_int8", acc_int8, true);
+    json_num(log, "test_dynamic", acc_dyn, true);
+    json_num(log, "train_seconds", t_train, false);
+    fprintf(log, "}\n");
+  }
   printf("test accuracy (%zu rows): fp32 %.4f  fake-quant %.4f  int8 %.4f  dynamic %.4f  "
          "int8/fp32 agreement %.4f\n",
          test->n, acc_fp32, acc_fq, acc_int8, acc_dyn, (double)agree / test->n);
