@@ -50,6 +50,12 @@ bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic);
  * and returns NULL on failure. */
 json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found);
 
+/* Routes jansson's allocations through a hook that notes failures (once,
+ * at start-up); qs_json_alloc_failed says whether one failed on this thread
+ * since the last call, and clears the note. */
+void qs_json_alloc_init(void);
+bool qs_json_alloc_failed(void);
+
 /* Sleeps cfg.test_delay_ms (test-only knob; 0 = off). */
 void qs_test_delay(void);
 

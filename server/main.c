@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "control.h"
+#include "infer.h"
 #include "registry.h"
 #include "server.h"
 
@@ -224,6 +225,7 @@ int main(int argc, char **argv) {
   qs_control_block_signals();
   signal(SIGPIPE, SIG_IGN);
   qat_blas_single_thread();
+  qs_json_alloc_init();
   qs_registry_init();
   if (qs_registry_sync(cfg->models_dir) < 0)
     qs_log("starting with no models; %s is watched and SIGHUP rescans it", cfg->models_dir);

@@ -159,6 +159,25 @@ bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic) {
   return true;
 }
 
+/* jansson reports its own allocation failures as whatever parse error it
+ * was in the middle of ("string expected", or no message at all), so its
+ * allocator records them per thread and callers ask. */
+static _Thread_local bool json_alloc_fail;
+
+static void *json_alloc(size_t n) {
+  void *p = malloc(n);
+  if (!p) json_alloc_fail = true;
+  return p;
+}
+
+void qs_json_alloc_init(void) { json_set_alloc_funcs(json_alloc, free); }
+
+bool qs_json_alloc_failed(void) {
+  bool f = json_alloc_fail;
+  json_alloc_fail = false;
+  return f;
+}
+
 json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
   char *env = r->body;
   size_t envlen = r->body_len;
@@ -170,15 +189,21 @@ json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
     qs_reply_error(r, 400, "malformed JSON: NUL byte at byte %zu", (size_t)(nul - r->body));
     return NULL;
   }
-  if (found && !qs_json_splice(r->body, r->body_len, sp, "0", &env, &envlen)) {
+  /* "[]", not "0": bytes after the array must stay a separate token, or
+   * "inputs":[[1]]e38 became "inputs":0e38, valid JSON (fuzz_predict). */
+  if (found && !qs_json_splice(r->body, r->body_len, sp, "[]", &env, &envlen)) {
     qs_reply_error(r, 503, "out of memory");
     return NULL;
   }
   json_error_t jerr;
+  qs_json_alloc_failed();
   json_t *root = json_loadb(env, envlen, JSON_REJECT_DUPLICATES, &jerr);
   if (env != r->body) free(env);
   if (!root) {
-    qs_reply_error(r, 400, "malformed JSON: %s", jerr.text);
+    if (qs_json_alloc_failed())
+      qs_reply_error(r, 503, "out of memory");
+    else
+      qs_reply_error(r, 400, "malformed JSON: %s", jerr.text);
     return NULL;
   }
   if (!json_is_object(root)) {
