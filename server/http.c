@@ -215,13 +215,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
           qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
           return send_reply(c, r);
         }
-        /* Sized by a header already checked against the cap. */
-        r->body = malloc((size_t)v + 1);
+        /* Sized by a header already checked against the cap, but only up
+         * to 64 KiB: beyond that the buffer grows as bytes really arrive,
+         * so clients that announce big bodies and send slowly hold no
+         * more memory than they sent. */
+        size_t first = v < 65536 ? (size_t)v : 65536;
+        r->body = malloc(first + 1);
         if (!r->body) {
           qs_reply_error(r, 503, "out of memory");
           return send_reply(c, r);
         }
-        r->body_size = (size_t)v;
+        r->body_size = first;
       }
     }
     return MHD_YES;
