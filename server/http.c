@@ -173,6 +173,22 @@ static void copy_clean(char *dst, size_t cap, const char *src) {
   dst[i] = '\0';
 }
 
+/* Takes add bytes from the process-wide body budget for r. */
+static bool budget_take(qs_req *r, size_t add) {
+  size_t prev = atomic_fetch_add(&qs_g.body_bytes, add);
+  if (prev + add > qs_g.cfg.max_inflight) {
+    atomic_fetch_sub(&qs_g.body_bytes, add);
+    return false;
+  }
+  r->accounted += add;
+  return true;
+}
+
+static void budget_release(qs_req *r) {
+  if (r->accounted) atomic_fetch_sub(&qs_g.body_bytes, r->accounted);
+  r->accounted = 0;
+}
+
 static bool is_post_route(int rt) { return rt == R_PREDICT || rt == R_V2_INFER; }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -215,13 +231,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
           qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
           return send_reply(c, r);
         }
-        /* Sized by a header already checked against the cap. */
-        r->body = malloc((size_t)v + 1);
+        /* Sized by a header already checked against the cap, but only up
+         * to 64 KiB: beyond that the buffer grows as bytes really arrive,
+         * so clients that announce big bodies and send slowly hold no
+         * more memory than they sent. */
+        size_t first = v < 65536 ? (size_t)v : 65536;
+        if (!budget_take(r, first)) {
+          qs_reply_error(r, 503, "server busy: too many request bodies in flight, retry");
+          return send_reply(c, r);
+        }
+        r->body = malloc(first + 1);
         if (!r->body) {
           qs_reply_error(r, 503, "out of memory");
           return send_reply(c, r);
         }
-        r->body_size = (size_t)v;
+        r->body_size = first;
       }
     }
     return MHD_YES;
@@ -230,10 +254,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     size_t n = *upload_size;
     *upload_size = 0;
     if (r->queued) return MHD_YES;
-    if (r->too_big) {
+    if (r->too_big || r->busy) {
       /* libmicrohttpd cannot answer in the middle of a body: discard the
-       * rest (nothing is kept) and answer 413 at its end, unless the client
-       * keeps sending far past the cap: then close the connection. */
+       * rest (nothing is kept) and answer 413/503 at its end, unless the
+       * client keeps sending far past the cap: then close the connection. */
       r->discarded += n;
       return r->discarded > 16 * (uint64_t)cfg->max_body ? MHD_NO : MHD_YES;
     }
@@ -249,6 +273,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->body_len + n > r->body_size) {
       size_t ns = r->body_size ? r->body_size : 4096;
       while (ns < r->body_len + n) ns = ns > cfg->max_body / 2 ? cfg->max_body : ns * 2;
+      if (!budget_take(r, ns - r->body_size)) {
+        /* Every body in flight together is capped too: this one waits its
+         * turn (503) rather than pushing the process out of memory. */
+        r->busy = true;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = r->body_size = 0;
+        budget_release(r);
+        r->discarded = n;
+        return MHD_YES;
+      }
       char *nb = realloc(r->body, ns + 1);
       if (!nb) return MHD_NO; /* out of memory: drop this connection only */
       r->body = nb;
@@ -261,6 +296,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (r->queued) return MHD_YES;
   if (r->too_big) {
     qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
+    return send_reply(c, r);
+  }
+  if (r->busy) {
+    qs_reply_error(r, 503, "server busy: too many request bodies in flight, retry");
     return send_reply(c, r);
   }
   if (r->body) r->body[r->body_len] = '\0';
@@ -285,6 +324,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
            (unsigned long long)(dt / 1000),
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
   free(r->body);
+  budget_release(r);
   qs_buf_free(&r->out);
   free(r);
   atomic_fetch_sub(&qs_g.inflight, 1);
