@@ -343,13 +343,18 @@ fail:
 
 /* ---- accessors ------------------------------------------------------- */
 
-uint32_t qat_model_in_dim(const qat_model *m) { return m->layers[0].in_dim; }
+/* NULL-tolerant like the other accessors: 0 / defaults for no model. */
+uint32_t qat_model_in_dim(const qat_model *m) { return m ? m->layers[0].in_dim : 0; }
 uint32_t qat_model_out_dim(const qat_model *m) {
-  return m->layers[m->n_layers - 1].out_dim;
+  return m ? m->layers[m->n_layers - 1].out_dim : 0;
 }
-uint32_t qat_model_n_layers(const qat_model *m) { return m->n_layers; }
-qat_out_mode qat_model_out_mode(const qat_model *m) { return m->out_mode; }
-qat_qparams qat_model_input_qparams(const qat_model *m) { return m->input; }
+uint32_t qat_model_n_layers(const qat_model *m) { return m ? m->n_layers : 0; }
+qat_out_mode qat_model_out_mode(const qat_model *m) {
+  return m ? m->out_mode : QAT_OUT_DEQUANT_ACC;
+}
+qat_qparams qat_model_input_qparams(const qat_model *m) {
+  return m ? m->input : (qat_qparams){0};
+}
 
 qat_err qat_model_layer(const qat_model *m, uint32_t i, qat_layer_info *out) {
   if (!m || !out) return qat_fail(QAT_EINVAL, "qat_model_layer: NULL argument");

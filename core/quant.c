@@ -54,18 +54,24 @@ float qat_dequantize(int32_t q, const qat_qparams *p) {
   return (float)(q - p->zero_point) * p->scale;
 }
 
+/* Compares rather than fminf/fmaxf: those are library calls here, and the
+ * compare form sends NaN to qmin just the same (every compare with NaN is
+ * false). */
+static inline float clampf(float v, float lo, float hi) {
+  v = v > lo ? v : lo;
+  return v < hi ? v : hi;
+}
+
 void qat_quantize_u8(const float *x, size_t n, const qat_qparams *p, uint8_t *q) {
   const float inv = 1.0f / p->scale, zp = (float)p->zero_point;
   const float lo = (float)p->qmin, hi = (float)p->qmax;
-  for (size_t i = 0; i < n; i++)
-    q[i] = (uint8_t)fminf(fmaxf(zp + rintf(x[i] * inv), lo), hi);
+  for (size_t i = 0; i < n; i++) q[i] = (uint8_t)clampf(zp + rintf(x[i] * inv), lo, hi);
 }
 
 void qat_quantize_s8(const float *x, size_t n, const qat_qparams *p, int8_t *q) {
   const float inv = 1.0f / p->scale, zp = (float)p->zero_point;
   const float lo = (float)p->qmin, hi = (float)p->qmax;
-  for (size_t i = 0; i < n; i++)
-    q[i] = (int8_t)fminf(fmaxf(zp + rintf(x[i] * inv), lo), hi);
+  for (size_t i = 0; i < n; i++) q[i] = (int8_t)clampf(zp + rintf(x[i] * inv), lo, hi);
 }
 
 void qat_fake_quant(const float *x, size_t n, const qat_qparams *p, float *y,

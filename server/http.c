@@ -343,7 +343,7 @@ struct MHD_Daemon *qs_http_start(void) {
   }
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL;
-  if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+  if (ai->ai_family == AF_INET6) flags |= MHD_USE_DUAL_STACK; /* "::" takes IPv4 too */
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, (uint16_t)cfg->port, NULL, NULL, on_request, NULL,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

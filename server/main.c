@@ -2,13 +2,15 @@
  *
  * Order: block signals (so only the control thread ever takes them), load
  * the models, start libmicrohttpd, print the banner, mark ready, run the
- * control loop until a drain ends, stop libmicrohttpd, unload. */
+ * control loop on its own thread until a drain ends, stop libmicrohttpd,
+ * unload. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +116,17 @@ static void banner(struct MHD_Daemon *d) {
   const char *h = cfg->host;
   bool v6 = strchr(h, ':') != NULL;
   qs_log("listening on http://%s%s%s:%u", v6 ? "[" : "", h, v6 ? "]" : "", qs_http_port(d));
+}
+
+typedef struct control_arg {
+  struct MHD_Daemon *daemon;
+  int rc;
+} control_arg;
+
+static void *control_thread(void *p) {
+  control_arg *a = p;
+  a->rc = qs_control_run(a->daemon);
+  return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -223,7 +236,18 @@ int main(int argc, char **argv) {
   }
   banner(d);
   atomic_store(&qs_g.ready, true);
-  int rc = qs_control_run(d);
+  /* The control loop gets its own thread; main only waits for it. */
+  control_arg ca = {.daemon = d, .rc = 1};
+  pthread_t ct;
+  int perr = pthread_create(&ct, NULL, control_thread, &ca);
+  if (perr) {
+    qs_log("cannot start the control thread: %s", strerror(perr));
+    qs_http_stop(d);
+    qs_registry_shutdown();
+    return 1;
+  }
+  pthread_join(ct, NULL);
+  int rc = ca.rc;
   qs_http_stop(d);
   qs_registry_shutdown();
   qs_log("stopped");

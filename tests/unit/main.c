@@ -17,7 +17,8 @@
   X(train)        \
   X(json)         \
   X(server)       \
-  X(faults)
+  X(faults)       \
+  X(page)
 
 #define DECLARE(name) Suite *suite_##name(void) __attribute__((weak));
 SUITES(DECLARE)

@@ -38,6 +38,12 @@ static void remove_tmpdir(void) {
   rmdir(tmpdir);
 }
 
+static uint64_t hdr_len(const blob *b) {
+  uint64_t n;
+  memcpy(&n, b->buf, 8);
+  return n;
+}
+
 static blob read_file(const char *path) {
   FILE *f = fopen(path, "rb");
   ck_assert_ptr_nonnull(f);
@@ -127,6 +133,110 @@ START_TEST(round_trip) {
 END_TEST
 
 
+/* Metadata order in the spec does not change the file; labels and values
+ * with quotes, backslashes, commas and non-ASCII text survive the trip. */
+START_TEST(deterministic_and_escaping) {
+  qat_fixture *f = fixture_create(dims, 3, 3);
+  ck_assert_ptr_nonnull(f);
+  const char *labels[2] = {"say \"hi\", \\ ok", "T-shirt/top \xc3\xbc \xe2\x9c\x93"};
+  const char *k1[3] = {"zeta", "alpha", "mid"}, *v1[3] = {"1", "a,b\n\"c\"", "\xe6\x97\xa5"};
+  const char *k2[3] = {"mid", "zeta", "alpha"}, *v2[3] = {"\xe6\x97\xa5", "1", "a,b\n\"c\""};
+  f->spec.labels = labels;
+  f->spec.n_meta = 3;
+  f->spec.meta_keys = k1;
+  f->spec.meta_values = v1;
+  qat_model *a, *b, *c;
+  ck_assert_int_eq(qat_model_create(&f->spec, &a), QAT_OK);
+  f->spec.meta_keys = k2;
+  f->spec.meta_values = v2;
+  ck_assert_int_eq(qat_model_create(&f->spec, &b), QAT_OK);
+  make_tmpdir();
+  blob x = save_blob(a, "m.safetensors"), y = save_blob(b, "m2.safetensors");
+  remove_tmpdir();
+  ck_assert_uint_eq(x.len, y.len);
+  ck_assert_int_eq(memcmp(x.buf, y.buf, x.len), 0);
+  ck_assert_int_eq(qat_model_load_mem(x.buf, x.len, &c), QAT_OK);
+  ck_assert_str_eq(qat_model_label(c, 0), labels[0]);
+  ck_assert_str_eq(qat_model_label(c, 1), labels[1]);
+  ck_assert_str_eq(qat_model_meta(c, "alpha"), "a,b\n\"c\"");
+  ck_assert_str_eq(qat_model_meta(c, "mid"), "\xe6\x97\xa5");
+  const char *key, *val;
+  qat_model_meta_at(c, 0, &key, &val);
+  ck_assert_str_eq(key, "alpha");
+  qat_model_meta_at(c, 2, &key, &val);
+  ck_assert_str_eq(key, "zeta");
+  qat_model_destroy(a);
+  qat_model_destroy(b);
+  qat_model_destroy(c);
+  free(x.buf);
+  free(y.buf);
+  fixture_destroy(f);
+}
+END_TEST
+
+/* The exact bytes of a tiny model, written out by hand from
+ * docs/model-format.md: pins the format (names, dtypes, key order, offsets,
+ * padding, byte order) so the PyTorch importer and this writer cannot drift. */
+START_TEST(golden_bytes) {
+  const int8_t wq[6] = {1, -2, 3, -128, 0, 127};
+  const float ws[2] = {0.25f, 0.125f}, bias[2] = {1.0f, -0.5f};
+  qat_layer_spec L = {.in_dim = 3, .out_dim = 2, .act = QAT_ACT_RELU, .wq = wq,
+                      .w_scale = ws, .bias = bias, .out = {0.1f, 3, 0, 255}, .w_bits = 8};
+  const char *keys[1] = {"trained_with"}, *vals[1] = {"hand"};
+  const char *labels[2] = {"no", "yes"};
+  qat_model_spec spec = {.n_layers = 1, .layers = &L, .input = {0.5f, 0, 0, 255},
+                         .out_mode = QAT_OUT_REQUANT, .n_labels = 2, .labels = labels,
+                         .n_meta = 1, .meta_keys = keys, .meta_values = vals};
+  qat_model *m;
+  ck_assert_int_eq(qat_model_create(&spec, &m), QAT_OK);
+  make_tmpdir();
+  blob b = save_blob(m, "m.safetensors");
+  remove_tmpdir();
+  qat_model_destroy(m);
+  const char *want_hdr =
+      "{\"__metadata__\":{\"activations\":\"relu\",\"architecture\":\"3-2\","
+      "\"format\":\"qatserve\",\"format_version\":\"1\","
+      "\"labels\":\"[\\\"no\\\",\\\"yes\\\"]\",\"output_mode\":\"requant\","
+      "\"trained_with\":\"hand\",\"weight_bits\":\"8\"},"
+      "\"activations.qmax\":{\"data_offsets\":[72,80],\"dtype\":\"I32\",\"shape\":[2]},"
+      "\"activations.scale\":{\"data_offsets\":[56,64],\"dtype\":\"F32\",\"shape\":[2]},"
+      "\"activations.zero_point\":{\"data_offsets\":[64,72],\"dtype\":\"I32\",\"shape\":[2]},"
+      "\"layers.0.bias\":{\"data_offsets\":[8,16],\"dtype\":\"F32\",\"shape\":[2]},"
+      "\"layers.0.bias_fp32\":{\"data_offsets\":[48,56],\"dtype\":\"F32\",\"shape\":[2]},"
+      "\"layers.0.bias_q\":{\"data_offsets\":[16,24],\"dtype\":\"I32\",\"shape\":[2]},"
+      "\"layers.0.weight_fp32\":{\"data_offsets\":[24,48],\"dtype\":\"F32\",\"shape\":[2,3]},"
+      "\"layers.0.weight_q\":{\"data_offsets\":[80,86],\"dtype\":\"I8\",\"shape\":[2,3]},"
+      "\"layers.0.weight_scale\":{\"data_offsets\":[0,8],\"dtype\":\"F32\",\"shape\":[2]}}";
+  size_t n = strlen(want_hdr), padded = (n + 7) / 8 * 8;
+  ck_assert_uint_eq(hdr_len(&b), padded);
+  ck_assert_uint_eq(b.len, 8 + padded + 86);
+  /* The length is little-endian u64. */
+  for (int i = 0; i < 8; i++) ck_assert_uint_eq(b.buf[i], (padded >> (8 * i)) & 0xFF);
+  ck_assert_int_eq(memcmp(b.buf + 8, want_hdr, n), 0);
+  for (size_t i = n; i < padded; i++) ck_assert_uint_eq(b.buf[8 + i], ' ');
+  /* The data section, little-endian, in the documented order: bias_q is
+   * rint(1.0 / (0.25 * 0.5)) = 8 and rint(-0.5 / (0.125 * 0.5)) = -8; the
+   * fp32 weights default to the dequantized ones. */
+  const uint8_t *d = b.buf + 8 + padded;
+  const float f_ws[2] = {0.25f, 0.125f}, f_b[2] = {1.0f, -0.5f};
+  const int32_t i_bq[2] = {8, -8};
+  const float f_wf[6] = {0.25f, -0.5f, 0.75f, -16.0f, 0.0f, 15.875f};
+  const float f_as[2] = {0.5f, 0.1f};
+  const int32_t i_zp[2] = {0, 3}, i_qm[2] = {255, 255};
+  ck_assert_int_eq(memcmp(d + 0, f_ws, 8), 0);
+  ck_assert_int_eq(memcmp(d + 8, f_b, 8), 0);
+  ck_assert_int_eq(memcmp(d + 16, i_bq, 8), 0);
+  ck_assert_int_eq(memcmp(d + 24, f_wf, 24), 0);
+  ck_assert_int_eq(memcmp(d + 48, f_b, 8), 0);
+  ck_assert_int_eq(memcmp(d + 56, f_as, 8), 0);
+  ck_assert_int_eq(memcmp(d + 64, i_zp, 8), 0);
+  ck_assert_int_eq(memcmp(d + 72, i_qm, 8), 0);
+  ck_assert_int_eq(memcmp(d + 80, wq, 6), 0);
+  ck_assert_uint_eq(d[80 + 3], 0x80); /* -128, two's complement */
+  free(b.buf);
+}
+END_TEST
+
 /* ---- crafted files ----------------------------------------------------- */
 
 /* A valid file of the 6-4-3-2 fixture model, made fresh for each test. */
@@ -141,12 +251,6 @@ static blob valid_blob(void) {
   qat_model_destroy(m);
   fixture_destroy(f);
   return b;
-}
-
-static uint64_t hdr_len(const blob *b) {
-  uint64_t n;
-  memcpy(&n, b->buf, 8);
-  return n;
 }
 
 static json_t *hdr(const blob *b) {
@@ -599,13 +703,22 @@ START_TEST(load_alloc_failures) {
   ck_assert_ptr_nonnull(f);
   ck_assert_uint_eq(fwrite(b.buf, 1, b.len, f), b.len);
   fclose(f);
-  for (int via_path = 0; via_path < 2; via_path++) {
+  /* The same file with an unpadded header: its F32/I32 tensors sit at
+   * unaligned addresses, so the loader's copying path runs too. */
+  json_t *hj = hdr(&b);
+  json_object_set_new(json_object_get(hj, "__metadata__"), "pad", json_string("x"));
+  blob u = rebuild(&b, hj, 0);
+  ck_assert_uint_ne((8 + hdr_len(&u)) % 4, 0);
+  EXPECT(u, QAT_OK, NULL);
+  for (int variant = 0; variant < 3; variant++) {
     int failures = 0;
     for (long n = 0;; n++) {
       countdown = n;
       qat_set_allocator(failing_malloc, free);
       qat_model *m = NULL;
-      qat_err e = via_path ? qat_model_load(p, &m) : qat_model_load_mem(b.buf, b.len, &m);
+      qat_err e = variant == 2 ? qat_model_load(p, &m)
+                  : variant == 1 ? qat_model_load_mem(u.buf, u.len, &m)
+                                 : qat_model_load_mem(b.buf, b.len, &m);
       qat_set_allocator(NULL, NULL);
       if (e == QAT_OK) {
         qat_model_destroy(m);
@@ -631,6 +744,7 @@ START_TEST(load_alloc_failures) {
   }
   qat_model_destroy(m);
   remove_tmpdir();
+  free(u.buf);
   free(b.buf);
 }
 END_TEST
@@ -640,6 +754,8 @@ Suite *suite_safetensors(void) {
   TCase *t = tcase_create("safetensors");
   tcase_set_timeout(t, 60);
   tcase_add_test(t, round_trip);
+  tcase_add_test(t, golden_bytes);
+  tcase_add_test(t, deterministic_and_escaping);
   tcase_add_test(t, valid_file_loads);
   tcase_add_test(t, truncated);
   tcase_add_test(t, header_length);
