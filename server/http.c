@@ -266,6 +266,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return send_reply(c, r);
   }
   if (r->body) r->body[r->body_len] = '\0';
+  qs_deadline_clear(c); /* the request is in: its run is not the client's delay */
   dispatch(r);
   return send_reply(c, r);
 }
