@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "metrics.h"
 #include "page.h"
 #include "registry.h"
@@ -161,6 +162,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qs_req *r) {
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   r->queued = true;
+  qs_deadline_clear(c);
   return ret;
 }
 
@@ -303,6 +305,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return send_reply(c, r);
   }
   if (r->body) r->body[r->body_len] = '\0';
+  qs_deadline_clear(c); /* the request is in: its run is not the client's delay */
   dispatch(r);
   return send_reply(c, r);
 }
@@ -310,8 +313,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   (void)cls;
-  (void)c;
   qs_req *r = *con_cls;
+  qs_deadline_rearm(c);
   if (!r) return;
   *con_cls = NULL;
   uint64_t dt = qs_now_ns() - r->t0_ns;
@@ -381,6 +384,8 @@ struct MHD_Daemon *qs_http_start(void) {
            gai_strerror(gai));
     return NULL;
   }
+  /* Before the daemon: its threads read the deadline settings. */
+  qs_deadline_start(cfg->conn_timeout_s);
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_DUAL_STACK; /* "::" takes IPv4 too */
@@ -392,11 +397,15 @@ struct MHD_Daemon *qs_http_start(void) {
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->conn_limit,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      MHD_OPTION_NOTIFY_CONNECTION, qs_deadline_notify, NULL,
       MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
       MHD_OPTION_END);
   freeaddrinfo(ai);
-  if (!d) qs_log("cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
+  if (!d) {
+    qs_log("cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
+    qs_deadline_stop();
+  }
   return d;
 }
 
@@ -410,4 +419,7 @@ void qs_http_quiesce(struct MHD_Daemon *d) {
   if (fd != MHD_INVALID_SOCKET) close(fd);
 }
 
-void qs_http_stop(struct MHD_Daemon *d) { MHD_stop_daemon(d); }
+void qs_http_stop(struct MHD_Daemon *d) {
+  MHD_stop_daemon(d);
+  qs_deadline_stop();
+}
