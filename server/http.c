@@ -109,7 +109,12 @@ static void route(qs_req *r, const char *method, const char *url) {
 
 static void dispatch(qs_req *r) {
   switch (r->route) {
-    case R_PREDICT: qs_handle_predict(r); break;
+    case R_PREDICT:
+      if (r->bin_in)
+        qs_handle_predict_binary(r);
+      else
+        qs_handle_predict(r);
+      break;
     case R_V2_INFER: qs_handle_v2_infer(r); break;
     case R_V2_SERVER: qs_handle_v2_server(r); break;
     case R_V2_LIVE:
@@ -152,9 +157,15 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qs_req *r) {
   r->out.data = NULL; /* now libmicrohttpd's */
   r->out.len = r->out.size = 0;
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                          r->route == R_METRICS && r->status == 200
+                          r->ctype ? r->ctype
+                          : r->route == R_METRICS && r->status == 200
                               ? "text/plain; version=0.0.4; charset=utf-8"
                               : "application/json");
+  for (size_t i = 0; i < r->xh_len;) { /* binary replies' X-* headers */
+    const char *name = r->xh + i, *value = name + strlen(name) + 1;
+    MHD_add_response_header(resp, name, value);
+    i = (size_t)(value + strlen(value) + 1 - r->xh);
+  }
   if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
@@ -201,9 +212,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       }
       const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
       if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
-        qs_reply_error(r, 415, "send the body as application/json");
+        qs_reply_error(r, 415, "send the body as application/json or application/octet-stream");
         return send_reply(c, r);
       }
+      qs_binary_headers(r, c);
       const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
       if (cl) {
         char *end;

@@ -34,6 +34,10 @@ typedef struct qs_run {
   uint64_t ns_int8, ns_fp32;
   float max_abs_diff;
   size_t argmax_agree;
+  /* Dynamic batching (batch.c): rows of the batch this request ran in and
+   * the time it waited for it; batch_rows == 0 when it ran alone. */
+  size_t batch_rows;
+  uint64_t ns_queue;
 } qs_run;
 
 /* Runs the model; on failure sets the error reply and returns false. */
@@ -49,6 +53,16 @@ bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic);
  * (duplicate keys refused); the root must be an object. Sets the error reply
  * and returns NULL on failure. */
 json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found);
+
+/* Writes the 200 answer of /predict for a finished run: JSON, or raw
+ * float32 outputs when the client asked (r->bin_out). */
+void qs_predict_reply(qs_req *r, qs_model *m, const qs_run *run, bool want32);
+void qs_predict_reply_binary(qs_req *r, qs_model *m, const qs_run *run);
+
+/* Copies nfloats little-endian float32 from p into a new buffer *x (caller
+ * frees), refusing non-finite values (422; width names the row and column).
+ * Sets the error reply and returns false on failure. */
+bool qs_binary_floats(qs_req *r, const char *p, size_t nfloats, size_t width, float **x);
 
 /* Sleeps cfg.test_delay_ms (test-only knob; 0 = off). */
 void qs_test_delay(void);

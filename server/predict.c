@@ -207,6 +207,61 @@ static qs_model *resolve_model(qs_req *r, json_t *root) {
   return m;
 }
 
+void qs_predict_reply(qs_req *r, qs_model *m, const qs_run *run, bool want32) {
+  if (r->bin_out) {
+    qs_predict_reply_binary(r, m, run);
+    return;
+  }
+  const qat_model *qm = m->model;
+  size_t out = qat_model_out_dim(qm);
+  qs_buf *b = &r->out;
+  r->status = 200;
+  qs_buf_puts(b, "{\"model\":");
+  qs_buf_json_str(b, m->name);
+  qs_buf_printf(b, ",\"version\":%llu,\"mode\":\"%s\",\"outputs\":[", (unsigned long long)m->version,
+                run->dynamic ? "dynamic" : "static");
+  for (size_t i = 0; i < run->rows; i++) {
+    if (i) qs_buf_put(b, ",", 1);
+    qs_buf_float_array(b, run->y8 + i * out, out);
+  }
+  if (want32) {
+    qs_buf_puts(b, "],\"fp32_outputs\":[");
+    for (size_t i = 0; i < run->rows; i++) {
+      if (i) qs_buf_put(b, ",", 1);
+      qs_buf_float_array(b, run->y32 + i * out, out);
+    }
+  }
+  qs_buf_puts(b, "],\"predictions\":[");
+  for (size_t i = 0; i < run->rows; i++) qs_buf_printf(b, i ? ",%zu" : "%zu", qs_argmax(run->y8 + i * out, out));
+  qs_buf_puts(b, "]");
+  if (qat_model_n_labels(qm)) {
+    qs_buf_puts(b, ",\"labels\":[");
+    for (size_t i = 0; i < run->rows; i++) {
+      if (i) qs_buf_put(b, ",", 1);
+      const char *l = qat_model_label(qm, (uint32_t)qs_argmax(run->y8 + i * out, out));
+      qs_buf_json_str(b, l ? l : "");
+    }
+    qs_buf_puts(b, "]");
+  }
+  double us8 = (double)run->ns_int8 * 1e-3, us32 = (double)run->ns_fp32 * 1e-3;
+  qs_buf_printf(b, ",\"latency_us\":{\"int8\":%.3f", us8);
+  if (run->baseline)
+    qs_buf_printf(b, ",\"fp32\":%.3f,\"speedup\":%.3f", us32, us8 > 0 ? us32 / us8 : 0.0);
+  else
+    qs_buf_puts(b, ",\"fp32\":null,\"speedup\":null");
+  if (run->batch_rows)
+    qs_buf_printf(b, ",\"queue\":%.3f,\"batch_rows\":%zu", (double)run->ns_queue * 1e-3, run->batch_rows);
+  qs_buf_printf(b, ",\"total\":%.3f}", (double)(qs_now_ns() - r->t0_ns) * 1e-3);
+  if (run->baseline) {
+    qs_buf_puts(b, ",\"drift\":{\"max_abs_diff\":");
+    qs_buf_float(b, run->max_abs_diff);
+    qs_buf_printf(b, ",\"argmax_agreement\":%.6g}", (double)run->argmax_agree / (double)run->rows);
+  } else {
+    qs_buf_puts(b, ",\"drift\":null");
+  }
+  qs_buf_puts(b, "}\n");
+}
+
 void qs_handle_predict(qs_req *r) {
   qs_test_delay();
   if (!r->body || r->body_len == 0) {
@@ -246,7 +301,7 @@ void qs_handle_predict(qs_req *r) {
   if (!m) return;
   r->model_slot = m->metrics_slot;
   const qat_model *qm = m->model;
-  size_t in = qat_model_in_dim(qm), out = qat_model_out_dim(qm);
+  size_t in = qat_model_in_dim(qm);
   float *x = NULL;
   size_t rows = 0, cols = 0;
   if (!qs_parse_batch(r, r->body + sp.off, sp.len, in, qs_g.cfg.max_batch,
@@ -261,50 +316,7 @@ void qs_handle_predict(qs_req *r) {
     qs_model_release(m);
     return;
   }
-  qs_buf *b = &r->out;
-  r->status = 200;
-  qs_buf_puts(b, "{\"model\":");
-  qs_buf_json_str(b, m->name);
-  qs_buf_printf(b, ",\"version\":%llu,\"mode\":\"%s\",\"outputs\":[", (unsigned long long)m->version,
-                dynamic ? "dynamic" : "static");
-  for (size_t i = 0; i < rows; i++) {
-    if (i) qs_buf_put(b, ",", 1);
-    qs_buf_float_array(b, run.y8 + i * out, out);
-  }
-  if (want32) {
-    qs_buf_puts(b, "],\"fp32_outputs\":[");
-    for (size_t i = 0; i < rows; i++) {
-      if (i) qs_buf_put(b, ",", 1);
-      qs_buf_float_array(b, run.y32 + i * out, out);
-    }
-  }
-  qs_buf_puts(b, "],\"predictions\":[");
-  for (size_t i = 0; i < rows; i++) qs_buf_printf(b, i ? ",%zu" : "%zu", qs_argmax(run.y8 + i * out, out));
-  qs_buf_puts(b, "]");
-  if (qat_model_n_labels(qm)) {
-    qs_buf_puts(b, ",\"labels\":[");
-    for (size_t i = 0; i < rows; i++) {
-      if (i) qs_buf_put(b, ",", 1);
-      const char *l = qat_model_label(qm, (uint32_t)qs_argmax(run.y8 + i * out, out));
-      qs_buf_json_str(b, l ? l : "");
-    }
-    qs_buf_puts(b, "]");
-  }
-  double us8 = (double)run.ns_int8 * 1e-3, us32 = (double)run.ns_fp32 * 1e-3;
-  qs_buf_printf(b, ",\"latency_us\":{\"int8\":%.3f", us8);
-  if (baseline)
-    qs_buf_printf(b, ",\"fp32\":%.3f,\"speedup\":%.3f", us32, us8 > 0 ? us32 / us8 : 0.0);
-  else
-    qs_buf_puts(b, ",\"fp32\":null,\"speedup\":null");
-  qs_buf_printf(b, ",\"total\":%.3f}", (double)(qs_now_ns() - r->t0_ns) * 1e-3);
-  if (baseline) {
-    qs_buf_puts(b, ",\"drift\":{\"max_abs_diff\":");
-    qs_buf_float(b, run.max_abs_diff);
-    qs_buf_printf(b, ",\"argmax_agreement\":%.6g}", (double)run.argmax_agree / (double)rows);
-  } else {
-    qs_buf_puts(b, ",\"drift\":null");
-  }
-  qs_buf_puts(b, "}\n");
+  qs_predict_reply(r, m, &run, want32);
   qs_run_free(&run);
   qs_model_release(m);
 }

@@ -32,6 +32,7 @@ typedef struct qs_config {
   bool quiet;               /* no access log */
   bool silent;              /* no log at all (unit tests) */
   unsigned test_delay_ms;   /* QATSERVE_TEST_DELAY_MS: test-only, sleeps in /predict */
+  unsigned batch_window_us; /* dynamic batching window (batch.c); 0 = off (default) */
 } qs_config;
 
 /* Process-wide state. ready: start-up finished and not draining. */
@@ -81,7 +82,24 @@ typedef struct qs_req {
   qs_buf out;
   const char *allow;       /* Allow header for 405 */
   size_t bytes_out;
+  /* Binary payloads (binary.c), read from the headers at the first callback. */
+  bool bin_in;             /* /predict: Content-Type application/octet-stream */
+  bool bin_out;            /* /predict: Accept application/octet-stream */
+  bool v2_bin;             /* v2 infer: Inference-Header-Content-Length was sent */
+  bool v2_hlen_bad;        /* ... and is not a byte count */
+  size_t v2_hlen;          /* ... its value */
+  char qmodel[130];        /* /predict binary: ?model= or X-Model ("" if neither) */
+  char qbaseline[8];       /* ?baseline= (binary /predict) */
+  char qmode[10];          /* ?mode= (binary /predict) */
+  const char *ctype;       /* reply Content-Type when not JSON */
+  /* Extra reply headers: "Name\0Value\0" pairs (qs_req_header). */
+  char xh[1536];
+  size_t xh_len;
 } qs_req;
+
+/* Adds a reply header (dropped if r->xh is full). */
+void qs_req_header(qs_req *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 uint64_t qs_now_ns(void);
 
@@ -95,6 +113,11 @@ void qs_reply_error(qs_req *r, int status, const char *fmt, ...)
 
 /* Handlers (predict.c, kserve.c, info.c): read r->body, fill status + out. */
 void qs_handle_predict(qs_req *r);
+/* binary.c: /predict with an application/octet-stream body. */
+void qs_handle_predict_binary(qs_req *r);
+/* binary.c: reads the binary-payload headers and query arguments into r. */
+struct MHD_Connection;
+void qs_binary_headers(qs_req *r, struct MHD_Connection *c);
 void qs_handle_v2_infer(qs_req *r);
 void qs_handle_v2_server(qs_req *r);
 void qs_handle_v2_model(qs_req *r);
