@@ -40,6 +40,19 @@ typedef struct qs_run {
   uint64_t ns_queue;
 } qs_run;
 
+/* The bare compute: int8 (static or dynamic) then, if baseline, fp32, on a
+ * context borrowed from m's pool; times each. */
+qat_err qs_compute(qs_model *m, const float *x, size_t rows, bool baseline, bool dynamic,
+                   float *y8, float *y32, uint64_t *ns8, uint64_t *ns32);
+/* The error reply for a failed qs_compute (msg: its qat_errmsg()). */
+void qs_reply_infer_error(qs_req *r, qat_err e, const char *msg);
+/* batch.c: runs run (y8/y32 allocated) inside a dynamic batch; fills the
+ * timings, batch_rows and ns_queue. On failure sets the error reply. */
+bool qs_batch_compute(qs_req *r, qs_run *run);
+/* batch.c: per-model batcher state, set up and torn down with the model. */
+void qs_batcher_init(qs_model *m);
+void qs_batcher_destroy(qs_model *m);
+
 /* Runs the model; on failure sets the error reply and returns false. */
 bool qs_run_model(qs_req *r, qs_run *run);
 void qs_run_free(qs_run *run);

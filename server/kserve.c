@@ -286,9 +286,9 @@ static void qs_v2_infer_json(qs_req *r, const char *bin, size_t bin_len) {
     qs_buf_float(b, run.max_abs_diff);
     qs_buf_printf(b, ",\"argmax_agreement\":%.6g", (double)run.argmax_agree / (double)nb);
   }
-  qs_buf_printf(b, ",\"total_us\":%.3f}", (double)(qs_now_ns() - r->t0_ns) * 1e-3);
   if (run.batch_rows)
     qs_buf_printf(b, ",\"queue_us\":%.3f,\"batch_rows\":%zu", (double)run.ns_queue * 1e-3, run.batch_rows);
+  qs_buf_printf(b, ",\"total_us\":%.3f}", (double)(qs_now_ns() - r->t0_ns) * 1e-3);
   qs_buf_printf(b, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu],", nb, out);
   if (bin_out) {
     /* JSON header, then the output's raw float32 bytes. */

@@ -77,35 +77,57 @@ void qs_run_free(qs_run *run) {
   run->y8 = run->y32 = NULL;
 }
 
+qat_err qs_compute(qs_model *m, const float *x, size_t rows, bool baseline, bool dynamic,
+                   float *y8, float *y32, uint64_t *ns8, uint64_t *ns32) {
+  const qat_model *qm = m->model;
+  qat_ctx *ctx = qs_model_ctx_get(m);
+  if (!ctx) return QAT_ENOMEM;
+  uint64_t t0 = qs_now_ns();
+  qat_err e = dynamic ? qat_infer_dynamic(qm, ctx, x, rows, y8) : qat_infer_int8(qm, ctx, x, rows, y8);
+  uint64_t t1 = qs_now_ns();
+  if (e == QAT_OK && baseline) e = qat_infer_fp32(qm, ctx, x, rows, y32);
+  uint64_t t2 = qs_now_ns();
+  qs_model_ctx_put(m, ctx);
+  *ns8 = t1 - t0;
+  *ns32 = baseline ? t2 - t1 : 0;
+  return e;
+}
+
+void qs_reply_infer_error(qs_req *r, qat_err e, const char *msg) {
+  if (e == QAT_ENOMEM)
+    qs_reply_error(r, 503, "out of memory");
+  else if (e == QAT_ENOTFINITE || e == QAT_ERANGE)
+    qs_reply_error(r, 422, "inference refused the input: %s", msg);
+  else
+    qs_reply_error(r, 500, "inference failed: %s", msg);
+}
+
 bool qs_run_model(qs_req *r, qs_run *run) {
   const qat_model *qm = run->m->model;
   size_t out = qat_model_out_dim(qm);
   run->y8 = malloc(run->rows * out * sizeof(float));
   run->y32 = run->baseline ? malloc(run->rows * out * sizeof(float)) : NULL;
-  qat_ctx *ctx = qs_model_ctx_get(run->m);
-  if (!run->y8 || (run->baseline && !run->y32) || !ctx) {
-    qs_model_ctx_put(run->m, ctx);
+  if (!run->y8 || (run->baseline && !run->y32)) {
     qs_run_free(run);
     qs_reply_error(r, 503, "out of memory");
     return false;
   }
-  uint64_t t0 = qs_now_ns();
-  qat_err e = run->dynamic ? qat_infer_dynamic(qm, ctx, run->x, run->rows, run->y8)
-                           : qat_infer_int8(qm, ctx, run->x, run->rows, run->y8);
-  uint64_t t1 = qs_now_ns();
-  if (e == QAT_OK && run->baseline) e = qat_infer_fp32(qm, ctx, run->x, run->rows, run->y32);
-  uint64_t t2 = qs_now_ns();
-  qs_model_ctx_put(run->m, ctx);
-  if (e != QAT_OK) {
+  /* Dynamic batching joins concurrent static-mode requests into one product
+   * (batch.c); dynamic mode measures ranges per block of rows, so a row's
+   * answer would depend on its neighbours: it always runs alone. */
+  bool ok;
+  if (qs_g.cfg.batch_window_us && !run->dynamic && run->rows < qs_g.cfg.max_batch) {
+    ok = qs_batch_compute(r, run);
+  } else {
+    qat_err e = qs_compute(run->m, run->x, run->rows, run->baseline, run->dynamic, run->y8, run->y32,
+                           &run->ns_int8, &run->ns_fp32);
+    if (e != QAT_OK) qs_reply_infer_error(r, e, qat_errmsg());
+    ok = e == QAT_OK;
+  }
+  if (!ok) {
     qs_run_free(run);
-    if (e == QAT_ENOTFINITE || e == QAT_ERANGE)
-      qs_reply_error(r, 422, "inference refused the input: %s", qat_errmsg());
-    else
-      qs_reply_error(r, 500, "inference failed: %s", qat_errmsg());
     return false;
   }
-  run->ns_int8 = t1 - t0;
-  run->ns_fp32 = run->baseline ? t2 - t1 : 0;
   qs_metrics_observe(run->m->metrics_slot, QS_LAT_INT8, run->ns_int8);
   if (run->baseline) {
     qs_metrics_observe(run->m->metrics_slot, QS_LAT_FP32, run->ns_fp32);

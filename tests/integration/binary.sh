@@ -30,6 +30,7 @@ mkdir -p "$tmp/models"
 "$QSTOOL" expect "$tmp/models/fmnist.safetensors" "$tmp/rows3.txt" dynamic >"$tmp/e3d.txt" || exit 1
 "$QSTOOL" expect "$tmp/models/tiny.safetensors" "$tmp/rows_tiny.txt" >"$tmp/etiny.txt" || exit 1
 
+: >"$tmp/server.log"
 "$SERVER" --models "$tmp/models" --host 127.0.0.1 --port 0 --threads 2 --max-body 1000000 \
   --max-batch 64 --quiet >"$tmp/server.log" 2>&1 &
 SPID=$!
