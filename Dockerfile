@@ -4,18 +4,18 @@
 #   docker run --rm -p 8080:8080 qatserve
 #   docker run --rm -p 8080:8080 -v "$PWD/models:/models:ro" qatserve   # your models, hot reload
 #
-# Three stages, all from Debian 12 packages:
+# Stages, all from Debian 12 packages:
 #   build         compiler + -dev packages; builds the binaries (not the tests).
-#   runtime-libs  debian:bookworm-slim + the runtime library packages from apt;
-#                 collects the binaries, exactly the shared libraries they load
-#                 (ldd) and those packages' copyright files into /rootfs.
-#   (final)       FROM scratch + /rootfs: no shell, no apt, no package manager.
-# Why not just bookworm-slim as the last stage: slim alone is ~75 MB and
-# OpenBLAS (libopenblas0-pthread, 43 MB, every CPU's kernels) + libgfortran5
-# take it to ~122 MB, over the 100 MB target; copying only the loaded
-# libraries gives the same Debian-built files at about half the size.
-# Debugging: `docker build --target runtime-libs -t qatserve:debug .` gives a
-# slim image with a shell and the same binaries.
+#   runtime-libs  debian:bookworm-slim + the runtime library packages from apt,
+#                 the binaries and models; runnable by itself (has a shell).
+#   rootfs        collects from it the binaries, exactly the shared libraries
+#                 they load (ldd) and those packages' copyright files.
+#   (final)       FROM scratch + that tree: no shell, no package manager.
+# Why not runtime-libs as the final image: slim alone is ~77 MB and OpenBLAS
+# (libopenblas0-pthread, 43 MB: kernels for every x86 CPU) + libgfortran5 take
+# it to ~126 MB, over the 100 MB target; the copied libraries are the same
+# Debian-built files and the final image is about 50 MB.
+# Debugging: `docker build --target runtime-libs -t qatserve:debug .`
 
 ARG DEBIAN=debian:bookworm-slim
 
@@ -38,6 +38,7 @@ RUN make -j"$(nproc)" build/qatserve \
  && for m in models/*.safetensors; do [ ! -f "$m" ] || cp "$m" /out/models/; done
 
 # --- runtime libraries ------------------------------------------------------
+# Also a usable image by itself, with a shell: docker build --target runtime-libs
 FROM ${DEBIAN} AS runtime-libs
 # libopenblas0-pthread (not -openmp): the server pins BLAS to one thread and
 # parallelises over requests instead. zlib1g and libgnutls30 (for
@@ -45,15 +46,28 @@ FROM ${DEBIAN} AS runtime-libs
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libjansson4 libuv1 libopenblas0-pthread zlib1g \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 qatserve \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin qatserve
 COPY --from=build /out/bin/ /usr/local/bin/
 COPY --from=build /out/models/ /models/
+USER 10001:10001
+ENV QATSERVE_HOST=0.0.0.0 QATSERVE_MODELS=/models PORT=8080
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/qatserve"]
+
+# --- the final image's root tree ---------------------------------------------
+FROM runtime-libs AS rootfs
+USER root
 RUN set -eu; \
     R=/rootfs; mkdir -p "$R/usr/local/bin" "$R/etc" "$R/tmp" "$R/usr/share/doc"; \
     chmod 1777 "$R/tmp"; \
     cp -a /usr/local/bin/. "$R/usr/local/bin/"; \
     cp -a /models "$R/models"; \
-    libs=$(ldd /usr/local/bin/* | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u); \
+    libs=$(for b in /usr/local/bin/*; do ldd "$b"; done \
+           | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(0x/ {print $1}' | sort -u); \
     for lib in $libs; do \
       cp --parents -L "$lib" "$R/"; \
       real=$(readlink -f "$lib"); \
@@ -65,18 +79,12 @@ RUN set -eu; \
     echo 'root:x:0:0:root:/root:/sbin/nologin' > "$R/etc/passwd"; \
     echo 'qatserve:x:10001:10001:qatserve:/nonexistent:/sbin/nologin' >> "$R/etc/passwd"; \
     printf 'root:x:0:\nqatserve:x:10001:\n' > "$R/etc/group"; \
-    chroot "$R" /usr/local/bin/qatserve --version
-# A usable debug image too (docker build --target runtime-libs).
-RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent qatserve
-USER 10001:10001
-ENV QATSERVE_HOST=0.0.0.0 QATSERVE_MODELS=/models PORT=8080
-EXPOSE 8080
-STOPSIGNAL SIGTERM
-CMD ["/usr/local/bin/qatserve"]
+    chroot "$R" /usr/local/bin/qatserve --version; \
+    if [ -x "$R/usr/local/bin/qat" ]; then chroot "$R" /usr/local/bin/qat --help >/dev/null; fi
 
 # --- runtime ----------------------------------------------------------------
 FROM scratch
-COPY --from=runtime-libs /rootfs/ /
+COPY --from=rootfs /rootfs/ /
 ENV PATH=/usr/local/bin \
     QATSERVE_HOST=0.0.0.0 \
     QATSERVE_MODELS=/models \

@@ -565,6 +565,14 @@ int main(int argc, char **argv) {
       quick ? " --quick" : "");
   out("# %s on %s, %s", "bench_kernels", host, ctime(&t));
   out("# kernel: %s   cpu: %s\n", kern->name, qat_cpu_features());
+  /* Other processes share these cores; say how busy the machine was. */
+  FILE *la = fopen("/proc/loadavg", "r");
+  char load[64] = "?";
+  if (la) {
+    if (!fgets(load, sizeof load, la)) strcpy(load, "?\n");
+    fclose(la);
+  }
+  out("# load average at start (1/5/15 min ...): %s", load);
   out("# single thread (OpenBLAS 1 thread, OMP_NUM_THREADS=1); median of %d repeats, each "
       ">= %.0f ms of calls, contenders interleaved repeat by repeat\n", quick ? 5 : REPEATS, MIN_MS);
   dnnl_result native[NCASES];

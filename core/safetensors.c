@@ -302,7 +302,9 @@ static qat_err load_labels(json_t *meta, st_load *L, qat_model_spec *spec) {
   json_error_t err;
   L->labels_json = json_loads(s, JSON_REJECT_DUPLICATES, &err);
   if (!L->labels_json) {
-    if (json_error_code(&err) == json_error_out_of_memory)
+    /* jansson 2.14 leaves the message empty when its first allocation
+     * fails (lex_init), and codes only later failures out_of_memory. */
+    if (json_error_code(&err) == json_error_out_of_memory || err.text[0] == '\0')
       return qat_fail(QAT_ENOMEM, "out of memory parsing metadata 'labels'");
     return qat_fail(QAT_EMETA, "metadata 'labels' is not JSON: %s", err.text);
   }
@@ -340,7 +342,7 @@ static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
   json_error_t jerr;
   L->root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
   if (!L->root) {
-    if (json_error_code(&jerr) == json_error_out_of_memory)
+    if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
       return qat_fail(QAT_ENOMEM, "out of memory parsing the JSON header");
     return qat_fail(QAT_EJSON, "JSON header: %s (line %d, column %d)", jerr.text,
                     jerr.line, jerr.column);

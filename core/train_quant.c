@@ -7,8 +7,15 @@
 #include "train_internal.h"
 
 qat_err qat_net_row_qparams(const float *row, uint32_t in, int bits, qat_qparams *p) {
+  /* (A plain comparison: fmaxf is a libm call at -O2, and weights are
+   * finite in training; a NaN would be skipped, an infinity refused.) */
   float amax = 0.0f;
-  for (uint32_t k = 0; k < in; k++) amax = fmaxf(amax, fabsf(row[k]));
+  for (uint32_t k = 0; k < in; k++) {
+    float a = fabsf(row[k]);
+    amax = a > amax ? a : amax;
+  }
+  if (!isfinite(amax))
+    return qat_fail(QAT_ENOTFINITE, "weight row has a non-finite value");
   /* Symmetric per output channel: scale = max |w| / (2^(b-1) - 1). */
   return qat_qparams_from_range(-amax, amax, bits, true, p);
 }

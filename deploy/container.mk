@@ -33,12 +33,12 @@ docker-test: $(QSTOOL)
 	  chmod 755 $(DT_DIR)/models && chmod 644 $(DT_DIR)/models/*.safetensors && \
 	  echo "docker-test: no shipped model in the image test: serving a random model from a volume"; \
 	  RUN_ARGS="-v $(CURDIR)/$(DT_DIR)/models:/models:ro" \
-	  CHECK_CMD="$(CHECK_PREDICT) --reference '$(CURDIR)/$(QSTOOL) expect $(CURDIR)/$(DT_DIR)/models/random.safetensors' --min-accuracy 0 --count 100 --reload-dir $(CURDIR)/$(DT_DIR)/models --reload-model $(CURDIR)/$(DT_DIR)/second.safetensors" \
+	  CHECK_CMD="$(CHECK_PREDICT) --page --reference '$(CURDIR)/$(QSTOOL) expect $(CURDIR)/$(DT_DIR)/models/random.safetensors' --min-accuracy 0 --count 100 --reload-dir $(CURDIR)/$(DT_DIR)/models --reload-model $(CURDIR)/$(DT_DIR)/second.safetensors" \
 	  $(SMOKE) $(CURDIR); \
 	else \
 	  m="$(firstword $(SHIPPED_MODELS))"; \
 	  echo "docker-test: testing the shipped model(s) in the image: $(SHIPPED_MODELS)"; \
-	  CHECK_CMD="$(CHECK_PREDICT) --model $$(basename $$m .safetensors) --reference '$(CURDIR)/$(QSTOOL) expect $(CURDIR)/'$$m --expect-correct --min-accuracy $(DOCKER_TEST_MIN_ACC) --count 500" \
+	  CHECK_CMD="$(CHECK_PREDICT) --page --model $$(basename $$m .safetensors) --reference '$(CURDIR)/$(QSTOOL) expect $(CURDIR)/'$$m --expect-correct --min-accuracy $(DOCKER_TEST_MIN_ACC) --count 500" \
 	  $(SMOKE) $(CURDIR); \
 	fi
 

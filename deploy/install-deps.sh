@@ -6,17 +6,22 @@
 #   deploy/install-deps.sh --bench    also the benchmark peers (oneDNN, wrk, gnuplot)
 #   deploy/install-deps.sh --torch    also PyTorch (for the import tests)
 #   deploy/install-deps.sh --fuzz     also clang and libFuzzer
+#   deploy/install-deps.sh --browser  also chromium and node (make browser-test)
 set -eu
 
 pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libuv1-dev check
-libopenblas-dev zlib1g-dev curl dataset-fashion-mnist"
+libopenblas-dev zlib1g-dev curl dataset-fashion-mnist python3-yaml"
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs="$pkgs libdnnl-dev wrk gnuplot-nox" ;;
     --torch) pkgs="$pkgs python3-torch python3-numpy" ;;
     --fuzz)  pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
-    --all)   pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-torch python3-numpy clang-14 libclang-rt-14-dev" ;;
-    *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --fuzz or --all)" >&2; exit 2 ;;
+    # npm only where no npm is there yet: nodesource's nodejs bundles it,
+    # and Debian's npm package would pull Debian's older nodejs over it.
+    --browser) pkgs="$pkgs chromium nodejs"
+               command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
+    --all)   pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-torch python3-numpy clang-14 libclang-rt-14-dev chromium nodejs" ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --fuzz, --browser or --all)" >&2; exit 2 ;;
   esac
 done
 

@@ -167,6 +167,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qs_req *r) {
     i = (size_t)(value + strlen(value) + 1 - r->xh);
   }
   if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+  /* Draining: no more requests on this connection. */
+  if (atomic_load(&qs_g.draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   r->queued = true;
@@ -206,10 +208,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->status) return send_reply(c, r);
     if (r->route == R_PAGE) return qs_page_send(c, r, url);
     if (is_post_route(r->route)) {
-      if (atomic_load(&qs_g.draining)) {
-        qs_reply_error(r, 503, "shutting down");
-        return send_reply(c, r);
-      }
+      /* While draining, a request on a connection accepted before the
+       * signal is still served (it may have waited in a busy thread's
+       * queue since before SIGTERM); its reply closes the connection. */
       const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
       if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
         qs_reply_error(r, 415, "send the body as application/json or application/octet-stream");
@@ -301,6 +302,34 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   atomic_fetch_sub(&qs_g.inflight, 1);
 }
 
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Decodes %XX in the URL in place, except %00: libmicrohttpd's own
+ * unescaper turns it into a NUL that silently cuts the path, so
+ * GET /models/fm%00x answered for "fm". Left as "%00", it is a character
+ * no model name or route has, and the request is refused. */
+static size_t unescape_url(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  char *w = s;
+  for (const char *p = s; *p; p++) {
+    int hi, lo;
+    if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 && (hi | lo)) {
+      *w++ = (char)(hi * 16 + lo);
+      p += 2;
+    } else {
+      *w++ = *p;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
   (void)cls;
   char msg[512];
@@ -326,7 +355,7 @@ struct MHD_Daemon *qs_http_start(void) {
   }
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL;
-  if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+  if (ai->ai_family == AF_INET6) flags |= MHD_USE_DUAL_STACK; /* "::" takes IPv4 too */
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, (uint16_t)cfg->port, NULL, NULL, on_request, NULL,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -335,6 +364,7 @@ struct MHD_Daemon *qs_http_start(void) {
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->conn_limit,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
       MHD_OPTION_END);
   freeaddrinfo(ai);

@@ -77,6 +77,12 @@ void qs_predict_reply_binary(qs_req *r, qs_model *m, const qs_run *run);
  * Sets the error reply and returns false on failure. */
 bool qs_binary_floats(qs_req *r, const char *p, size_t nfloats, size_t width, float **x);
 
+/* Routes jansson's allocations through a hook that notes failures (once,
+ * at start-up); qs_json_alloc_failed says whether one failed on this thread
+ * since the last call, and clears the note. */
+void qs_json_alloc_init(void);
+bool qs_json_alloc_failed(void);
+
 /* Sleeps cfg.test_delay_ms (test-only knob; 0 = off). */
 void qs_test_delay(void);
 

@@ -139,8 +139,8 @@ qs_jerr qs_json_skip_value(const char *s, size_t n, size_t *pos) {
   return skip_value_depth(s, n, pos, 0);
 }
 
-qs_jerr qs_json_find_key(const char *s, size_t n, const char *key, qs_span *out,
-                         bool *found) {
+static qs_jerr find_key(const char *s, size_t n, const char *key, qs_span *out, bool *found,
+                        bool skip_match) {
   size_t klen = strlen(key), p = skip_ws(s, n, 0);
   qs_jerr e;
   *found = false;
@@ -157,8 +157,15 @@ qs_jerr qs_json_find_key(const char *s, size_t n, const char *key, qs_span *out,
     if (p >= n || s[p] != ':') return QS_JSYNTAX;
     size_t vstart = skip_ws(s, n, p + 1);
     p = vstart;
+    bool match = kend - kstart == klen && memcmp(s + kstart, key, klen) == 0;
+    if (match && !skip_match) {
+      out->off = vstart;
+      out->len = n - vstart;
+      *found = true;
+      return QS_JOK;
+    }
     if ((e = skip_value_depth(s, n, &p, 1))) return e;
-    if (kend - kstart == klen && memcmp(s + kstart, key, klen) == 0) {
+    if (match) {
       out->off = vstart;
       out->len = p - vstart;
       *found = true;
@@ -173,6 +180,19 @@ qs_jerr qs_json_find_key(const char *s, size_t n, const char *key, qs_span *out,
     if (s[p] == '}') return QS_JOK;
     return QS_JSYNTAX;
   }
+}
+
+qs_jerr qs_json_find_key(const char *s, size_t n, const char *key, qs_span *out,
+                         bool *found) {
+  return find_key(s, n, key, out, found, true);
+}
+
+qs_jerr qs_json_find_key_start(const char *s, size_t n, const char *key, size_t *vstart,
+                               bool *found) {
+  qs_span sp = {0, 0};
+  qs_jerr e = find_key(s, n, key, &sp, found, false);
+  *vstart = sp.off;
+  return e;
 }
 
 qs_jerr qs_json_array_first(const char *s, size_t n, size_t *count, qs_span *first) {
@@ -320,6 +340,48 @@ qs_jerr qs_json_number(const char *s, size_t n, size_t *pos, float *out) {
 
 size_t qs_json_numbers_bound(size_t n) { return n / 2 + 1; }
 
+/* The common short token ("0", "1", "0.466667", "-0.25"): at most 7
+ * significant digits, at most 10 after the point, no exponent. m < 10^7 <
+ * 2^24 and 10^k (k <= 10) are exact floats, so one float division rounds
+ * correctly (the same argument as above). Anything else - including every
+ * malformed token - returns false and takes the general path, which also
+ * reports the error. */
+static inline bool number_short(const char *s, size_t n, size_t *pos, float *out) {
+  size_t p = *pos;
+  bool neg = false;
+  if (p < n && s[p] == '-') {
+    neg = true;
+    p++;
+  }
+  uint32_t m = 0;
+  int sig = 0, frac = 0;
+  if (p < n && s[p] == '0') {
+    p++;
+  } else {
+    while (p < n && is_digit(s[p])) {
+      m = m * 10 + (uint32_t)(s[p++] - '0');
+      if (++sig > 7) return false;
+    }
+    if (sig == 0) return false;
+  }
+  if (p < n && s[p] == '.') {
+    p++;
+    size_t f0 = p;
+    while (p < n && is_digit(s[p])) {
+      m = m * 10 + (uint32_t)(s[p++] - '0');
+      if (m) sig++;
+      if (sig > 7 || ++frac > 10) return false;
+    }
+    if (p == f0) return false;
+  }
+  if (p >= n || !(s[p] == ',' || s[p] == ']' || is_ws(s[p]))) return false;
+  float f = (float)m;
+  if (frac) f /= pow10f[frac];
+  *out = neg ? -f : f;
+  *pos = p;
+  return true;
+}
+
 /* An element that is not a number: say whether it is a wrong type (400 with
  * a clear message) or plain garbage. */
 static qs_jerr classify_non_number(char c) {
@@ -327,9 +389,9 @@ static qs_jerr classify_non_number(char c) {
   return QS_JSYNTAX;
 }
 
-qs_jerr qs_json_parse_matrix(const char *s, size_t n, size_t width, size_t max_rows,
-                             float *out, size_t cap, size_t *rows, size_t *cols,
-                             size_t *errpos) {
+static qs_jerr parse_matrix(const char *s, size_t n, size_t width, size_t max_rows, float *out,
+                            size_t cap, size_t *rows, size_t *cols, size_t *errpos, bool whole,
+                            size_t *end) {
   size_t p = skip_ws(s, n, 0), count = 0, nrows = 0, w = width;
   qs_jerr e;
 #define FAIL(code)  \
@@ -352,7 +414,8 @@ qs_jerr qs_json_parse_matrix(const char *s, size_t n, size_t width, size_t max_r
       if (!(s[p] == '-' || is_digit(s[p]) || s[p] == 'N' || s[p] == 'I')) FAIL(classify_non_number(s[p]));
       if (width && count >= width) FAIL(QS_JWIDTH);
       if (count >= cap) FAIL(QS_JROWS);
-      if ((e = qs_json_number(s, n, &p, &out[count]))) FAIL(e);
+      if (!number_short(s, n, &p, &out[count]) && (e = qs_json_number(s, n, &p, &out[count])))
+        FAIL(e);
       count++;
       p = skip_ws(s, n, p);
       if (p >= n) FAIL(QS_JSYNTAX);
@@ -387,7 +450,8 @@ qs_jerr qs_json_parse_matrix(const char *s, size_t n, size_t width, size_t max_r
             FAIL(classify_non_number(s[p]));
           if (w && rc >= w) FAIL(QS_JWIDTH);
           if (count >= cap) FAIL(QS_JROWS);
-          if ((e = qs_json_number(s, n, &p, &out[count]))) FAIL(e);
+          if (!number_short(s, n, &p, &out[count]) && (e = qs_json_number(s, n, &p, &out[count])))
+        FAIL(e);
           count++;
           rc++;
           p = skip_ws(s, n, p);
@@ -419,12 +483,27 @@ qs_jerr qs_json_parse_matrix(const char *s, size_t n, size_t width, size_t max_r
       FAIL(QS_JSYNTAX);
     }
   }
-  p = skip_ws(s, n, p);
-  if (p != n) FAIL(QS_JSYNTAX);
+  if (whole) {
+    p = skip_ws(s, n, p);
+    if (p != n) FAIL(QS_JSYNTAX);
+  }
 #undef FAIL
   *rows = nrows;
   *cols = w;
+  if (end) *end = p;
   return QS_JOK;
+}
+
+qs_jerr qs_json_parse_matrix(const char *s, size_t n, size_t width, size_t max_rows,
+                             float *out, size_t cap, size_t *rows, size_t *cols,
+                             size_t *errpos) {
+  return parse_matrix(s, n, width, max_rows, out, cap, rows, cols, errpos, true, NULL);
+}
+
+qs_jerr qs_json_parse_matrix_prefix(const char *s, size_t n, size_t width, size_t max_rows,
+                                    float *out, size_t cap, size_t *rows, size_t *cols,
+                                    size_t *errpos, size_t *end) {
+  return parse_matrix(s, n, width, max_rows, out, cap, rows, cols, errpos, false, end);
 }
 
 /* ---- output ------------------------------------------------------------ */

@@ -46,6 +46,12 @@ typedef struct qs_span {
 qs_jerr qs_json_find_key(const char *s, size_t n, const char *key, qs_span *out,
                          bool *found);
 
+/* Like qs_json_find_key, but stops at the matching member without skipping
+ * its value: *vstart is where the value begins (the caller parses it and
+ * learns where it ends), saving a pass over a large array. */
+qs_jerr qs_json_find_key_start(const char *s, size_t n, const char *key, size_t *vstart,
+                               bool *found);
+
 /* s[0..n) holds a JSON array. Counts its elements and returns the span of
  * the first one (if any). */
 qs_jerr qs_json_array_first(const char *s, size_t n, size_t *count, qs_span *first);
@@ -66,6 +72,12 @@ qs_jerr qs_json_skip_value(const char *s, size_t n, size_t *pos);
 qs_jerr qs_json_parse_matrix(const char *s, size_t n, size_t width, size_t max_rows,
                              float *out, size_t cap, size_t *rows, size_t *cols,
                              size_t *errpos);
+
+/* The same, for an array at the start of s[0..n) followed by anything:
+ * *end receives the offset just past its closing bracket. */
+qs_jerr qs_json_parse_matrix_prefix(const char *s, size_t n, size_t width, size_t max_rows,
+                                    float *out, size_t cap, size_t *rows, size_t *cols,
+                                    size_t *errpos, size_t *end);
 
 /* The most numbers an array text of n bytes can hold: each number needs a
  * digit and a separator. Sizing a buffer with it never trusts a count sent

@@ -2,13 +2,15 @@
  *
  * Order: block signals (so only the control thread ever takes them), load
  * the models, start libmicrohttpd, print the banner, mark ready, run the
- * control loop until a drain ends, stop libmicrohttpd, unload. */
+ * control loop on its own thread until a drain ends, stop libmicrohttpd,
+ * unload. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include <uv.h>
 
 #include "control.h"
+#include "infer.h"
 #include "registry.h"
 #include "server.h"
 
@@ -119,6 +122,17 @@ static void banner(struct MHD_Daemon *d) {
   const char *h = cfg->host;
   bool v6 = strchr(h, ':') != NULL;
   qs_log("listening on http://%s%s%s:%u", v6 ? "[" : "", h, v6 ? "]" : "", qs_http_port(d));
+}
+
+typedef struct control_arg {
+  struct MHD_Daemon *daemon;
+  int rc;
+} control_arg;
+
+static void *control_thread(void *p) {
+  control_arg *a = p;
+  a->rc = qs_control_run(a->daemon);
+  return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -222,6 +236,7 @@ int main(int argc, char **argv) {
   qs_control_block_signals();
   signal(SIGPIPE, SIG_IGN);
   qat_blas_single_thread();
+  qs_json_alloc_init();
   qs_registry_init();
   if (qs_registry_sync(cfg->models_dir) < 0)
     qs_log("starting with no models; %s is watched and SIGHUP rescans it", cfg->models_dir);
@@ -232,7 +247,18 @@ int main(int argc, char **argv) {
   }
   banner(d);
   atomic_store(&qs_g.ready, true);
-  int rc = qs_control_run(d);
+  /* The control loop gets its own thread; main only waits for it. */
+  control_arg ca = {.daemon = d, .rc = 1};
+  pthread_t ct;
+  int perr = pthread_create(&ct, NULL, control_thread, &ca);
+  if (perr) {
+    qs_log("cannot start the control thread: %s", strerror(perr));
+    qs_http_stop(d);
+    qs_registry_shutdown();
+    return 1;
+  }
+  pthread_join(ct, NULL);
+  int rc = ca.rc;
   qs_http_stop(d);
   qs_registry_shutdown();
   qs_log("stopped");

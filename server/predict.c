@@ -22,6 +22,8 @@ void qs_test_delay(void) {
   }
 }
 
+static void reply_parse_error(qs_req *r, qs_jerr e, size_t width, size_t max_rows, size_t errpos);
+
 bool qs_parse_batch(qs_req *r, const char *s, size_t n, size_t width, size_t max_rows,
                     size_t max_numbers, float **x, size_t *rows, size_t *cols) {
   size_t cap = qs_json_numbers_bound(n);
@@ -35,6 +37,15 @@ bool qs_parse_batch(qs_req *r, const char *s, size_t n, size_t width, size_t max
   qs_jerr e = qs_json_parse_matrix(s, n, width, max_rows, buf, cap, rows, cols, &errpos);
   if (e != QS_JOK) {
     free(buf);
+    reply_parse_error(r, e, width, max_rows, errpos);
+    return false;
+  }
+  *x = buf;
+  return true;
+}
+
+static void reply_parse_error(qs_req *r, qs_jerr e, size_t width, size_t max_rows, size_t errpos) {
+  {
     switch (e) {
       case QS_JWIDTH:
         if (width)
@@ -58,10 +69,7 @@ bool qs_parse_batch(qs_req *r, const char *s, size_t n, size_t width, size_t max
         qs_reply_error(r, 400, "malformed JSON in the input array at byte %zu", errpos);
         break;
     }
-    return false;
   }
-  *x = buf;
-  return true;
 }
 
 size_t qs_argmax(const float *v, size_t n) {
@@ -171,6 +179,25 @@ bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic) {
   return true;
 }
 
+/* jansson reports its own allocation failures as whatever parse error it
+ * was in the middle of ("string expected", or no message at all), so its
+ * allocator records them per thread and callers ask. */
+static _Thread_local bool json_alloc_fail;
+
+static void *json_alloc(size_t n) {
+  void *p = malloc(n);
+  if (!p) json_alloc_fail = true;
+  return p;
+}
+
+void qs_json_alloc_init(void) { json_set_alloc_funcs(json_alloc, free); }
+
+bool qs_json_alloc_failed(void) {
+  bool f = json_alloc_fail;
+  json_alloc_fail = false;
+  return f;
+}
+
 json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
   char *env = r->body;
   size_t envlen = r->body_len;
@@ -182,15 +209,21 @@ json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
     qs_reply_error(r, 400, "malformed JSON: NUL byte at byte %zu", (size_t)(nul - r->body));
     return NULL;
   }
-  if (found && !qs_json_splice(r->body, r->body_len, sp, "0", &env, &envlen)) {
+  /* "[]", not "0": bytes after the array must stay a separate token, or
+   * "inputs":[[1]]e38 became "inputs":0e38, valid JSON (fuzz_predict). */
+  if (found && !qs_json_splice(r->body, r->body_len, sp, "[]", &env, &envlen)) {
     qs_reply_error(r, 503, "out of memory");
     return NULL;
   }
   json_error_t jerr;
+  qs_json_alloc_failed();
   json_t *root = json_loadb(env, envlen, JSON_REJECT_DUPLICATES, &jerr);
   if (env != r->body) free(env);
   if (!root) {
-    qs_reply_error(r, 400, "malformed JSON: %s", jerr.text);
+    if (qs_json_alloc_failed())
+      qs_reply_error(r, 503, "out of memory");
+    else
+      qs_reply_error(r, 400, "malformed JSON: %s", jerr.text);
     return NULL;
   }
   if (!json_is_object(root)) {
@@ -290,15 +323,41 @@ void qs_handle_predict(qs_req *r) {
     qs_reply_error(r, 400, "empty body: send {\"inputs\": [[...]]}");
     return;
   }
+  /* One pass over the numbers: find where "inputs" starts, parse the array
+   * there (its shape from the text, checked against the model below) and
+   * learn where it ends; then jansson reads the rest. The float buffer is
+   * sized by what the remaining bytes can hold, never by the client. */
   qs_span sp = {0, 0};
   bool found = false;
-  qs_jerr je = qs_json_find_key(r->body, r->body_len, "inputs", &sp, &found);
+  size_t vstart = 0, rows = 0, cols = 0;
+  float *x = NULL;
+  qs_jerr je = qs_json_find_key_start(r->body, r->body_len, "inputs", &vstart, &found);
   if (je != QS_JOK) {
     qs_reply_error(r, 400, "%s", je == QS_JDEPTH ? "JSON nested too deeply" : "malformed JSON");
     return;
   }
+  if (found) {
+    size_t rest = r->body_len - vstart, cap = qs_json_numbers_bound(rest), end = 0, errpos = 0;
+    x = malloc(cap * sizeof *x);
+    if (!x) {
+      qs_reply_error(r, 503, "out of memory");
+      return;
+    }
+    je = qs_json_parse_matrix_prefix(r->body + vstart, rest, 0, qs_g.cfg.max_batch, x, cap, &rows,
+                                     &cols, &errpos, &end);
+    if (je != QS_JOK) {
+      free(x);
+      reply_parse_error(r, je, 0, qs_g.cfg.max_batch, errpos);
+      return;
+    }
+    sp.off = vstart;
+    sp.len = end;
+  }
   json_t *root = qs_parse_envelope(r, sp, found);
-  if (!root) return;
+  if (!root) {
+    free(x);
+    return;
+  }
   if (!found) {
     qs_reply_error(r, 400, "missing \"inputs\" (an array of rows of numbers)");
     json_decref(root);
@@ -307,6 +366,7 @@ void qs_handle_predict(qs_req *r) {
   bool baseline = true, dynamic = false;
   if (!qs_read_options(r, root, &baseline, &dynamic)) {
     json_decref(root);
+    free(x);
     return;
   }
   /* "fp32_outputs": true also returns the fp32 baseline's outputs (the
@@ -315,20 +375,23 @@ void qs_handle_predict(qs_req *r) {
   if (jf && !json_is_boolean(jf)) {
     qs_reply_error(r, 400, "\"fp32_outputs\" must be true or false");
     json_decref(root);
+    free(x);
     return;
   }
   bool want32 = baseline && json_is_true(jf);
   qs_model *m = resolve_model(r, root);
   json_decref(root);
-  if (!m) return;
+  if (!m) {
+    free(x);
+    return;
+  }
   r->model_slot = m->metrics_slot;
   const qat_model *qm = m->model;
   size_t in = qat_model_in_dim(qm);
-  float *x = NULL;
-  size_t rows = 0, cols = 0;
-  if (!qs_parse_batch(r, r->body + sp.off, sp.len, in, qs_g.cfg.max_batch,
-                      qs_g.cfg.max_batch * in, &x, &rows, &cols)) {
+  if (cols != in) {
+    free(x);
     qs_model_release(m);
+    qs_reply_error(r, 422, "wrong input width: every row needs %zu numbers, got %zu", in, cols);
     return;
   }
   qs_run run = {.m = m, .x = x, .rows = rows, .baseline = baseline, .dynamic = dynamic};

@@ -238,7 +238,9 @@ qat_err qs_model_load_file(const char *dir, const char *file, const char *name,
     return QAT_ETRUNC;
   }
   qat_model *qm = NULL;
+  qs_json_alloc_failed();
   qat_err e = qat_model_load_mem(buf, size, &qm);
+  if (e != QAT_OK && qs_json_alloc_failed()) e = QAT_ENOMEM; /* not the file's fault */
   uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
   size_t off = 0;
   while (e == QAT_OK && off < size) {
@@ -319,7 +321,9 @@ static void sync_one(const char *dir, const char *file, const char *name,
   qat_err e = qs_model_load_file(dir, file, name, &m);
   if (e != QAT_OK) {
     qs_metrics_model_refusal();
-    refused_set(name, &sig);
+    /* A bad file is not retried until it changes; running out of memory
+     * says nothing about the file, so the next sync tries it again. */
+    if (e != QAT_ENOMEM) refused_set(name, &sig);
     if (cur_version) qs_log("model %s: keeps serving version %llu", name, cur_version);
     return;
   }

@@ -74,7 +74,8 @@ def classify(m):
     if q in ("torch.nn.modules.linear.Identity", "torch.nn.modules.dropout.Dropout",
              "torch.nn.modules.flatten.Flatten"):
         return "skip"
-    if q in ("torch.nn.modules.container.Sequential", "torch.nn.modules.container.ModuleList"):
+    if q in ("torch.nn.modules.container.Sequential", "torch.nn.modules.container.ModuleList",
+             "torch.ao.quantization.stubs.QuantWrapper"):
         return "container"
     return None
 
@@ -504,9 +505,9 @@ def main(argv=None):
     ap.add_argument("--float", dest="float_path",
                     help="matching float model or state dict: the fp32 baseline")
     ap.add_argument("--labels", help="class names: a,b,c or a JSON array")
-    ap.add_argument("--engine", choices=["qnnpack", "onednn"],
-                    help="engine the model was converted for (default: qnnpack for "
-                         "per-tensor weights, onednn for per-channel)")
+    ap.add_argument("--engine", choices=["qnnpack", "onednn", "fbgemm"],
+                    help="engine the model was converted for, recorded in the metadata "
+                         "(default: qnnpack for per-tensor weights, onednn for per-channel)")
     ap.add_argument("--code", help="Python file defining the model's classes (torch.save "
                                    "of a custom nn.Module)")
     ap.add_argument("--verify-rows", type=int, default=512,
@@ -580,13 +581,17 @@ def main(argv=None):
                                   last["out_s"], last["out_zp"])
         print("torch2qat: verify vs PyTorch qnnpack on %d rows: %.2f%% identical rows, "
               "argmax %.2f%%, max diff %d LSB" % (a.verify_rows, 100 * same, 100 * am, lsb))
-        if engine == "onednn":
-            same_o, am_o, lsb_o = agreement(q, y, torch_outputs(a.model, "onednn", x),
+        if engine != "qnnpack" and engine in torch.backends.quantized.supported_engines:
+            same_o, am_o, lsb_o = agreement(q, y, torch_outputs(a.model, engine, x),
                                             last["out_s"], last["out_zp"])
-            print("torch2qat: warning: onednn model: qatserve computes it exactly with "
-                  "qnnpack rounding; PyTorch's onednn engine agrees on %.2f%% of rows "
+            print("torch2qat: warning: %s model: qatserve computes it exactly with "
+                  "qnnpack rounding; PyTorch's %s engine agrees on %.2f%% of rows "
                   "(argmax %.2f%%, max diff %d LSB) - see docs/torch.md"
-                  % (100 * same_o, 100 * am_o, lsb_o), file=sys.stderr)
+                  % (engine, engine, 100 * same_o, 100 * am_o, lsb_o), file=sys.stderr)
+        elif engine != "qnnpack":
+            print("torch2qat: warning: %s model: qatserve computes it exactly with qnnpack "
+                  "rounding; this PyTorch has no %s engine to compare with - see docs/torch.md"
+                  % (engine, engine), file=sys.stderr)
         if same != 1.0:
             print("torch2qat: refused: the written model does not reproduce PyTorch's "
                   "integers (does forward() run the modules in registration order?)",

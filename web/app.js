@@ -70,7 +70,8 @@
   function fmtUs(us) {
     if (us === null || us === undefined || !isFinite(us)) return '–';
     if (us < 10) return us.toFixed(2) + ' µs';
-    if (us < 1000) return us.toFixed(1) + ' µs';
+    if (us < 100) return us.toFixed(1) + ' µs';
+    if (us < 1000) return us.toFixed(0) + ' µs';
     return (us / 1000).toFixed(2) + ' ms';
   }
 
@@ -119,7 +120,7 @@
     });
     return keys.map((k) => {
       const v = parseFloat(meta[k]);
-      const name = k.replace(/^accuracy_?/, '') || 'accuracy';
+      const name = (k.replace(/^accuracy_?/, '') || 'accuracy').replace(/^fakequant$/, 'fake-quant');
       return [name, isFinite(v) ? (v <= 1 ? fmtPct(v) : v + '%') : meta[k]];
     });
   }
@@ -131,23 +132,22 @@
     h.appendChild(el('span', 'ver', 'v' + m.version));
     card.appendChild(h);
 
-    const acc = accuracyOf(m.metadata);
-    if (acc.length) {
-      const a = el('div', 'acc');
-      a.appendChild(el('span', 'muted', 'test accuracy'));
-      for (const [k, v] of acc) {
-        const s = el('span', null, k + ' ');
-        s.appendChild(el('b', null, v));
-        a.appendChild(s);
-      }
-      card.appendChild(a);
-    }
-
     const kv = el('dl', 'kv');
     const add = (k, v, cls) => {
       kv.appendChild(el('dt', null, k));
       kv.appendChild(el('dd', cls, v));
     };
+    const acc = accuracyOf(m.metadata);
+    if (acc.length) {
+      const dd = el('dd', 'acc');
+      for (const [k, v] of acc) {
+        const s = el('span', null, k + ' ');
+        s.appendChild(el('b', null, v));
+        dd.appendChild(s);
+      }
+      kv.appendChild(el('dt', null, 'test accuracy'));
+      kv.appendChild(dd);
+    }
     const layers = m.layers || [];
     const shape = [m.in_dim].concat(layers.map((l) => l.out + (l.activation === 'relu' ? ' relu' : '')));
     add('layers', layers.length + ': ' + shape.join(' → '), 'layers');
@@ -580,7 +580,9 @@
     showError('live-error', null);
     const s = sampleOf(parseProm(text), performance.now() / 1000);
     const prev = ring[ring.length - 1];
-    if (prev && s.req < prev.req) ring = []; /* counters went back: the server restarted */
+    /* Counters went back (the server restarted) or the tab slept past the
+     * window: start the minute afresh. */
+    if (prev && (s.req < prev.req || s.t - prev.t > WINDOW_S)) ring = [];
     ring.push(s);
     while (ring.length > 2 && s.t - ring[1].t >= WINDOW_S) ring.shift();
     renderLive();
@@ -626,7 +628,7 @@
     const pw = cw - L - R, ph = ch - T - B;
     const now = ring.length ? ring[ring.length - 1].t : 0;
     const pts = { int8: [], fp32: [] };
-    let ymax = 0;
+    let ymax = 0, ymin = Infinity;
     for (let i = 1; i < ring.length; i++) {
       for (const k of ['int8', 'fp32']) {
         const p50 = quantile(0.5, ring[i - 1], ring[i], k);
@@ -634,22 +636,33 @@
         const ago = now - ring[i].t;
         pts[k].push(p50 === null ? null : { ago, p50: p50 * 1e6, p99: p99 * 1e6 });
         if (p99 !== null) ymax = Math.max(ymax, p99 * 1e6);
+        if (p50 !== null && p50 > 0) ymin = Math.min(ymin, p50 * 1e6);
       }
     }
-    ymax = niceCeil(ymax || 100);
+    /* Log scale: int8 and fp32 medians sit near each other while a p99
+     * on a busy two-core machine can be 100x larger. */
+    let lo = Math.pow(10, Math.floor(Math.log10(ymin > 0 && isFinite(ymin) ? ymin : 10)));
+    let hi = Math.pow(10, Math.ceil(Math.log10(ymax > 0 ? ymax : 100)));
+    if (hi / lo < 100) hi = lo * 100;
+    const ly = (v) => (Math.log10(Math.max(lo, Math.min(v, hi))) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo));
     g.font = '11px system-ui, sans-serif';
     g.lineWidth = 1;
-    g.strokeStyle = grid;
     g.fillStyle = fg;
     g.textAlign = 'right';
     g.textBaseline = 'middle';
-    for (let i = 0; i <= 4; i++) {
-      const v = (ymax * i) / 4, y = T + ph - (ph * i) / 4;
-      g.beginPath();
-      g.moveTo(L, y);
-      g.lineTo(L + pw, y);
-      g.stroke();
-      g.fillText(fmtUs(v), L - 4, y);
+    const decades = Math.round(Math.log10(hi / lo));
+    for (let d = lo; d <= hi * 1.0001; d *= 10) {
+      for (const m of decades <= 3 ? [1, 2, 5] : [1]) {
+        const v = d * m;
+        if (v > hi * 1.0001) break;
+        const y = T + ph - ph * ly(v);
+        g.strokeStyle = grid;
+        g.beginPath();
+        g.moveTo(L, y);
+        g.lineTo(L + pw, y);
+        g.stroke();
+        if (m === 1 || decades <= 2) g.fillText(v >= 1000 ? v / 1000 + ' ms' : v + ' µs', L - 4, y);
+      }
     }
     g.textAlign = 'center';
     g.textBaseline = 'top';
@@ -658,7 +671,7 @@
       g.fillText(s ? '-' + s + ' s' : 'now', x, T + ph + 6);
     }
     const X = (ago) => L + pw - (pw * Math.min(ago, WINDOW_S)) / WINDOW_S;
-    const Y = (v) => T + ph - (ph * Math.min(v, ymax)) / ymax;
+    const Y = (v) => T + ph - ph * ly(v);
     for (const k of ['fp32', 'int8']) {
       for (const which of ['p99', 'p50']) {
         g.strokeStyle = colors[k];
@@ -696,12 +709,6 @@
     }
   }
 
-  function niceCeil(v) {
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
-  }
-
   /* ---------- wiring ---------- */
 
   $('predict').addEventListener('click', () => predict());
@@ -723,6 +730,14 @@
   drawLive();
   loadModels();
   pollMetrics();
-  setInterval(loadModels, MODELS_EVERY_MS);
-  setInterval(pollMetrics, METRICS_EVERY_MS);
+  /* A tab in the background does not poll (no access-log lines, no load);
+   * it catches up as soon as it is shown again. */
+  setInterval(() => { if (!document.hidden) loadModels(); }, MODELS_EVERY_MS);
+  setInterval(() => { if (!document.hidden) pollMetrics(); }, METRICS_EVERY_MS);
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) {
+      loadModels();
+      pollMetrics();
+    }
+  });
 })();

@@ -6,7 +6,8 @@ Used as CHECK_CMD by `make docker-test`; works against any URL:
   deploy/tests/check-predict.py --url http://127.0.0.1:8080
 
 Checks, in order (each one can fail the run):
-  1. GET /v2/health/live and /v2/health/ready answer 200.
+  1. GET /v2/health/live and /v2/health/ready answer 200 (--page: and GET /
+     serves the HTML page).
   2. GET /models lists at least one model of width 784 -> 10.
   3. POST /predict with test image --index (pixels/255): HTTP 200, one row of
      10 finite outputs, a prediction in 0..9 that is the argmax of the outputs,
@@ -151,6 +152,7 @@ def main():
     ap.add_argument("--reload-dir", default=None, help="host path of the served directory")
     ap.add_argument("--reload-model", default=None, help="a .safetensors to copy there")
     ap.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for a reload")
+    ap.add_argument("--page", action="store_true", help="GET / must serve the browser page")
     a = ap.parse_args()
     base = (a.url or "http://127.0.0.1:%s" % os.environ.get("PORT", "8080")).rstrip("/")
 
@@ -159,6 +161,12 @@ def main():
         if code != 200:
             fail("GET %s: HTTP %d %s" % (path, code, text.strip()))
     ok("GET /v2/health/live and /v2/health/ready: 200")
+
+    if a.page:
+        code, text = request(base, "/")
+        if code != 200 or "<html" not in text.lower():
+            fail("GET /: HTTP %d, want 200 and the HTML page: %r" % (code, text[:200]))
+        ok("GET /: the browser page (%d bytes)" % len(text))
 
     models = list_models(base)
     fits = [n for n, m in models.items() if m.get("in_dim") == 784 and m.get("out_dim") == 10]

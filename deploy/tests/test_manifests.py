@@ -234,6 +234,10 @@ def check_compose(R, facts, comp):
     for v in w.get("volumes", []):
         src, dst = v.split(":")[:2]
         host[dst] = os.path.normpath(os.path.join(ROOT, "deploy", src))
+    if not os.path.isdir(os.path.join(ROOT, "deploy", "wrk")):
+        if not R.quiet:
+            print("  skip  deploy/wrk/ not there yet (it comes with make loadtest)")
+        scripts = []
     for sc in scripts:
         d = os.path.dirname(sc)
         path = os.path.join(host.get(d, "/nonexistent"), os.path.basename(sc))
@@ -341,6 +345,11 @@ def check_probe(R, server):
 # --- the checks must be able to fail ------------------------------------------------------
 
 def mutation_tests(R, facts, docs, comp):
+    base = Results(quiet=True)
+    check_k8s(base, facts, docs)
+    check_compose(base, facts, comp)
+    R.check(base.failed == 0, "negative controls start from files that pass")
+
     def fails(fn, what):
         q = Results(quiet=True)
         fn(q)
@@ -385,6 +394,14 @@ def main():
         comp = yaml.safe_load(fh)
     print("compose:")
     check_compose(R, facts, comp)
+    dc = shutil.which("docker-compose")  # Debian's docker-compose 1.29: schema check, offline
+    if dc:
+        r = subprocess.run([dc, "-f", os.path.join(ROOT, "deploy", "docker-compose.yml"), "--profile", "loadtest",
+                            "config", "-q"], capture_output=True, text=True)
+        R.check(r.returncode == 0, "compose: `docker-compose config` accepts the file%s"
+                % (": " + (r.stdout + r.stderr).strip()[:300] if r.returncode else ""))
+    else:
+        print("  skip  docker-compose not installed (optional: its `config` validates the schema)")
     print("Dockerfile:")
     check_dockerfile(R, facts)
     print("systemd:")

@@ -86,8 +86,8 @@ is_error() { status_is "$1" && jtrue 'isinstance(d.get("error"), str) and len(d)
 # start_server [flags]: starts on port 0, reads the bound port from the log.
 start_server() {
   : >"$tmp/server.log"
-  "$SERVER" --models "$tmp/models" --host 127.0.0.1 --port 0 --threads 4 --max-body 1000000 \
-    --max-batch 64 --drain-timeout 10 "$@" >>"$tmp/server.log" 2>&1 &
+  "$SERVER" --models "$tmp/models" --host 127.0.0.1 --port 0 --threads 4 --max-body 3000000 \
+    --max-batch 256 --drain-timeout 10 "$@" >>"$tmp/server.log" 2>&1 &
   SPID=$!
   PORT=""
   for _ in $(seq 1 200); do
@@ -196,6 +196,12 @@ check "predict latency and drift fields" jtrue '
 l = d["latency_us"]; r = d["drift"]
 l["int8"] > 0 and l["fp32"] > 0 and abs(l["speedup"] - l["fp32"] / l["int8"]) < 0.01 * l["speedup"] + 0.01 and
 l["total"] >= l["int8"] and 0 <= r["argmax_agreement"] <= 1 and r["max_abs_diff"] >= 0 and d["model"] == "fmnist"'
+# 200 rows: more than one inference context's chunk (64 rows)
+"$QSTOOL" rows 200 784 11 >"$tmp/rows200.txt"
+E200=$(expect_py "$tmp/models/fmnist.safetensors" "$tmp/rows200.txt")
+echo "{\"model\": \"fmnist\", \"inputs\": $(rows_json "$tmp/rows200.txt")}" >"$tmp/p200.json"
+req POST /predict --data-binary @"$tmp/p200.json"
+check "predict 200 rows equals core bit for bit" jtrue "s['outputs'] == $E200[0] and d['predictions'] == $E200[1]"
 # the model is optional only when one is loaded (two are)
 echo "{\"inputs\": $(rows_json "$tmp/rows3.txt")}" >"$tmp/p3nomodel.json"
 req POST /predict --data-binary @"$tmp/p3nomodel.json"
@@ -237,7 +243,7 @@ check "v2 data longer than shape is 422" is_error 422
 sed 's/\[3,784\]/[4,784]/' "$tmp/v2flat.json" >"$tmp/v2b4.json"
 req POST /v2/models/fmnist/infer --data-binary @"$tmp/v2b4.json"
 check "v2 data shorter than shape is 422" is_error 422
-sed 's/\[3,784\]/[100,784]/' "$tmp/v2flat.json" >"$tmp/v2big.json"
+sed 's/\[3,784\]/[300,784]/' "$tmp/v2flat.json" >"$tmp/v2big.json"
 req POST /v2/models/fmnist/infer --data-binary @"$tmp/v2big.json"
 check "v2 batch over --max-batch is 413" is_error 413
 req POST /v2/models/nope/infer --data-binary @"$tmp/v2flat.json"
@@ -301,10 +307,10 @@ check "deep nesting is 400" is_error 400
 "$PY" -c "
 import sys
 row = ','.join(['0.5'] * 784)
-sys.stdout.write('{\"model\":\"fmnist\",\"inputs\":[' + ','.join(['[' + row + ']'] * 65) + ']}')" >"$tmp/batch65.json"
-req POST /predict --data-binary @"$tmp/batch65.json"
+sys.stdout.write('{\"model\":\"fmnist\",\"inputs\":[' + ','.join(['[' + row + ']'] * 257) + ']}')" >"$tmp/batch257.json"
+req POST /predict --data-binary @"$tmp/batch257.json"
 check "batch over --max-batch is 413" is_error 413
-head -c 2000000 /dev/zero | tr '\0' ' ' >"$tmp/big.json"
+head -c 4000000 /dev/zero | tr '\0' ' ' >"$tmp/big.json"
 req POST /predict -H 'Content-Type: application/json' --data-binary @"$tmp/big.json"
 check "body over --max-body (Content-Length) is 413" is_error 413
 req POST /predict -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/big.json"

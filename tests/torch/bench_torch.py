@@ -55,8 +55,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench-core", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
 
     import torch
@@ -89,35 +90,47 @@ def main():
         layers += [lin] + ([nn.ReLU()] if i + 1 < len(ws) else [])
     fp32 = nn.Sequential(*layers).eval()
 
-    results = []
-    with torch.inference_mode():
-        cases = [("PyTorch fp32", fp32)]
-        for engine in ("qnnpack", "onednn"):
-            torch.backends.quantized.engine = engine
-            q = torch.load(os.path.join(d, "quant.pt")).eval()  # packs for this engine
-            cases.append(("PyTorch int8 (%s)" % engine, q))
-        for name, m in cases:
-            if "int8" in name:
-                torch.backends.quantized.engine = name.split("(")[1][:-1]
-            fn = m.__call__
-            results.append({"name": name,
-                            "b1_us": median_us(fn, x, 1, a.calls),
-                            "b64_us": median_us(fn, x, 64, a.calls // 8 + 10),
-                            "accuracy": accuracy(fn, x, labels)})
-
+    # Rounds alternate PyTorch and qatserve so that both see the same machine
+    # (other work on it comes and goes); each figure is the median over
+    # rounds of per-round medians.
+    cases = [("PyTorch fp32", fp32, None)]
+    for engine in ("qnnpack", "onednn"):
+        torch.backends.quantized.engine = engine
+        q = torch.load(os.path.join(d, "quant.pt")).eval()  # packs for this engine
+        cases.append(("PyTorch int8 (%s)" % engine, q, engine))
     inputs = os.path.join(d, "inputs.f32")
-    p = subprocess.run([a.bench_core, st, inputs, str(rows), os.path.join(d, "labels.u8"),
-                        str(a.calls)], capture_output=True, text=True, check=True)
-    core = json.loads(p.stdout)
-    results.append({"name": "qatserve fp32 baseline (OpenBLAS)", "b1_us": core["fp32_b1_us"],
-                    "b64_us": core["fp32_b64_us"], "accuracy": core["fp32_accuracy"]})
-    results.append({"name": "qatserve int8 (%s kernel)" % core["kernel"],
-                    "b1_us": core["int8_b1_us"], "b64_us": core["int8_b64_us"],
-                    "accuracy": core["int8_accuracy"]})
+    per = {}
+    core = None
+    for rnd in range(a.rounds):
+        with torch.inference_mode():
+            for name, m, engine in cases:
+                if engine:
+                    torch.backends.quantized.engine = engine
+                per.setdefault(name, []).append(
+                    (median_us(m, x, 1, a.calls), median_us(m, x, 64, a.calls // 8 + 10)))
+        p = subprocess.run([a.bench_core, st, inputs, str(rows), os.path.join(d, "labels.u8"),
+                            str(a.calls)], capture_output=True, text=True, check=True)
+        core = json.loads(p.stdout)
+        per.setdefault("qatserve fp32 baseline (OpenBLAS)", []).append(
+            (core["fp32_b1_us"], core["fp32_b64_us"]))
+        per.setdefault("qatserve int8 (%s kernel)" % core["kernel"], []).append(
+            (core["int8_b1_us"], core["int8_b64_us"]))
+    acc = {}
+    with torch.inference_mode():
+        for name, m, engine in cases:
+            if engine:
+                torch.backends.quantized.engine = engine
+            acc[name] = accuracy(m, x, labels)
+    acc["qatserve fp32 baseline (OpenBLAS)"] = core["fp32_accuracy"]
+    acc["qatserve int8 (%s kernel)" % core["kernel"]] = core["int8_accuracy"]
+    results = [{"name": n, "b1_us": float(np.median([t[0] for t in v])),
+                "b64_us": float(np.median([t[1] for t in v])), "accuracy": acc[n]}
+               for n, v in per.items()]
 
     base = results[0]
-    print("\n784-256-128-10, Fashion-MNIST test set (%d images), one thread, median per call"
-          % rows)
+    print("\n784-256-128-10, Fashion-MNIST test set (%d images), one thread, median per call "
+          "(%d calls at batch 1, %d at batch 64, median of %d rounds)"
+          % (rows, a.calls, a.calls // 8 + 10, a.rounds))
     print("\n| | batch 1 (µs) | batch 64 (µs) | vs PyTorch fp32, batch 1 / 64 | test accuracy |")
     print("|---|---:|---:|---:|---:|")
     for r in results:

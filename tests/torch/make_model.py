@@ -76,7 +76,7 @@ def fuse_pairs(dims):
     return [[str(1 + 2 * i), str(2 + 2 * i)] for i in range(len(dims) - 2)]
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--engine", default="qnnpack", choices=["qnnpack", "onednn"])
@@ -87,7 +87,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--synthetic", action="store_true")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
 
     dims = [int(d) for d in a.dims.split(",")]
     torch.manual_seed(a.seed)

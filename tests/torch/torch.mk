@@ -4,7 +4,8 @@
 #                       server's (/predict) outputs with PyTorch's on every
 #                       row; refusal cases (~10-15 s in all)
 #   make torch-fashion  the same on all of Fashion-MNIST, 784-256-128-10
-#                       (~75 s): the numbers in docs/torch.md
+#                       (~75 s): the numbers in docs/torch.md;
+#                       TORCH_REUSE=--reuse skips retraining
 #   make bench-torch    PyTorch fp32 / int8 (qnnpack, onednn) and qatserve fp32 /
 #                       int8 side by side: latency at batch 1 and 64, accuracy
 # Needs python3-torch (/usr/bin/python3); skipped with a note without it.
@@ -34,9 +35,10 @@ torch-test: $(TORCH_CORE) $(TORCH_SRV)
 	    --work $(BUILD)/torch --summary $(BUILD)/torch/summary.json; \
 	else echo "torch-test: skipped (python3-torch not installed)"; fi
 
-torch-fashion: $(TORCH_CORE)
+torch-fashion: $(TORCH_CORE) $(TORCH_SRV)
 	@if $(TORCH_HAVE); then \
 	  $(TORCH_PY) tests/torch/test_torch.py --run-core $(TORCH_CORE) \
+	    $(if $(TORCH_SRV),--server $(TORCH_SRV)) $(TORCH_REUSE) \
 	    --work $(BUILD)/torch-fashion --dims 784,256,128,10 --train-rows 60000 \
 	    --test-rows 10000 --steps 6000 --quick \
 	    --summary $(BUILD)/torch-fashion/summary.json; \

@@ -16,7 +16,9 @@
   X(data)         \
   X(train)        \
   X(json)         \
-  X(server)
+  X(server)       \
+  X(faults)       \
+  X(page)
 
 #define DECLARE(name) Suite *suite_##name(void) __attribute__((weak));
 SUITES(DECLARE)

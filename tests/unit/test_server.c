@@ -3,6 +3,7 @@
  * names, metrics, and the /predict and v2 handlers fed a request record
  * directly. */
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,81 @@ START_TEST(predict_handler_statuses) {
 }
 END_TEST
 
+/* Random byte mutations of valid bodies: every answer is 200 or a JSON
+ * error with a 4xx status, and a 200 always carries finite outputs. */
+START_TEST(mutated_bodies_get_clean_answers) {
+  make_model("m", 1);
+  ck_assert_int_eq(qs_registry_sync(dir), 1);
+  static const char *const seeds[] = {
+      "{\"model\": \"m\", \"inputs\": [[0.25, 0.5, 0.75, 1], [1e-3, -0, 2, 3.5e1]], \"mode\": \"dynamic\"}",
+      "{\"inputs\": [0.1, 0.2, 0.3, 0.4], \"baseline\": false}",
+  };
+  static const char *const v2seed =
+      "{\"id\": \"x\", \"inputs\": [{\"name\": \"i\", \"shape\": [2, 4], \"datatype\": \"FP32\", "
+      "\"data\": [[1, 2, 3, 4], [5, 6, 7, 8]]}], \"parameters\": {\"baseline\": true}}";
+  static const char alphabet[] = "{}[]\",:0123456789.eE+-NaIfinity tnul\\\x00\xff";
+  uint64_t st = 0x9E3779B97F4A7C15ULL;
+  char buf[512];
+  for (int iter = 0; iter < 6000; iter++) {
+    const char *seed = iter % 3 == 2 ? v2seed : seeds[iter % 2];
+    size_t n = strlen(seed);
+    memcpy(buf, seed, n + 1);
+    int edits = 1 + (int)(iter % 4);
+    for (int k = 0; k < edits; k++) {
+      st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+      size_t at = (size_t)(st >> 20) % n;
+      switch ((st >> 8) % 3) {
+        case 0: buf[at] = alphabet[(st >> 40) % (sizeof alphabet - 1)]; break;
+        case 1: /* delete */
+          memmove(buf + at, buf + at + 1, n - at);
+          n--;
+          break;
+        default: /* truncate */
+          n = at;
+          buf[n] = '\0';
+          break;
+      }
+      if (n == 0) break;
+    }
+    qs_req *r = calloc(1, sizeof *r);
+    r->t0_ns = qs_now_ns();
+    r->model_slot = -1;
+    strcpy(r->name, "m");
+    r->body_len = n;
+    r->body = malloc(n + 1);
+    memcpy(r->body, buf, n);
+    r->body[n] = '\0';
+    qs_buf_init(&r->out, 256, 1 << 20);
+    if (iter % 3 == 2)
+      qs_handle_v2_infer(r);
+    else
+      qs_handle_predict(r);
+    ck_assert_msg(r->status == 200 || r->status == 400 || r->status == 404 || r->status == 413 ||
+                      r->status == 422,
+                  "status %d for %.*s", r->status, (int)n, buf);
+    json_error_t je;
+    json_t *j = json_loads(r->out.data, 0, &je);
+    ck_assert_msg(j != NULL, "reply not JSON: %s", r->out.data);
+    if (r->status == 200) {
+      json_t *outs = json_object_get(j, "outputs");
+      ck_assert(json_is_array(outs) && json_array_size(outs) > 0);
+      size_t i, k;
+      json_t *o, *v;
+      json_array_foreach(outs, i, o) {
+        /* /predict: rows of numbers; v2: tensors with flat data */
+        json_t *vals = json_is_object(o) ? json_object_get(o, "data") : o;
+        ck_assert(json_is_array(vals) && json_array_size(vals) > 0);
+        json_array_foreach(vals, k, v) ck_assert_msg(json_is_number(v), "%s", r->out.data);
+      }
+    } else {
+      ck_assert(json_is_string(json_object_get(j, "error")) && json_object_size(j) == 1);
+    }
+    json_decref(j);
+    req_free(r);
+  }
+}
+END_TEST
+
 START_TEST(metrics_render) {
   int s1 = qs_metrics_slot("metric-model");
   ck_assert_int_gt(s1, 0);
@@ -281,6 +357,7 @@ Suite *suite_server(void) {
   tcase_add_test(tc, registry_load_reload_refuse_unload);
   tcase_add_test(tc, ctx_pool_reuses);
   tcase_add_test(tc, predict_handler_statuses);
+  tcase_add_test(tc, mutated_bodies_get_clean_answers);
   tcase_add_test(tc, metrics_render);
   suite_add_tcase(s, tc);
   return s;

@@ -4,6 +4,7 @@
  * the net through core/train_internal.h. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -426,6 +427,50 @@ START_TEST(conversion_matches_fake_quant) {
 }
 END_TEST
 
+/* The shipped model, through the int8 path, on Fashion-MNIST's 10,000 test
+ * images: at least 0.900, and exactly the accuracy its metadata records
+ * (the integer kernels are exact, so any machine gets the same count). */
+START_TEST(shipped_model_accuracy) {
+  const char *dir = "/usr/share/datasets/fashion-mnist";
+  qat_dataset *te = NULL;
+  qat_err e = qat_dataset_load_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+                                   "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz",
+                                   10, &te);
+  if (e == QAT_EIO) {
+    fprintf(stderr, "note: %s absent; shipped-model accuracy not checked\n", dir);
+    return;
+  }
+  ck_assert_int_eq(e, QAT_OK);
+  qat_model *m;
+  ck_assert_msg(qat_model_load("models/fashion-mnist.safetensors", &m) == QAT_OK, "%s",
+                qat_errmsg());
+  ck_assert_uint_eq(qat_model_n_labels(m), 10);
+  ck_assert_str_eq(qat_model_label(m, 9), "Ankle boot");
+  qat_ctx *c;
+  ck_assert_int_eq(qat_ctx_create(m, 500, &c), QAT_OK);
+  float *y = malloc(500 * 10 * sizeof(float));
+  size_t ok = 0;
+  for (size_t lo = 0; lo < te->n; lo += 500) {
+    ck_assert_int_eq(qat_infer_int8(m, c, te->x + lo * 784, 500, y), QAT_OK);
+    for (size_t r = 0; r < 500; r++) {
+      uint32_t a = 0;
+      for (uint32_t k = 1; k < 10; k++)
+        if (y[r * 10 + k] > y[r * 10 + a]) a = k;
+      ok += a == te->y[lo + r];
+    }
+  }
+  double acc = (double)ok / te->n;
+  ck_assert_msg(acc >= 0.900, "int8 accuracy %.4f", acc);
+  const char *meta = qat_model_meta(m, "accuracy_int8");
+  ck_assert_ptr_nonnull(meta);
+  ck_assert_msg(fabs(acc - strtod(meta, NULL)) < 5e-5, "measured %.4f, recorded %s", acc, meta);
+  free(y);
+  qat_ctx_destroy(c);
+  qat_model_destroy(m);
+  qat_dataset_destroy(te);
+}
+END_TEST
+
 Suite *suite_train(void) {
   Suite *s = suite_create("train");
   TCase *t = tcase_create("train");
@@ -439,6 +484,7 @@ Suite *suite_train(void) {
   tcase_add_test(t, training_is_deterministic);
   tcase_add_test(t, train_refuses_bad_input);
   tcase_add_test(t, conversion_matches_fake_quant);
+  tcase_add_test(t, shipped_model_accuracy);
   suite_add_tcase(s, t);
   return s;
 }

@@ -1,0 +1,28 @@
+# reliability.mk - abuse, reload/shutdown under load, soak and short fuzz
+# passes (included by the Makefile; docs/reliability.md has the figures).
+#   make abuse-test    hostile clients vs the real server (~20 s; in make test)
+#   make reload-test   50 model replacements under wrk + SIGTERM under load (~60 s)
+#   make soak          10 minutes of wrk; RSS and open fds at start and end
+#   make fuzz-ci       every fuzz target for FUZZ_CI_SECONDS (20) s each
+.PHONY: abuse-test reload-test soak fuzz-ci
+
+abuse-test: all $(BUILD)/qstool
+	BUILD=$(BUILD) tests/reliability/abuse.sh
+
+reload-test: all $(BUILD)/qstool
+	@deploy/install-deps.sh --bench
+	BUILD=$(BUILD) tests/reliability/reload-under-load.sh
+	BUILD=$(BUILD) tests/reliability/sigterm-under-load.sh
+
+SOAK_SECONDS ?= 600
+soak: all $(BUILD)/qstool
+	@deploy/install-deps.sh --bench
+	BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) tests/reliability/soak.sh
+
+FUZZ_CI_SECONDS ?= 20
+fuzz-ci: fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_CI_SECONDS)
+
+# The faults unit suite (tests/unit/test_faults.c) fails the Nth allocation:
+# the unit runner's malloc family goes through its wrappers.
+$(UNIT): LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free
