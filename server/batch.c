@@ -20,7 +20,10 @@
  * The leader blocks its libmicrohttpd thread for up to the window, so
  * followers come from the other pool threads: batching needs --threads well
  * above the core count (e.g. 16-64) to gather more than a few requests.
- * When no other request is in flight the leader runs at once.
+ * The leader stops waiting as soon as every /predict or infer request the
+ * server holds (qs_g.pending: received, not yet past its handler) is in the
+ * batch: under a closed loop of N clients the batch closes when all N have
+ * joined, not at the end of the window; alone, a request runs at once.
  *
  * If the batched run fails (it should not: inputs were checked finite),
  * every request is rerun alone, so one request cannot fail another. */
@@ -132,7 +135,9 @@ bool qs_batch_compute(qs_req *r, qs_run *run) {
     open->tail = &e;
     open->rows += e.rows;
     open->n++;
-    if (open->rows == max) pthread_cond_broadcast(&m->batch_cond); /* full: wake the leader */
+    /* Full, or every request that could still join has: wake the leader. */
+    if (open->rows == max || (long)open->n >= atomic_load(&qs_g.pending))
+      pthread_cond_broadcast(&m->batch_cond);
     while (!e.done) pthread_cond_wait(&m->batch_cond, &m->batch_lock);
     pthread_mutex_unlock(&m->batch_lock);
   } else {
@@ -141,10 +146,10 @@ bool qs_batch_compute(qs_req *r, qs_run *run) {
     qs_batch_group g = {.head = &e, .tail = &e, .rows = e.rows, .n = 1};
     if (open) pthread_cond_broadcast(&m->batch_cond);
     m->batch_open = &g;
-    if (atomic_load(&qs_g.inflight) > 1) {
+    if (atomic_load(&qs_g.pending) > 1) {
       uint64_t deadline = e.t_enter + (uint64_t)qs_g.cfg.batch_window_us * 1000u;
       struct timespec ts = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
-      while (m->batch_open == &g && g.rows < max) {
+      while (m->batch_open == &g && g.rows < max && (long)g.n < atomic_load(&qs_g.pending)) {
         int rc = pthread_cond_timedwait(&m->batch_cond, &m->batch_lock, &ts);
         if (rc == ETIMEDOUT) break;
       }

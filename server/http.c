@@ -235,6 +235,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         r->body_size = (size_t)v;
       }
+      r->pending = true;
+      atomic_fetch_add(&qs_g.pending, 1);
     }
     return MHD_YES;
   }
@@ -277,6 +279,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   if (r->body) r->body[r->body_len] = '\0';
   dispatch(r);
+  if (r->pending) {
+    r->pending = false;
+    atomic_fetch_sub(&qs_g.pending, 1);
+  }
   return send_reply(c, r);
 }
 
@@ -296,6 +302,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     qs_log("%s %s %d %zu %llu%s", r->method, r->path, status, r->bytes_out,
            (unsigned long long)(dt / 1000),
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+  if (r->pending) atomic_fetch_sub(&qs_g.pending, 1);
   free(r->body);
   qs_buf_free(&r->out);
   free(r);

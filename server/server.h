@@ -41,6 +41,8 @@ typedef struct qs_state {
   atomic_bool ready;
   atomic_bool draining;
   atomic_long inflight; /* requests between first callback and completion */
+  atomic_long pending;  /* /predict and v2 infer requests not yet past their handler:
+                         * the most a dynamic batch can still gather (batch.c) */
 } qs_state;
 
 extern qs_state qs_g;
@@ -76,6 +78,7 @@ typedef struct qs_req {
   bool too_big;
   uint64_t discarded;      /* body bytes thrown away after too_big */
   bool queued;
+  bool pending;            /* counted in qs_g.pending */
   /* Filled by the handler. */
   int status;
   int model_slot;          /* metrics slot of the model served, -1 if none */
