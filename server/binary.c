@@ -33,6 +33,8 @@ _Static_assert(sizeof(float) == 4, "float32");
 #error "binary payloads assume a little-endian host"
 #endif
 
+#define QS_XH_CAP 1536 /* room for every X-* header of a binary reply */
+
 void qs_req_header(qs_req *r, const char *name, const char *fmt, ...) {
   char v[1024];
   va_list ap;
@@ -40,7 +42,8 @@ void qs_req_header(qs_req *r, const char *name, const char *fmt, ...) {
   int n = vsnprintf(v, sizeof v, fmt, ap);
   va_end(ap);
   size_t nl = strlen(name);
-  if (n < 0 || (size_t)n >= sizeof v || r->xh_len + nl + 1 + (size_t)n + 1 > sizeof r->xh) return;
+  if (n < 0 || (size_t)n >= sizeof v || r->xh_len + nl + 1 + (size_t)n + 1 > QS_XH_CAP) return;
+  if (!r->xh && !(r->xh = malloc(QS_XH_CAP))) return;
   memcpy(r->xh + r->xh_len, name, nl + 1);
   r->xh_len += nl + 1;
   memcpy(r->xh + r->xh_len, v, (size_t)n + 1);

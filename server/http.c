@@ -303,6 +303,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
            (unsigned long long)(dt / 1000),
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
   if (r->pending) atomic_fetch_sub(&qs_g.pending, 1);
+  free(r->xh);
   free(r->body);
   qs_buf_free(&r->out);
   free(r);

@@ -95,8 +95,9 @@ typedef struct qs_req {
   char qbaseline[8];       /* ?baseline= (binary /predict) */
   char qmode[10];          /* ?mode= (binary /predict) */
   const char *ctype;       /* reply Content-Type when not JSON */
-  /* Extra reply headers: "Name\0Value\0" pairs (qs_req_header). */
-  char xh[1536];
+  /* Extra reply headers: "Name\0Value\0" pairs (qs_req_header), allocated
+   * on first use (binary replies only) so other requests stay small. */
+  char *xh;
   size_t xh_len;
 } qs_req;
 
