@@ -23,12 +23,12 @@
  *    is then exact, |pair| <= 2*127*128 = 32512 <= 32767, widened to int32
  *    by vpmaddwd with ones. 3 instructions per 32 multiply-adds instead of 4
  *    (the speed of a saturating kernel, exactly).
- * 3. Batch 1 (quad layout): x = lo + 128*hi, lo = x & 127, hi = x >> 7, split
- *    once per call; lo goes through path 2's exact vpmaddubsw; hi (0 or 1)
- *    through vpmaddubsw too (|pair| <= 256), accumulated in int16 for at
- *    most 64 steps (<= 16384) and then multiplied by 128 into int32 by
- *    vpmaddwd (exact). The hi part is skipped when no x in the block is
- *    >= 128. See gemv_micro.
+ * 3. Batch 1 (quad layout): a block of x with no value >= 128 goes through
+ *    path 2's exact vpmaddubsw; otherwise x = lo + 64*hi (lo = x & 63,
+ *    hi = x >> 6 in 0..3), split once per call: lo pair sums (<= 16128) of
+ *    two steps add in int16 before one vpmaddwd by ones; hi pair sums
+ *    (<= 768) accumulate in int16 for at most 40 steps (<= 30720), then
+ *    vpmaddwd by 64 into int32. See gemv_micro and gemv6_micro.
  * The int32 accumulators: for K <= QAT_MAX_DIM = 32768,
  *   |acc| <= 32768*255*128 = 1.07e9 < 2^31 - 1 at every partial sum, so
  *   each path's sum is the exact integer, identical to the reference's
@@ -36,7 +36,7 @@
  *
  * Blocking: rows of x in blocks of up to 6; path 1 uses 6 rows x 2 panels =
  * 12 accumulators in registers, path 2 3 x 3 (its ones vector costs a
- * register), path 3 1 x 4 panels with int32 + int16 accumulators. K is
+ * register), path 3 1 x 4 panels (1 x 3 with int32 + int16 accumulators). K is
  * blocked at KC so the x panels stay on the stack (18 KB); N is blocked so
  * a block of weights stays in L2 while every row block of x passes over it.
  * Measured choices and what limits each path: docs/kernels.md. */
@@ -67,7 +67,8 @@
 static size_t kpairs(size_t K) { return (K + 1) / 2; }
 static size_t npanels(size_t N) { return (N + PANEL - 1) / PANEL; }
 
-static size_t kquads(size_t K) { return (K + 3) / 4; }
+/* Steps of 4 k, rounded up to even: batch 1 reads steps in pairs. */
+static size_t kquads(size_t K) { return ((K + 3) / 4 + 1) & ~(size_t)1; }
 /* The packed buffer holds two layouts of the same weights: the pair layout
  * for batches, then (64-byte aligned) the quad layout for batch 1. */
 static size_t pair_bytes(size_t N, size_t K) {
@@ -202,49 +203,91 @@ static const micro_fn micros[MR + 1][7] = {
  * ymm; 4x3 needed 17 and spilled an accumulator (105 -> 160 GOP/s). */
 static const int widest[MR + 1] = {0, 6, 4, 3, 2, 2, 2};
 
-/* Batch 1. Weights are used once per call, so the pair path's vpmovsxbw per
- * 16 multiply-adds is pure overhead; here the int8 weights go straight into
- * vpmaddubsw, made exact by splitting x = lo + 128*hi (lo = x & 127,
- * hi = x >> 7 in {0, 1}), once per call:
- *   lo part: vpmaddubsw(lo, w) adds two products lo*w with lo <= 127,
- *     -128 <= w <= 127: |sum| <= 2*127*128 = 32512 <= 32767, no saturation;
- *     vpmaddwd with ones widens it to int32 (exact), then vpaddd.
- *   hi part: vpmaddubsw(hi, w) is a sum of two w or less: within [-256, 254];
- *     accumulated in int16 for at most FLUSH = 64 steps (|sum| <= 16384),
- *     then vpmaddwd by 128 (exact int32: 2*16384*128 < 2^31) into the
- *     int32 accumulator. So acc = sum lo*w + 128 * sum hi*w = sum x*w,
- *     every step exact; the int32 bound is the one in the file comment.
+/* Batch 1. Weights are used once per call, so path 1's vpmovsxbw per 16
+ * multiply-adds would be pure overhead; here the int8 weights (quad layout)
+ * go straight into vpmaddubsw, made exact by how x is prepared once per
+ * call and block of k:
+ *   no x >= 128 in the block (gemv_micro): vpmaddubsw(x, w) adds two
+ *     products with x <= 127, -128 <= w <= 127: |sum| <= 2*127*128 = 32512
+ *     <= 32767, no saturation; vpmaddwd with ones widens it to int32, then
+ *     vpaddd. 3 vector instructions per 32 multiply-adds.
+ *   otherwise x = lo + 64*hi (gemv6_micro below). 4.5 per 32.
  * Quad layout: 4 consecutive k of one row in each int32 lane, so the int16
  * pair sums of vpmaddubsw belong to one row and vpmaddwd finishes the row.
- * 5 vector instructions per 32 multiply-adds instead of 6. */
-#define FLUSH 64
+ * Measured at 256x784, full-range x: 2.59 us; an x = lo7 + 128*hi1 split
+ * (5 per 32): 2.85 us; path 1's layout with panel widths 2/4/6: 3.58/3.40/
+ * 3.37 us. */
 #define KV 2048 /* k per block of the split x (multiple of 4) */
-#define GP 4    /* panels per pass: 4 x (int32 + int16 accumulators) */
+#define GP 4    /* panels per pass at most: 4 x (int32 + int16 accumulators) */
 
 static inline __attribute__((always_inline)) void gemv_micro(
     const uint8_t *lo, const uint8_t *hi, const int8_t *w, size_t ps, size_t nq,
-    int32_t *c, size_t col0, size_t N, bool add, const int P, const bool HI) {
+    int32_t *c, size_t col0, size_t N, bool add, const int P) {
+  __m256i a32[GP];
+  const __m256i ones = _mm256_set1_epi16(1);
+  (void)hi;
+#pragma GCC unroll 8
+  for (int q = 0; q < P; q++) a32[q] = _mm256_setzero_si256();
+  for (size_t st = 0; st < nq; st++) {
+    int32_t l4;
+    memcpy(&l4, lo + 4 * st, 4);
+    __m256i bl = _mm256_set1_epi32(l4);
+#pragma GCC unroll 8
+    for (int q = 0; q < P; q++) {
+      __m256i wv = _mm256_load_si256((const __m256i *)(w + q * ps + 32 * st));
+      a32[q] = _mm256_add_epi32(a32[q], _mm256_madd_epi16(_mm256_maddubs_epi16(bl, wv), ones));
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < P; q++) {
+    size_t col = col0 + (size_t)q * PANEL;
+    store8(c + col, a32[q], N - col, add);
+  }
+}
+
+/* Batch 1 with a 6-bit split, x = lo + 64*hi (lo = x & 63, hi = x >> 6 in
+ * 0..3), two steps of 4 k at a time:
+ *   lo: each vpmaddubsw pair sum is within 2*63*128 = 16128 in magnitude,
+ *     so the two steps' int16 results add without overflow (<= 32256)
+ *     before one vpmaddwd by ones widens them to int32;
+ *   hi: each pair sum is within 2*3*128 = 768; int16 accumulation over at
+ *     most FLUSH6 = 40 steps stays within 40*768 = 30720, then vpmaddwd by
+ *     64 (exact int32) adds it to the int32 accumulator.
+ * 9 vector instructions per 64 multiply-adds (4.5 per 32, the 7-bit/1-bit
+ * split needs 5). Needs an even number of steps: kquads() is padded, and the
+ * padding step's x is zero. */
+#define FLUSH6 40
+
+static inline __attribute__((always_inline)) void gemv6_micro(
+    const uint8_t *lo, const uint8_t *hi, const int8_t *w, size_t ps, size_t nq,
+    int32_t *c, size_t col0, size_t N, bool add, const int P) {
   __m256i a32[GP], a16[GP];
-  const __m256i ones = _mm256_set1_epi16(1), s128 = _mm256_set1_epi16(128);
+  const __m256i ones = _mm256_set1_epi16(1), s64 = _mm256_set1_epi16(64);
 #pragma GCC unroll 8
   for (int q = 0; q < P; q++) a32[q] = a16[q] = _mm256_setzero_si256();
-  for (size_t s0 = 0; s0 < nq; s0 += FLUSH) {
-    size_t s1 = nq - s0 < FLUSH ? nq : s0 + FLUSH;
-    for (size_t st = s0; st < s1; st++) {
-      int32_t l4, h4 = 0;
-      memcpy(&l4, lo + 4 * st, 4);
-      if (HI) memcpy(&h4, hi + 4 * st, 4);
-      __m256i bl = _mm256_set1_epi32(l4), bh = _mm256_set1_epi32(h4);
+  for (size_t s0 = 0; s0 < nq; s0 += FLUSH6) {
+    size_t s1 = nq - s0 < FLUSH6 ? nq : s0 + FLUSH6;
+    for (size_t st = s0; st < s1; st += 2) {
+      int32_t l0, l1, h0, h1;
+      memcpy(&l0, lo + 4 * st, 4);
+      memcpy(&l1, lo + 4 * st + 4, 4);
+      memcpy(&h0, hi + 4 * st, 4);
+      memcpy(&h1, hi + 4 * st + 4, 4);
+      __m256i bl0 = _mm256_set1_epi32(l0), bl1 = _mm256_set1_epi32(l1);
+      __m256i bh0 = _mm256_set1_epi32(h0), bh1 = _mm256_set1_epi32(h1);
 #pragma GCC unroll 8
       for (int q = 0; q < P; q++) {
-        __m256i wv = _mm256_load_si256((const __m256i *)(w + q * ps + 32 * st));
-        a32[q] = _mm256_add_epi32(a32[q], _mm256_madd_epi16(_mm256_maddubs_epi16(bl, wv), ones));
-        if (HI) a16[q] = _mm256_add_epi16(a16[q], _mm256_maddubs_epi16(bh, wv));
+        __m256i w0 = _mm256_load_si256((const __m256i *)(w + q * ps + 32 * st));
+        __m256i w1 = _mm256_load_si256((const __m256i *)(w + q * ps + 32 * st + 32));
+        __m256i u = _mm256_add_epi16(_mm256_maddubs_epi16(bl0, w0), _mm256_maddubs_epi16(bl1, w1));
+        a32[q] = _mm256_add_epi32(a32[q], _mm256_madd_epi16(u, ones));
+        a16[q] = _mm256_add_epi16(a16[q], _mm256_add_epi16(_mm256_maddubs_epi16(bh0, w0),
+                                                           _mm256_maddubs_epi16(bh1, w1)));
       }
     }
 #pragma GCC unroll 8
-    for (int q = 0; q < P && HI; q++) {
-      a32[q] = _mm256_add_epi32(a32[q], _mm256_madd_epi16(a16[q], s128));
+    for (int q = 0; q < P; q++) {
+      a32[q] = _mm256_add_epi32(a32[q], _mm256_madd_epi16(a16[q], s64));
       a16[q] = _mm256_setzero_si256();
     }
   }
@@ -258,44 +301,56 @@ static inline __attribute__((always_inline)) void gemv_micro(
 typedef void (*gemv_fn)(const uint8_t *, const uint8_t *, const int8_t *, size_t, size_t,
                         int32_t *, size_t, size_t, bool);
 #define GEMV(P)                                                                      \
-  static void gemv_##P(const uint8_t *lo, const uint8_t *hi, const int8_t *w, size_t ps, \
-                       size_t nq, int32_t *c, size_t col0, size_t N, bool add) {     \
-    gemv_micro(lo, hi, w, ps, nq, c, col0, N, add, P, true);                         \
+  static void gemv6_##P(const uint8_t *lo, const uint8_t *hi, const int8_t *w,       \
+                        size_t ps, size_t nq, int32_t *c, size_t col0, size_t N,     \
+                        bool add) {                                                  \
+    gemv6_micro(lo, hi, w, ps, nq, c, col0, N, add, P);                              \
   }                                                                                  \
   static void gemv_lo_##P(const uint8_t *lo, const uint8_t *hi, const int8_t *w,     \
                           size_t ps, size_t nq, int32_t *c, size_t col0, size_t N,   \
                           bool add) {                                                \
-    gemv_micro(lo, hi, w, ps, nq, c, col0, N, add, P, false);                        \
+    gemv_micro(lo, hi, w, ps, nq, c, col0, N, add, P);                               \
   }
 GEMV(1) GEMV(2) GEMV(3) GEMV(4)
-/* [x has a value >= 128 in this block][panels]. Without one, the hi part is
- * zero and skipped: 3 instructions per 32 multiply-adds, still exact. */
+/* [x has a value >= 128 in this block][panels]. */
 static const gemv_fn gemvs[2][GP + 1] = {{0, gemv_lo_1, gemv_lo_2, gemv_lo_3, gemv_lo_4},
-                                         {0, gemv_1, gemv_2, gemv_3, gemv_4}};
+                                         {0, gemv6_1, gemv6_2, gemv6_3, gemv6_4}};
+/* Panels per pass: the 6-bit split's 2 x 3 accumulators, 4 broadcasts and
+ * 2 weight vectors fill the registers (4 panels spilled: 3.07 us against
+ * 2.59 us at 256x784). */
+static const int gemv_panels[2] = {4, 3};
 
 static void gemv(const uint8_t *x, size_t K, const int8_t *wq, size_t N, int32_t *acc) {
   uint8_t lo[KV] __attribute__((aligned(32))), hi[KV] __attribute__((aligned(32)));
   size_t np = npanels(N), ps = kquads(K) * PANEL * 4;
-  const __m256i m7 = _mm256_set1_epi8(127), m1 = _mm256_set1_epi8(1);
   for (size_t k0 = 0; k0 < K; k0 += KV) {
     size_t kc = K - k0 < KV ? K - k0 : KV, nq = (kc + 3) / 4, k = 0;
+    const uint8_t *xk = x + k0;
+    /* Any x >= 128 in this block? Then split; else x is its own lo. */
     __m256i any = _mm256_setzero_si256();
-    for (; k + 32 <= kc; k += 32) {
-      __m256i v = _mm256_loadu_si256((const __m256i *)(x + k0 + k));
-      any = _mm256_or_si256(any, v);
-      _mm256_store_si256((__m256i *)(lo + k), _mm256_and_si256(v, m7));
-      _mm256_store_si256((__m256i *)(hi + k), _mm256_and_si256(_mm256_srli_epi16(v, 7), m1));
-    }
+    for (; k + 32 <= kc; k += 32)
+      any = _mm256_or_si256(any, _mm256_loadu_si256((const __m256i *)(xk + k)));
     int has_hi = _mm256_movemask_epi8(any) != 0;
+    for (; k < kc; k++) has_hi |= xk[k] >> 7;
+    int mode = has_hi, step = gemv_panels[mode];
+    int bits = mode ? 6 : 7; /* lo = x mod 2^bits, hi = x >> bits (0 when !mode) */
+    const __m256i mlo = _mm256_set1_epi8((char)((1 << bits) - 1));
+    const __m256i mhi = _mm256_set1_epi8((char)((1 << (8 - bits)) - 1));
+    const __m128i sh = _mm_cvtsi32_si128(bits);
+    if (mode) nq = (nq + 1) & ~(size_t)1; /* steps in pairs */
+    for (k = 0; k + 32 <= kc; k += 32) {
+      __m256i v = _mm256_loadu_si256((const __m256i *)(xk + k));
+      _mm256_store_si256((__m256i *)(lo + k), _mm256_and_si256(v, mlo));
+      _mm256_store_si256((__m256i *)(hi + k), _mm256_and_si256(_mm256_srl_epi16(v, sh), mhi));
+    }
     for (; k < kc; k++) {
-      lo[k] = x[k0 + k] & 127;
-      hi[k] = x[k0 + k] >> 7;
-      has_hi |= hi[k];
+      lo[k] = (uint8_t)(xk[k] & ((1 << bits) - 1));
+      hi[k] = (uint8_t)(xk[k] >> bits);
     }
     for (; k < 4 * nq; k++) lo[k] = hi[k] = 0;
-    for (size_t p = 0; p < np; p += GP) {
-      int n = np - p < GP ? (int)(np - p) : GP;
-      gemvs[has_hi][n](lo, hi, wq + p * ps + (k0 / 4) * PANEL * 4, ps, nq, acc, p * PANEL, N, k0 > 0);
+    for (size_t p = 0; p < np; p += (size_t)step) {
+      int n = np - p < (size_t)step ? (int)(np - p) : step;
+      gemvs[mode][n](lo, hi, wq + p * ps + (k0 / 4) * PANEL * 4, ps, nq, acc, p * PANEL, N, k0 > 0);
     }
   }
 }

@@ -336,6 +336,7 @@ typedef struct qat_epoch_stats {
   double loss, acc;         /* training, over the epoch's batches */
   double val_loss, val_acc; /* NaN without a validation set */
   double seconds;           /* the epoch's training time, validation excluded */
+  double cpu_seconds;       /* the same in process CPU time (robust to a busy machine) */
 } qat_epoch_stats;
 
 typedef struct qat_train_opts {

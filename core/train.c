@@ -371,9 +371,9 @@ static float sched_lr(const qat_train_opts *o, float peak, double t, double T) {
   }
 }
 
-static double now_s(void) {
+static double clock_s(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -439,7 +439,8 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
       perm[i] = perm[j];
       perm[j] = tmp;
     }
-    double t0 = now_s(), loss = 0.0, lr = 0.0;
+    double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    double loss = 0.0, lr = 0.0;
     size_t correct = 0;
     for (size_t s = 0; s < steps_per_epoch; s++) {
       size_t lo = s * B, rows = train->n - lo < B ? train->n - lo : B;
@@ -500,7 +501,9 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
     qat_epoch_stats st = {.epoch = ep, .epochs = o->epochs, .qat = fq,
                           .observers_frozen = frozen, .lr = (float)lr,
                           .loss = loss / train->n, .acc = (double)correct / train->n,
-                          .val_loss = NAN, .val_acc = NAN, .seconds = now_s() - t0};
+                          .val_loss = NAN, .val_acc = NAN,
+                          .seconds = clock_s(CLOCK_MONOTONIC) - t0,
+                          .cpu_seconds = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0};
     if (val && (e = qat_net_evaluate(n, val, fq, &st.val_acc, &st.val_loss))) break;
     if (o->on_epoch) o->on_epoch(&st, o->arg);
   }

@@ -4,8 +4,7 @@
 # `qat train` pins OpenBLAS's Haswell (AVX2) kernels so every x86-64 machine
 # with AVX2 computes the same float sums (AVX-512 kernels round differently).
 MODEL_FASHION := models/fashion-mnist.safetensors
-MODEL_RECIPE  := --data fashion-mnist --arch 784-256-128-10 --mode qat-finetune \
-                 --epochs 20 --qat-epochs 4 --seed 1
+MODEL_RECIPE  := --data fashion-mnist --arch 784-256-128-10 --mode qat --epochs 20 --seed 1
 
 models: $(QAT)
 	$(QAT) train $(MODEL_RECIPE) --out $(MODEL_FASHION) --log models/fashion-mnist.jsonl

@@ -15,7 +15,7 @@ static void help(FILE *f) {
 }
 
 /* Writes "epoch loss val_loss val_acc is_qat" rows for one log. */
-static int convert(const char *in, FILE *out) {
+static int convert(const char *in, FILE *out, long long *max_epoch) {
   FILE *f = fopen(in, "r");
   if (!f) {
     perror(in);
@@ -39,7 +39,9 @@ static int convert(const char *in, FILE *out) {
       continue;
     }
     const char *keys[3] = {"loss", "val_loss", "val_acc"};
-    fprintf(out, "%lld", (long long)json_integer_value(ep));
+    long long e = (long long)json_integer_value(ep);
+    if (e > *max_epoch) *max_epoch = e;
+    fprintf(out, "%lld", e);
     for (int k = 0; k < 3; k++) {
       json_t *v = json_object_get(j, keys[k]);
       if (json_is_number(v)) fprintf(out, " %.6g", json_number_value(v));
@@ -106,15 +108,17 @@ int cmd_plot(int argc, char **argv) {
     perror(dir);
     goto out;
   }
+  long long max_epoch = 1;
   for (int k = 0; k < nlogs; k++)
-    if (convert(logs[k], d)) goto out;
+    if (convert(logs[k], d, &max_epoch)) goto out;
   fclose(d);
   d = NULL;
   fprintf(s, "set terminal pngcairo size 1200,500 noenhanced\nset output ");
   put_quoted(s, out);
   fprintf(s, "\nset multiplot layout 1,2 title ");
   put_quoted(s, title);
-  fprintf(s, "\nset grid\nset key top right\nset xlabel 'epoch'\nset ylabel 'loss'\n"
+  fprintf(s, "\nset xtics %lld\n", max_epoch > 10 ? (max_epoch + 9) / 10 : 1);
+  fprintf(s, "set grid\nset key top right\nset xlabel 'epoch'\nset ylabel 'loss'\n"
              "set title 'loss (train solid, validation dashed)'\nplot ");
   for (int k = 0; k < nlogs; k++) {
     fprintf(s, "%s'%s' index %d using 1:2 with lines lw 2 lc %d title ", k ? ", " : "", data, k,

@@ -32,7 +32,7 @@ static void help(FILE *f) {
           "                        calibration (the file's int8 ranges; eval shows dynamic)\n"
           "                        qat : fake quantization from the first epoch\n"
           "                        qat-finetune : fp32 epochs, then --qat-epochs QAT epochs\n"
-          "                        (default qat-finetune)\n"
+          "                        (default qat: the shipped model's recipe)\n"
           "  --epochs N            epochs in all (default 20; 0 with --mode ptq and --init:\n"
           "                        calibrate the model's fp32 weights, no training)\n"
           "  --qat-epochs N        QAT epochs at the end for qat-finetune (default 4)\n"
@@ -63,7 +63,7 @@ static void help(FILE *f) {
 static int parse(train_args *a, int argc, char **argv) {
   tool_data_defaults(&a->data);
   a->arch = "784-256-128-10";
-  a->mode = "qat-finetune";
+  a->mode = "qat";
   a->val = 5000;
   a->calib = 2048;
   qat_train_opts_default(&a->o);
@@ -207,9 +207,9 @@ static void on_epoch(const qat_epoch_stats *s, void *arg) {
   progress *p = arg;
   if (p->tty) fprintf(stderr, "\r%70s\r", "");
   if (!p->a->quiet)
-    printf("epoch %2u/%u %-4s lr %.2e  loss %.4f acc %.4f  val loss %.4f acc %.4f  %.2fs%s\n",
+    printf("epoch %2u/%u %-4s lr %.2e  loss %.4f acc %.4f  val loss %.4f acc %.4f  %.2fs (cpu %.2fs)%s\n",
            s->epoch, s->epochs, s->qat ? "qat" : "fp32", s->lr, s->loss, s->acc, s->val_loss,
-           s->val_acc, s->seconds, s->observers_frozen ? " (observers frozen)" : "");
+           s->val_acc, s->seconds, s->cpu_seconds, s->observers_frozen ? " (observers frozen)" : "");
   fflush(stdout);
   if (p->log) {
     fprintf(p->log, "{\"epoch\":%u,\"epochs\":%u,\"phase\":\"%s\",\"mode\":\"%s\",", s->epoch,
@@ -220,7 +220,8 @@ static void on_epoch(const qat_epoch_stats *s, void *arg) {
     json_num(p->log, "acc", s->acc, true);
     json_num(p->log, "val_loss", s->val_loss, true);
     json_num(p->log, "val_acc", s->val_acc, true);
-    json_num(p->log, "seconds", s->seconds, false);
+    json_num(p->log, "seconds", s->seconds, true);
+    json_num(p->log, "cpu_seconds", s->cpu_seconds, false);
     fprintf(p->log, "}\n");
     fflush(p->log);
   }
@@ -353,6 +354,15 @@ int cmd_train(int argc, char **argv) {
 #undef META
   if ((e = qat_net_to_model(net, n_labels, labels, nm, keys, values, &model))) goto fail;
   if ((e = qat_model_save(model, a.out))) goto fail;
+  if (log) {
+    fprintf(log, "{\"final\":true,\"mode\":\"%s\",\"test_rows\":%zu,", a.mode, test->n);
+    json_num(log, "test_fp32", acc_fp32, true);
+    json_num(log, "test_fakequant", acc_fq, true);
+    json_num(log, "test_int8", acc_int8, true);
+    json_num(log, "test_dynamic", acc_dyn, true);
+    json_num(log, "train_seconds", t_train, false);
+    fprintf(log, "}\n");
+  }
   printf("test accuracy (%zu rows): fp32 %.4f  fake-quant %.4f  int8 %.4f  dynamic %.4f  "
          "int8/fp32 agreement %.4f\n",
          test->n, acc_fp32, acc_fq, acc_int8, acc_dyn, (double)agree / test->n);

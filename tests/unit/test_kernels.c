@@ -261,12 +261,12 @@ START_TEST(requant_tiers_equal) {
 }
 END_TEST
 
-/* The table's requant_u8 (clamp the rounded float, add out_zp as an
- * integer) is the same function as layer.c's scalar specification (add
- * out_zp in float, then clamp), so model.c may call either: checked on
- * every tier, with ties, clamps at both ends and products beyond 2^24. */
 /* The requantization step written straight from DESIGN.md, independent of
- * every tier: out = clamp(rint((float)(acc + bias) * mult) + zp, lo, hi). */
+ * every tier: out = clamp(rint((float)(acc + bias) * mult) + zp, lo, hi),
+ * out_zp added in float before the clamp. The table's requant_u8 (clamp the
+ * rounded float to [lo - zp, hi - zp], then add zp as an integer) must be
+ * the same function: checked on every tier, with ties, clamps at both ends
+ * and products beyond 2^24. */
 static void spec_requant_u8(const int32_t *acc, size_t M, size_t N,
                             const int32_t *bias, const float *mult, int32_t zp,
                             int32_t lo, int32_t hi, uint8_t *out) {

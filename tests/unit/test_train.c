@@ -427,6 +427,51 @@ START_TEST(conversion_matches_fake_quant) {
 }
 END_TEST
 
+/* PTQ: plain min/max observers over exactly the calibration rows, and a
+ * model made from them; a net initialised from that model has its fp32
+ * weights back bit for bit. */
+START_TEST(calibration_and_init_from_model) {
+  qat_dataset *tr = blobs(300, 8);
+  const uint32_t dims[] = {16, 12, 4};
+  qat_net *n;
+  ck_assert_int_eq(qat_net_create(dims, 2, 4, &n), QAT_OK);
+  ck_assert_int_eq(qat_net_calibrate(n, tr, 100, 6, 7), QAT_OK);
+  float lo = INFINITY, hi = -INFINITY;
+  for (size_t i = 0; i < 100 * 16; i++) {
+    lo = fminf(lo, tr->x[i]);
+    hi = fmaxf(hi, tr->x[i]);
+  }
+  ck_assert(n->L[0].obs.min == lo && n->L[0].obs.max == hi);
+  ck_assert(n->L[0].obs.averaging_constant == 0.0f);
+  /* the hidden observer saw the fp32 ReLU outputs of those rows */
+  ck_assert_int_eq(qat_net_forward(n, tr->x, 100, false, NULL), QAT_EINVAL);
+  float *lg = malloc(100 * 4 * sizeof(float));
+  ck_assert_int_eq(qat_net_forward(n, tr->x, 100, false, lg), QAT_OK);
+  float hmax = 0;
+  for (size_t i = 0; i < 100 * 12; i++) hmax = fmaxf(hmax, n->act[1][i]);
+  ck_assert(n->L[1].obs.max == hmax);
+  qat_model *m;
+  ck_assert_int_eq(qat_net_to_model(n, 0, NULL, 0, NULL, NULL, &m), QAT_OK);
+  qat_layer_info li;
+  ck_assert_int_eq(qat_model_layer(m, 0, &li), QAT_OK);
+  ck_assert_int_eq(li.w_bits, 6);
+  ck_assert_int_eq(li.out.qmax, 127); /* 7-bit activations */
+  for (size_t i = 0; i < 16 * 12; i++) ck_assert(li.wq[i] >= -31 && li.wq[i] <= 31);
+  qat_net *b;
+  ck_assert_int_eq(qat_net_from_model(m, 1, &b), QAT_OK);
+  for (uint32_t l = 0; l < 2; l++) {
+    ck_assert_mem_eq(b->L[l].w, n->L[l].w, n->L[l].in * n->L[l].out * sizeof(float));
+    ck_assert_mem_eq(b->L[l].b, n->L[l].b, n->L[l].out * sizeof(float));
+  }
+  ck_assert(!qat_net_quantized(b));
+  free(lg);
+  qat_net_destroy(b);
+  qat_model_destroy(m);
+  qat_net_destroy(n);
+  free_blobs(tr);
+}
+END_TEST
+
 /* The shipped model, through the int8 path, on Fashion-MNIST's 10,000 test
  * images: at least 0.900, and exactly the accuracy its metadata records
  * (the integer kernels are exact, so any machine gets the same count). */
@@ -484,6 +529,7 @@ Suite *suite_train(void) {
   tcase_add_test(t, training_is_deterministic);
   tcase_add_test(t, train_refuses_bad_input);
   tcase_add_test(t, conversion_matches_fake_quant);
+  tcase_add_test(t, calibration_and_init_from_model);
   tcase_add_test(t, shipped_model_accuracy);
   suite_add_tcase(s, t);
   return s;
