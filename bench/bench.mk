@@ -51,7 +51,7 @@ bench-latency: $(SERVER) $(BENCH_MODEL)
 	  for i in $$(seq 1 100); do \
 	    port=$$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' $(BUILD)/bench/latency-server.log); \
 	    [ -n "$$port" ] && break; sleep 0.05; done; \
-	  /usr/bin/python3 bench/bench_latency.py $$port $(BUILD)/bench 3000 | tee $(BUILD)/bench/latency.txt; \
+	  /usr/bin/python3 bench/bench_latency.py $$port $(BUILD)/bench 3000; \
 	  rc=$$?; kill $$spid; wait $$spid 2>/dev/null; exit $$rc
 	@if command -v gnuplot >/dev/null; then \
 	  gnuplot -e "csv='$(BUILD)/bench/latency_cdf.csv'; out='$(BUILD)/bench/latency.png'" \

@@ -122,6 +122,11 @@ run() {
   out=$(BODY="$4" CTYPE="$5" ACCEPT="$6" wrk -t$t -c"$2" -d"${DURATION}s" --timeout 5s \
     -s bench/wrk_post.lua "$3" 2>&1 | grep '^RESULT')
   c1=$(cpu_ticks "$7")
+  if ! kill -0 "$7" 2>/dev/null; then
+    echo "bench-http: the server behind $1 died; its log:" >&2
+    tail -n 20 "$tmp"/*.log >&2
+    exit 1
+  fi
   [ -n "$out" ] || { echo "bench-http: wrk failed for $1" >&2; return; }
   awk -v o="$out" -v n="$1" -v c0="$c0" -v c1="$c1" -v tck="$tck" -v d="$DURATION" 'BEGIN {
     k = split(o, f, /[ =]/); for (i = 2; i < k; i += 2) v[f[i]] = f[i + 1]

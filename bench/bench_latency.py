@@ -60,9 +60,12 @@ def pct(s, p):
     return s[min(len(s) - 1, int(p / 100.0 * len(s)))]
 
 
-print("# per-request compute latency reported by the server (latency_us), %d batch-1 requests, "
-      "one connection, Fashion-MNIST test images" % n)
-print("%-6s %9s %9s %9s %9s %9s" % ("", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us"))
+lines = ["# per-request compute latency reported by the server (latency_us), %d batch-1 requests, "
+         "one connection, Fashion-MNIST test images" % n,
+         "%-6s %9s %9s %9s %9s %9s" % ("", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us")]
 for name, s in (("int8", s8), ("fp32", s32)):
-    print("%-6s %9.2f %9.2f %9.2f %9.2f %9.2f" % (name, pct(s, 50), pct(s, 90), pct(s, 99), pct(s, 99.9), s[-1]))
-print("fp32/int8 at p50: %.2fx, at p99: %.2fx" % (pct(s32, 50) / pct(s8, 50), pct(s32, 99) / pct(s8, 99)))
+    lines.append("%-6s %9.2f %9.2f %9.2f %9.2f %9.2f" % (name, pct(s, 50), pct(s, 90), pct(s, 99), pct(s, 99.9), s[-1]))
+lines.append("fp32/int8 at p50: %.2fx, at p99: %.2fx" % (pct(s32, 50) / pct(s8, 50), pct(s32, 99) / pct(s8, 99)))
+text = "\n".join(lines) + "\n"
+open(os.path.join(out, "latency.txt"), "w").write(text)
+sys.stdout.write(text)

@@ -114,8 +114,9 @@ for rnd in range(2):
             want = struct.pack("<%df" % (nrows * 10), *[f32(t) for r in E for t in r])
             check("round %d client %d (binary) gets its own rows bit for bit" % (rnd, i), st == 200 and d == want,
                   d[:200])
-            br = int(h.get("x-batch-rows", 0))
-            check("client %d: queue header" % i, float(h.get("x-latency-queue-us", -1)) >= 0)
+            lat = {k.strip(): float(x) for k, _, x in (p.partition("=") for p in h.get("x-latency-us", "").split(","))}
+            br = int(lat.get("batch_rows", 0))
+            check("client %d: queue in X-Latency-Us" % i, lat.get("queue", -1) >= 0 and lat.get("int8", 0) > 0)
         if br > nrows:
             batched += 1
     # How many meet depends on scheduling (2 shared cores); at least one

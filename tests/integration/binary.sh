@@ -100,6 +100,10 @@ def req(method, path, body=b"", headers=None):
     c.close()
     return r.status, {k.lower(): v for k, v in r.getheaders()}, data
 
+def kv(v):
+    """'a=1, b=2' -> {'a': 1.0, 'b': 2.0}"""
+    return {k.strip(): float(x) for k, _, x in (p.partition("=") for p in v.split(",")) if k.strip()}
+
 def is_error(status, hdrs, data, want):
     try:
         d = json.loads(data)
@@ -133,20 +137,22 @@ check("binary out is 200 application/octet-stream", st == 200 and h.get("content
 check("binary out: raw float32 outputs equal core's bytes", d == y3, "len %d want %d" % (len(d), len(y3)))
 check("binary out: shape header", h.get("x-shape") == "3,10")
 check("binary out: predictions header", h.get("x-predictions") == ",".join(map(str, P3)))
-check("binary out: model headers", h.get("x-model") == "fmnist" and h.get("x-mode") == "static" and
-      h.get("x-model-version", "").isdigit())
-lat = {k: float(v) for k, v in h.items() if k.startswith("x-latency-")}
-check("binary out: latency headers", lat.get("x-latency-int8-us", 0) > 0 and lat.get("x-latency-fp32-us", 0) > 0 and
-      lat.get("x-latency-total-us", 0) >= lat.get("x-latency-int8-us", 1), str(lat))
-check("binary out: drift headers", 0 <= float(h.get("x-argmax-agreement", -1)) <= 1 and
-      float(h.get("x-drift-max-abs-diff", -1)) >= 0)
+mh = h.get("x-model", "").split("; ")
+check("binary out: model header", len(mh) == 3 and mh[0] == "fmnist" and mh[1].startswith("version=") and
+      mh[1][8:].isdigit() and mh[2] == "mode=static", h.get("x-model"))
+lat = kv(h.get("x-latency-us", ""))
+check("binary out: latency header", lat.get("int8", 0) > 0 and lat.get("fp32", 0) > 0 and
+      abs(lat.get("speedup", 0) - lat.get("fp32", 0) / lat.get("int8", 1)) < 0.01 * lat.get("speedup", 0) + 0.01 and
+      lat.get("total", 0) >= lat.get("int8", 1) and "queue" not in lat, str(lat))
+dr = kv(h.get("x-drift", ""))
+check("binary out: drift header", 0 <= dr.get("argmax_agreement", -1) <= 1 and dr.get("max_abs_diff", -1) >= 0, str(dr))
 st, h, d = req("POST", "/predict", x3, dict(OCT_OUT, **{"X-Model": "fmnist"}))
 check("model named by X-Model", st == 200 and d == y3)
 st, h, d = req("POST", "/predict?model=fmnist&baseline=false", x3, OCT_OUT)
-check("baseline=false: no fp32 headers", st == 200 and d == y3 and "x-latency-fp32-us" not in h and
-      "x-drift-max-abs-diff" not in h)
+check("baseline=false: no fp32 figures", st == 200 and d == y3 and "fp32" not in kv(h.get("x-latency-us", "")) and
+      "int8" in kv(h.get("x-latency-us", "")) and "x-drift" not in h)
 st, h, d = req("POST", "/predict?model=fmnist&mode=dynamic", x3, OCT_OUT)
-check("mode=dynamic equals core's dynamic path", st == 200 and d == y3d and h.get("x-mode") == "dynamic")
+check("mode=dynamic equals core's dynamic path", st == 200 and d == y3d and h.get("x-model", "").endswith("mode=dynamic"))
 st, h, d = req("POST", "/predict?model=tiny", xt, OCT_OUT)
 check("binary on a second model (8 -> 4)", st == 200 and d == yt and h.get("x-shape") == "2,4")
 st, h, d = req("POST", "/predict", jbody.encode(), {"Content-Type": "application/json", "Accept": "application/octet-stream"})
