@@ -7,8 +7,12 @@ BENCH_DNNL := $(shell printf '\#include <dnnl.h>\n' | $(CC) -E -x c - >/dev/null
 BENCH_KERNELS_DEFS := $(if $(BENCH_DNNL),-DHAVE_DNNL)
 BENCH_KERNELS_LIBS := $(if $(BENCH_DNNL),-ldnnl)
 
-.PHONY: bench bench-kernels
-bench: bench-kernels
+.PHONY: bench bench-kernels bench-mlp bench-http bench-latency bench-startup
+# The whole suite, one run (~6-8 min on 2 cores): kernels, the whole MLP vs
+# PyTorch, /predict under wrk vs the peers, the int8/fp32 latency
+# distribution, start-up time and memory. Results and plots: $(BUILD)/bench/.
+bench: bench-kernels bench-mlp bench-http bench-latency bench-startup
+	@echo "bench: results in $(BUILD)/bench/ (*.txt, *.csv, *.png)"
 
 bench-kernels: $(BUILD)/bench_kernels
 	@mkdir -p $(BUILD)/bench
@@ -21,3 +25,42 @@ $(BUILD)/obj/bench/bench_kernels.o: CPPFLAGS += $(BENCH_KERNELS_DEFS)
 
 $(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(BENCH_KERNELS_LIBS) $(CORE_LIBS)
+
+# The whole MLP (shipped model, else a random 784-256-128-10) vs PyTorch.
+BENCH_MODEL = $(firstword $(wildcard models/fashion-mnist.safetensors) $(BUILD)/bench/random-784-256-128-10.safetensors)
+$(BUILD)/bench/random-784-256-128-10.safetensors: $(BUILD)/qstool
+	@mkdir -p $(dir $@)
+	$(BUILD)/qstool mkmodel $@ 784,256,128,10 1 class >/dev/null
+
+bench-mlp: $(BUILD)/bench_core $(BENCH_MODEL)
+	@mkdir -p $(BUILD)/bench
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	  /usr/bin/python3 bench/bench_mlp.py $(BUILD)/bench_core $(BENCH_MODEL) $(BUILD)/bench 3; \
+	else echo "bench-mlp: skipped (python3-torch not installed)"; fi
+
+# /predict under wrk: qatserve JSON and binary vs the peers, batching trade-off.
+bench-http: $(SERVER) $(BUILD)/qstool $(BUILD)/mhd_jansson
+	BUILD=$(BUILD) bench/bench_http.sh
+
+# The server's own per-request int8 and fp32 compute times, as a CDF.
+bench-latency: $(SERVER) $(BENCH_MODEL)
+	@mkdir -p $(BUILD)/bench/latency-models
+	@cp $(BENCH_MODEL) $(BUILD)/bench/latency-models/
+	@$(SERVER) --models $(BUILD)/bench/latency-models --port 0 --quiet >$(BUILD)/bench/latency-server.log 2>&1 & \
+	  spid=$$!; port=""; \
+	  for i in $$(seq 1 100); do \
+	    port=$$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' $(BUILD)/bench/latency-server.log); \
+	    [ -n "$$port" ] && break; sleep 0.05; done; \
+	  /usr/bin/python3 bench/bench_latency.py $$port $(BUILD)/bench 3000; \
+	  rc=$$?; kill $$spid; wait $$spid 2>/dev/null; exit $$rc
+	@if command -v gnuplot >/dev/null; then \
+	  gnuplot -e "csv='$(BUILD)/bench/latency_cdf.csv'; out='$(BUILD)/bench/latency.png'" \
+	    bench/plot_latency.gp && echo "wrote $(BUILD)/bench/latency.png"; fi
+
+# Start-up time to ready and resident memory with the shipped models.
+bench-startup: $(SERVER) $(BENCH_MODEL)
+	@mkdir -p $(BUILD)/bench/startup-models
+	@cp $(BENCH_MODEL) $(BUILD)/bench/startup-models/
+	@/usr/bin/python3 deploy/wrk/mkbodies.py $(BUILD)/wrk >/dev/null 2>&1 || true
+	/usr/bin/python3 bench/bench_startup.py $(SERVER) $(if $(wildcard models/*.safetensors),models,$(BUILD)/bench/startup-models) 7 \
+	  | tee $(BUILD)/bench/startup.txt

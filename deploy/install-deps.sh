@@ -3,7 +3,7 @@
 # Idempotent: asks dpkg first and only calls apt-get for what is missing, so a
 # machine that already has everything hears nothing from it.
 #   deploy/install-deps.sh            build + test + run
-#   deploy/install-deps.sh --bench    also the benchmark peers (oneDNN, wrk, gnuplot)
+#   deploy/install-deps.sh --bench    also the benchmark peers (oneDNN, wrk, gnuplot, Flask + gunicorn + PyTorch)
 #   deploy/install-deps.sh --torch    also PyTorch (for the import tests)
 #   deploy/install-deps.sh --fuzz     also clang and libFuzzer
 #   deploy/install-deps.sh --browser  also chromium and node (make browser-test)
@@ -13,14 +13,14 @@ pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libuv1-dev che
 libopenblas-dev zlib1g-dev curl dataset-fashion-mnist python3-yaml"
 for arg in "$@"; do
   case "$arg" in
-    --bench) pkgs="$pkgs libdnnl-dev wrk gnuplot-nox" ;;
+    --bench) pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy" ;;
     --torch) pkgs="$pkgs python3-torch python3-numpy" ;;
     --fuzz)  pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
     # npm only where no npm is there yet: nodesource's nodejs bundles it,
     # and Debian's npm package would pull Debian's older nodejs over it.
     --browser) pkgs="$pkgs chromium nodejs"
                command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
-    --all)   pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-torch python3-numpy clang-14 libclang-rt-14-dev chromium nodejs" ;;
+    --all)   pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy clang-14 libclang-rt-14-dev chromium nodejs" ;;
     *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --fuzz, --browser or --all)" >&2; exit 2 ;;
   esac
 done

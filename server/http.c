@@ -110,7 +110,12 @@ static void route(qs_req *r, const char *method, const char *url) {
 
 static void dispatch(qs_req *r) {
   switch (r->route) {
-    case R_PREDICT: qs_handle_predict(r); break;
+    case R_PREDICT:
+      if (r->bin_in)
+        qs_handle_predict_binary(r);
+      else
+        qs_handle_predict(r);
+      break;
     case R_V2_INFER: qs_handle_v2_infer(r); break;
     case R_V2_SERVER: qs_handle_v2_server(r); break;
     case R_V2_LIVE:
@@ -153,9 +158,15 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qs_req *r) {
   r->out.data = NULL; /* now libmicrohttpd's */
   r->out.len = r->out.size = 0;
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                          r->route == R_METRICS && r->status == 200
+                          r->ctype ? r->ctype
+                          : r->route == R_METRICS && r->status == 200
                               ? "text/plain; version=0.0.4; charset=utf-8"
                               : "application/json");
+  for (size_t i = 0; i < r->xh_len;) { /* binary replies' X-* headers */
+    const char *name = r->xh + i, *value = name + strlen(name) + 1;
+    MHD_add_response_header(resp, name, value);
+    i = (size_t)(value + strlen(value) + 1 - r->xh);
+  }
   if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
   /* Draining: no more requests on this connection. */
   if (atomic_load(&qs_g.draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -220,9 +231,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
        * queue since before SIGTERM); its reply closes the connection. */
       const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
       if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
-        qs_reply_error(r, 415, "send the body as application/json");
+        qs_reply_error(r, 415, "send the body as application/json or application/octet-stream");
         return send_reply(c, r);
       }
+      qs_binary_headers(r, c);
       const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
       if (cl) {
         char *end;
@@ -249,6 +261,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         r->body_size = first;
       }
+      r->pending = true;
+      atomic_fetch_add(&qs_g.pending, 1);
     }
     return MHD_YES;
   }
@@ -307,6 +321,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (r->body) r->body[r->body_len] = '\0';
   qs_deadline_clear(c); /* the request is in: its run is not the client's delay */
   dispatch(r);
+  if (r->pending) {
+    r->pending = false;
+    atomic_fetch_sub(&qs_g.pending, 1);
+  }
   return send_reply(c, r);
 }
 
@@ -326,6 +344,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     qs_log("%s %s %d %zu %llu%s", r->method, r->path, status, r->bytes_out,
            (unsigned long long)(dt / 1000),
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+  if (r->pending) atomic_fetch_sub(&qs_g.pending, 1);
+  free(r->xh);
   free(r->body);
   budget_release(r);
   qs_buf_free(&r->out);

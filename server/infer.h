@@ -34,7 +34,24 @@ typedef struct qs_run {
   uint64_t ns_int8, ns_fp32;
   float max_abs_diff;
   size_t argmax_agree;
+  /* Dynamic batching (batch.c): rows of the batch this request ran in and
+   * the time it waited for it; batch_rows == 0 when it ran alone. */
+  size_t batch_rows;
+  uint64_t ns_queue;
 } qs_run;
+
+/* The bare compute: int8 (static or dynamic) then, if baseline, fp32, on a
+ * context borrowed from m's pool; times each. */
+qat_err qs_compute(qs_model *m, const float *x, size_t rows, bool baseline, bool dynamic,
+                   float *y8, float *y32, uint64_t *ns8, uint64_t *ns32);
+/* The error reply for a failed qs_compute (msg: its qat_errmsg()). */
+void qs_reply_infer_error(qs_req *r, qat_err e, const char *msg);
+/* batch.c: runs run (y8/y32 allocated) inside a dynamic batch; fills the
+ * timings, batch_rows and ns_queue. On failure sets the error reply. */
+bool qs_batch_compute(qs_req *r, qs_run *run);
+/* batch.c: per-model batcher state, set up and torn down with the model. */
+void qs_batcher_init(qs_model *m);
+void qs_batcher_destroy(qs_model *m);
 
 /* Runs the model; on failure sets the error reply and returns false. */
 bool qs_run_model(qs_req *r, qs_run *run);
@@ -49,6 +66,16 @@ bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic);
  * (duplicate keys refused); the root must be an object. Sets the error reply
  * and returns NULL on failure. */
 json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found);
+
+/* Writes the 200 answer of /predict for a finished run: JSON, or raw
+ * float32 outputs when the client asked (r->bin_out). */
+void qs_predict_reply(qs_req *r, qs_model *m, const qs_run *run, bool want32);
+void qs_predict_reply_binary(qs_req *r, qs_model *m, const qs_run *run);
+
+/* Copies nfloats little-endian float32 from p into a new buffer *x (caller
+ * frees), refusing non-finite values (422; width names the row and column).
+ * Sets the error reply and returns false on failure. */
+bool qs_binary_floats(qs_req *r, const char *p, size_t nfloats, size_t width, float **x);
 
 /* Routes jansson's allocations through a hook that notes failures (once,
  * at start-up); qs_json_alloc_failed says whether one failed on this thread

@@ -12,7 +12,7 @@
 
 void qs_handle_v2_server(qs_req *r) {
   r->status = 200;
-  qs_buf_printf(&r->out, "{\"name\":\"%s\",\"version\":\"%s\",\"extensions\":[]}\n", QS_NAME,
+  qs_buf_printf(&r->out, "{\"name\":\"%s\",\"version\":\"%s\",\"extensions\":[\"binary_tensor_data\"]}\n", QS_NAME,
                 QAT_VERSION);
 }
 
@@ -88,8 +88,78 @@ static bool locate_data(qs_req *r, qs_span *data, bool *found) {
   return true;
 }
 
+static void qs_v2_infer_json(qs_req *r, const char *bin, size_t bin_len);
+
+/* Binary tensor data extension: whether the answer's output travels as raw
+ * bytes: outputs[].parameters.binary_data, else the request's
+ * parameters.binary_data_output. Only the one output, "output", exists. */
+static bool want_binary_output(qs_req *r, json_t *root, json_t *params, bool *bin) {
+  json_t *bdo = params ? json_object_get(params, "binary_data_output") : NULL;
+  if (bdo && !json_is_boolean(bdo)) {
+    qs_reply_error(r, 400, "\"binary_data_output\" must be true or false");
+    return false;
+  }
+  *bin = json_is_true(bdo);
+  json_t *outs = json_object_get(root, "outputs");
+  if (!outs) return true;
+  if (!json_is_array(outs)) {
+    qs_reply_error(r, 400, "\"outputs\" must be an array");
+    return false;
+  }
+  size_t i;
+  json_t *o;
+  json_array_foreach(outs, i, o) {
+    const char *name = json_string_value(json_object_get(o, "name"));
+    if (!json_is_object(o) || !name) {
+      qs_reply_error(r, 400, "\"outputs\"[%zu] must be an object with a \"name\"", i);
+      return false;
+    }
+    if (strcmp(name, "output") != 0) {
+      qs_reply_error(r, 400, "unknown output '%s' (the model has one: \"output\")", name);
+      return false;
+    }
+    json_t *op = json_object_get(o, "parameters");
+    json_t *bd = op ? json_object_get(op, "binary_data") : NULL;
+    if (op && !json_is_object(op)) {
+      qs_reply_error(r, 400, "\"outputs\"[%zu].parameters must be an object", i);
+      return false;
+    }
+    if (bd && !json_is_boolean(bd)) {
+      qs_reply_error(r, 400, "\"binary_data\" must be true or false");
+      return false;
+    }
+    if (bd) *bin = json_is_true(bd);
+  }
+  return true;
+}
+
 void qs_handle_v2_infer(qs_req *r) {
   qs_test_delay();
+  /* Binary tensor data extension: the first Inference-Header-Content-Length
+   * bytes are the JSON header, the rest the tensors' raw bytes. The JSON
+   * work below sees only the header (body_len is cut to it, then restored). */
+  size_t full_len = r->body_len;
+  const char *bin = NULL;
+  size_t bin_len = 0;
+  if (r->v2_bin && r->v2_hlen_bad) {
+    qs_reply_error(r, 400, "Inference-Header-Content-Length must be a byte count");
+    return;
+  }
+  if (r->v2_bin) {
+    if (!r->body || r->v2_hlen > r->body_len) {
+      qs_reply_error(r, 400, "Inference-Header-Content-Length %zu is past the body's %zu bytes",
+                     r->v2_hlen, r->body_len);
+      return;
+    }
+    bin = r->body + r->v2_hlen;
+    bin_len = full_len - r->v2_hlen;
+    r->body_len = r->v2_hlen;
+  }
+  qs_v2_infer_json(r, bin, bin_len);
+  r->body_len = full_len;
+}
+
+static void qs_v2_infer_json(qs_req *r, const char *bin, size_t bin_len) {
   if (!r->body || r->body_len == 0) {
     qs_reply_error(r, 400, "empty body: send {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}");
     return;
@@ -126,17 +196,40 @@ void qs_handle_v2_infer(qs_req *r) {
     qs_reply_error(r, 400, "input shape must be [batch, features] (two integers)");
     goto done;
   }
-  if (!found) {
-    qs_reply_error(r, 400, "input tensor has no \"data\"");
+  json_t *tparams = json_object_get(t, "parameters");
+  if (tparams && !json_is_object(tparams)) {
+    qs_reply_error(r, 400, "input \"parameters\" must be an object");
     goto done;
   }
-  bool baseline = true, dynamic = false;
+  json_t *bds = tparams ? json_object_get(tparams, "binary_data_size") : NULL;
+  if (bds && (!json_is_integer(bds) || json_integer_value(bds) < 0)) {
+    qs_reply_error(r, 400, "\"binary_data_size\" must be a byte count");
+    goto done;
+  }
+  if (bds && found) {
+    qs_reply_error(r, 400, "input tensor has both \"data\" and \"binary_data_size\"");
+    goto done;
+  }
+  if (!found && !bds) {
+    qs_reply_error(r, 400, "input tensor has no \"data\" (nor \"binary_data_size\")");
+    goto done;
+  }
+  if (bds && !bin) {
+    qs_reply_error(r, 400, "\"binary_data_size\" needs the Inference-Header-Content-Length header");
+    goto done;
+  }
+  if (!bds && bin_len) {
+    qs_reply_error(r, 400, "%zu bytes after the JSON header, but no input has \"binary_data_size\"", bin_len);
+    goto done;
+  }
+  bool baseline = true, dynamic = false, bin_out = false;
   json_t *params = json_object_get(root, "parameters");
   if (params && !json_is_object(params)) {
     qs_reply_error(r, 400, "\"parameters\" must be an object");
     goto done;
   }
   if (!qs_read_options(r, params, &baseline, &dynamic)) goto done;
+  if (!want_binary_output(r, root, params, &bin_out)) goto done;
   json_int_t B = json_integer_value(json_array_get(shape, 0));
   json_int_t K = json_integer_value(json_array_get(shape, 1));
   size_t in = qat_model_in_dim(m->model), out = qat_model_out_dim(m->model);
@@ -154,11 +247,22 @@ void qs_handle_v2_infer(qs_req *r) {
     goto done;
   }
   size_t rows = 0, cols = 0, nb = (size_t)B;
-  if (!qs_parse_batch(r, r->body + sp.off, sp.len, 0, nb, nb * in, &x, &rows, &cols)) {
+  (void)rows, (void)cols;
+  if (bds) {
+    /* Sizes compared as 64-bit numbers: B <= max_batch and K <= QAT_MAX_DIM
+     * keep nb * in * 4 far from overflow. */
+    uint64_t want = (uint64_t)nb * in * sizeof(float);
+    if ((uint64_t)json_integer_value(bds) != want || bin_len != want) {
+      qs_reply_error(r, 422, "binary_data_size %lld and %zu bytes of tensor data, but shape [%zu, %zu] of FP32 is %llu bytes",
+                     (long long)json_integer_value(bds), bin_len, nb, in, (unsigned long long)want);
+      goto done;
+    }
+    if (!qs_binary_floats(r, bin, nb * in, in, &x)) goto done;
+  } else if (!qs_parse_batch(r, r->body + sp.off, sp.len, 0, nb, nb * in, &x, &rows, &cols)) {
     if (r->status == 413) qs_reply_error(r, 422, "data holds more numbers than shape [%zu, %zu]", nb, in);
     goto done;
   }
-  if (!((rows == 1 && cols == nb * in) || (rows == nb && cols == in))) {
+  if (!bds && !((rows == 1 && cols == nb * in) || (rows == nb && cols == in))) {
     qs_reply_error(r, 422, "data does not match shape [%zu, %zu]", nb, in);
     goto done;
   }
@@ -182,11 +286,22 @@ void qs_handle_v2_infer(qs_req *r) {
     qs_buf_float(b, run.max_abs_diff);
     qs_buf_printf(b, ",\"argmax_agreement\":%.6g", (double)run.argmax_agree / (double)nb);
   }
+  if (run.batch_rows)
+    qs_buf_printf(b, ",\"queue_us\":%.3f,\"batch_rows\":%zu", (double)run.ns_queue * 1e-3, run.batch_rows);
   qs_buf_printf(b, ",\"total_us\":%.3f}", (double)(qs_now_ns() - r->t0_ns) * 1e-3);
-  qs_buf_printf(b, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu],\"data\":",
-                nb, out);
-  qs_buf_float_array(b, run.y8, nb * out);
-  qs_buf_puts(b, "}]}\n");
+  qs_buf_printf(b, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu],", nb, out);
+  if (bin_out) {
+    /* JSON header, then the output's raw float32 bytes. */
+    qs_buf_printf(b, "\"parameters\":{\"binary_data_size\":%zu}}]}", nb * out * sizeof(float));
+    size_t hlen = b->len;
+    qs_buf_put(b, (const char *)run.y8, nb * out * sizeof(float));
+    r->ctype = "application/octet-stream";
+    qs_req_header(r, "Inference-Header-Content-Length", "%zu", hlen);
+  } else {
+    qs_buf_puts(b, "\"data\":");
+    qs_buf_float_array(b, run.y8, nb * out);
+    qs_buf_puts(b, "}]}\n");
+  }
   qs_run_free(&run);
 done:
   free(x);

@@ -87,35 +87,57 @@ void qs_run_free(qs_run *run) {
   run->y8 = run->y32 = NULL;
 }
 
+qat_err qs_compute(qs_model *m, const float *x, size_t rows, bool baseline, bool dynamic,
+                   float *y8, float *y32, uint64_t *ns8, uint64_t *ns32) {
+  const qat_model *qm = m->model;
+  qat_ctx *ctx = qs_model_ctx_get(m);
+  if (!ctx) return QAT_ENOMEM;
+  uint64_t t0 = qs_now_ns();
+  qat_err e = dynamic ? qat_infer_dynamic(qm, ctx, x, rows, y8) : qat_infer_int8(qm, ctx, x, rows, y8);
+  uint64_t t1 = qs_now_ns();
+  if (e == QAT_OK && baseline) e = qat_infer_fp32(qm, ctx, x, rows, y32);
+  uint64_t t2 = qs_now_ns();
+  qs_model_ctx_put(m, ctx);
+  *ns8 = t1 - t0;
+  *ns32 = baseline ? t2 - t1 : 0;
+  return e;
+}
+
+void qs_reply_infer_error(qs_req *r, qat_err e, const char *msg) {
+  if (e == QAT_ENOMEM)
+    qs_reply_error(r, 503, "out of memory");
+  else if (e == QAT_ENOTFINITE || e == QAT_ERANGE)
+    qs_reply_error(r, 422, "inference refused the input: %s", msg);
+  else
+    qs_reply_error(r, 500, "inference failed: %s", msg);
+}
+
 bool qs_run_model(qs_req *r, qs_run *run) {
   const qat_model *qm = run->m->model;
   size_t out = qat_model_out_dim(qm);
   run->y8 = malloc(run->rows * out * sizeof(float));
   run->y32 = run->baseline ? malloc(run->rows * out * sizeof(float)) : NULL;
-  qat_ctx *ctx = qs_model_ctx_get(run->m);
-  if (!run->y8 || (run->baseline && !run->y32) || !ctx) {
-    qs_model_ctx_put(run->m, ctx);
+  if (!run->y8 || (run->baseline && !run->y32)) {
     qs_run_free(run);
     qs_reply_error(r, 503, "out of memory");
     return false;
   }
-  uint64_t t0 = qs_now_ns();
-  qat_err e = run->dynamic ? qat_infer_dynamic(qm, ctx, run->x, run->rows, run->y8)
-                           : qat_infer_int8(qm, ctx, run->x, run->rows, run->y8);
-  uint64_t t1 = qs_now_ns();
-  if (e == QAT_OK && run->baseline) e = qat_infer_fp32(qm, ctx, run->x, run->rows, run->y32);
-  uint64_t t2 = qs_now_ns();
-  qs_model_ctx_put(run->m, ctx);
-  if (e != QAT_OK) {
+  /* Dynamic batching joins concurrent static-mode requests into one product
+   * (batch.c); dynamic mode measures ranges per block of rows, so a row's
+   * answer would depend on its neighbours: it always runs alone. */
+  bool ok;
+  if (qs_g.cfg.batch_window_us && !run->dynamic && run->rows < qs_g.cfg.max_batch) {
+    ok = qs_batch_compute(r, run);
+  } else {
+    qat_err e = qs_compute(run->m, run->x, run->rows, run->baseline, run->dynamic, run->y8, run->y32,
+                           &run->ns_int8, &run->ns_fp32);
+    if (e != QAT_OK) qs_reply_infer_error(r, e, qat_errmsg());
+    ok = e == QAT_OK;
+  }
+  if (!ok) {
     qs_run_free(run);
-    if (e == QAT_ENOTFINITE || e == QAT_ERANGE)
-      qs_reply_error(r, 422, "inference refused the input: %s", qat_errmsg());
-    else
-      qs_reply_error(r, 500, "inference failed: %s", qat_errmsg());
     return false;
   }
-  run->ns_int8 = t1 - t0;
-  run->ns_fp32 = run->baseline ? t2 - t1 : 0;
   qs_metrics_observe(run->m->metrics_slot, QS_LAT_INT8, run->ns_int8);
   if (run->baseline) {
     qs_metrics_observe(run->m->metrics_slot, QS_LAT_FP32, run->ns_fp32);
@@ -242,6 +264,61 @@ static qs_model *resolve_model(qs_req *r, json_t *root) {
   return m;
 }
 
+void qs_predict_reply(qs_req *r, qs_model *m, const qs_run *run, bool want32) {
+  if (r->bin_out) {
+    qs_predict_reply_binary(r, m, run);
+    return;
+  }
+  const qat_model *qm = m->model;
+  size_t out = qat_model_out_dim(qm);
+  qs_buf *b = &r->out;
+  r->status = 200;
+  qs_buf_puts(b, "{\"model\":");
+  qs_buf_json_str(b, m->name);
+  qs_buf_printf(b, ",\"version\":%llu,\"mode\":\"%s\",\"outputs\":[", (unsigned long long)m->version,
+                run->dynamic ? "dynamic" : "static");
+  for (size_t i = 0; i < run->rows; i++) {
+    if (i) qs_buf_put(b, ",", 1);
+    qs_buf_float_array(b, run->y8 + i * out, out);
+  }
+  if (want32) {
+    qs_buf_puts(b, "],\"fp32_outputs\":[");
+    for (size_t i = 0; i < run->rows; i++) {
+      if (i) qs_buf_put(b, ",", 1);
+      qs_buf_float_array(b, run->y32 + i * out, out);
+    }
+  }
+  qs_buf_puts(b, "],\"predictions\":[");
+  for (size_t i = 0; i < run->rows; i++) qs_buf_printf(b, i ? ",%zu" : "%zu", qs_argmax(run->y8 + i * out, out));
+  qs_buf_puts(b, "]");
+  if (qat_model_n_labels(qm)) {
+    qs_buf_puts(b, ",\"labels\":[");
+    for (size_t i = 0; i < run->rows; i++) {
+      if (i) qs_buf_put(b, ",", 1);
+      const char *l = qat_model_label(qm, (uint32_t)qs_argmax(run->y8 + i * out, out));
+      qs_buf_json_str(b, l ? l : "");
+    }
+    qs_buf_puts(b, "]");
+  }
+  double us8 = (double)run->ns_int8 * 1e-3, us32 = (double)run->ns_fp32 * 1e-3;
+  qs_buf_printf(b, ",\"latency_us\":{\"int8\":%.3f", us8);
+  if (run->baseline)
+    qs_buf_printf(b, ",\"fp32\":%.3f,\"speedup\":%.3f", us32, us8 > 0 ? us32 / us8 : 0.0);
+  else
+    qs_buf_puts(b, ",\"fp32\":null,\"speedup\":null");
+  if (run->batch_rows)
+    qs_buf_printf(b, ",\"queue\":%.3f,\"batch_rows\":%zu", (double)run->ns_queue * 1e-3, run->batch_rows);
+  qs_buf_printf(b, ",\"total\":%.3f}", (double)(qs_now_ns() - r->t0_ns) * 1e-3);
+  if (run->baseline) {
+    qs_buf_puts(b, ",\"drift\":{\"max_abs_diff\":");
+    qs_buf_float(b, run->max_abs_diff);
+    qs_buf_printf(b, ",\"argmax_agreement\":%.6g}", (double)run->argmax_agree / (double)run->rows);
+  } else {
+    qs_buf_puts(b, ",\"drift\":null");
+  }
+  qs_buf_puts(b, "}\n");
+}
+
 void qs_handle_predict(qs_req *r) {
   qs_test_delay();
   if (!r->body || r->body_len == 0) {
@@ -312,7 +389,7 @@ void qs_handle_predict(qs_req *r) {
   }
   r->model_slot = m->metrics_slot;
   const qat_model *qm = m->model;
-  size_t in = qat_model_in_dim(qm), out = qat_model_out_dim(qm);
+  size_t in = qat_model_in_dim(qm);
   if (cols != in) {
     free(x);
     qs_model_release(m);
@@ -326,50 +403,7 @@ void qs_handle_predict(qs_req *r) {
     qs_model_release(m);
     return;
   }
-  qs_buf *b = &r->out;
-  r->status = 200;
-  qs_buf_puts(b, "{\"model\":");
-  qs_buf_json_str(b, m->name);
-  qs_buf_printf(b, ",\"version\":%llu,\"mode\":\"%s\",\"outputs\":[", (unsigned long long)m->version,
-                dynamic ? "dynamic" : "static");
-  for (size_t i = 0; i < rows; i++) {
-    if (i) qs_buf_put(b, ",", 1);
-    qs_buf_float_array(b, run.y8 + i * out, out);
-  }
-  if (want32) {
-    qs_buf_puts(b, "],\"fp32_outputs\":[");
-    for (size_t i = 0; i < rows; i++) {
-      if (i) qs_buf_put(b, ",", 1);
-      qs_buf_float_array(b, run.y32 + i * out, out);
-    }
-  }
-  qs_buf_puts(b, "],\"predictions\":[");
-  for (size_t i = 0; i < rows; i++) qs_buf_printf(b, i ? ",%zu" : "%zu", qs_argmax(run.y8 + i * out, out));
-  qs_buf_puts(b, "]");
-  if (qat_model_n_labels(qm)) {
-    qs_buf_puts(b, ",\"labels\":[");
-    for (size_t i = 0; i < rows; i++) {
-      if (i) qs_buf_put(b, ",", 1);
-      const char *l = qat_model_label(qm, (uint32_t)qs_argmax(run.y8 + i * out, out));
-      qs_buf_json_str(b, l ? l : "");
-    }
-    qs_buf_puts(b, "]");
-  }
-  double us8 = (double)run.ns_int8 * 1e-3, us32 = (double)run.ns_fp32 * 1e-3;
-  qs_buf_printf(b, ",\"latency_us\":{\"int8\":%.3f", us8);
-  if (baseline)
-    qs_buf_printf(b, ",\"fp32\":%.3f,\"speedup\":%.3f", us32, us8 > 0 ? us32 / us8 : 0.0);
-  else
-    qs_buf_puts(b, ",\"fp32\":null,\"speedup\":null");
-  qs_buf_printf(b, ",\"total\":%.3f}", (double)(qs_now_ns() - r->t0_ns) * 1e-3);
-  if (baseline) {
-    qs_buf_puts(b, ",\"drift\":{\"max_abs_diff\":");
-    qs_buf_float(b, run.max_abs_diff);
-    qs_buf_printf(b, ",\"argmax_agreement\":%.6g}", (double)run.argmax_agree / (double)rows);
-  } else {
-    qs_buf_puts(b, ",\"drift\":null");
-  }
-  qs_buf_puts(b, "}\n");
+  qs_predict_reply(r, m, &run, want32);
   qs_run_free(&run);
   qs_model_release(m);
 }

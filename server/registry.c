@@ -39,6 +39,7 @@ void qs_registry_init(void) {}
 static void model_free(qs_model *m) {
   for (int i = 0; i < m->npool; i++) qat_ctx_destroy(m->pool[i]);
   pthread_mutex_destroy(&m->pool_lock);
+  qs_batcher_destroy(m);
   qat_model_destroy(m->model);
   free(m);
 }
@@ -269,6 +270,7 @@ qat_err qs_model_load_file(const char *dir, const char *file, const char *name,
   m->load_ms = (double)(qs_now_ns() - t0) * 1e-6;
   m->metrics_slot = qs_metrics_slot(name);
   pthread_mutex_init(&m->pool_lock, NULL);
+  qs_batcher_init(m);
   *out = m;
   return QAT_OK;
 }

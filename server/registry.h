@@ -51,6 +51,10 @@ typedef struct qs_model {
   pthread_mutex_t pool_lock;
   qat_ctx *pool[QS_CTX_POOL];
   int npool;
+  /* Dynamic batching (batch.c): the group now gathering requests. */
+  pthread_mutex_t batch_lock;
+  pthread_cond_t batch_cond;
+  struct qs_batch_group *batch_open;
 } qs_model;
 
 void qs_registry_init(void);

@@ -33,6 +33,7 @@ typedef struct qs_config {
   bool quiet;               /* no access log */
   bool silent;              /* no log at all (unit tests) */
   unsigned test_delay_ms;   /* QATSERVE_TEST_DELAY_MS: test-only, sleeps in /predict */
+  unsigned batch_window_us; /* dynamic batching window (batch.c); 0 = off (default) */
 } qs_config;
 
 /* Process-wide state. ready: start-up finished and not draining. */
@@ -42,6 +43,8 @@ typedef struct qs_state {
   atomic_bool draining;
   atomic_long inflight; /* requests between first callback and completion */
   _Atomic size_t body_bytes; /* body buffer bytes held by all requests */
+  atomic_long pending;  /* /predict and v2 infer requests not yet past their handler:
+                         * the most a dynamic batch can still gather (batch.c) */
 } qs_state;
 
 extern qs_state qs_g;
@@ -79,13 +82,32 @@ typedef struct qs_req {
   uint64_t discarded;      /* body bytes thrown away after too_big/busy */
   size_t accounted;        /* this request's share of qs_g.body_bytes */
   bool queued;
+  bool pending;            /* counted in qs_g.pending */
   /* Filled by the handler. */
   int status;
   int model_slot;          /* metrics slot of the model served, -1 if none */
   qs_buf out;
   const char *allow;       /* Allow header for 405 */
   size_t bytes_out;
+  /* Binary payloads (binary.c), read from the headers at the first callback. */
+  bool bin_in;             /* /predict: Content-Type application/octet-stream */
+  bool bin_out;            /* /predict: Accept application/octet-stream */
+  bool v2_bin;             /* v2 infer: Inference-Header-Content-Length was sent */
+  bool v2_hlen_bad;        /* ... and is not a byte count */
+  size_t v2_hlen;          /* ... its value */
+  char qmodel[130];        /* /predict binary: ?model= or X-Model ("" if neither) */
+  char qbaseline[8];       /* ?baseline= (binary /predict) */
+  char qmode[10];          /* ?mode= (binary /predict) */
+  const char *ctype;       /* reply Content-Type when not JSON */
+  /* Extra reply headers: "Name\0Value\0" pairs (qs_req_header), allocated
+   * on first use (binary replies only) so other requests stay small. */
+  char *xh;
+  size_t xh_len;
 } qs_req;
+
+/* Adds a reply header (dropped if r->xh is full). */
+void qs_req_header(qs_req *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 uint64_t qs_now_ns(void);
 
@@ -99,6 +121,11 @@ void qs_reply_error(qs_req *r, int status, const char *fmt, ...)
 
 /* Handlers (predict.c, kserve.c, info.c): read r->body, fill status + out. */
 void qs_handle_predict(qs_req *r);
+/* binary.c: /predict with an application/octet-stream body. */
+void qs_handle_predict_binary(qs_req *r);
+/* binary.c: reads the binary-payload headers and query arguments into r. */
+struct MHD_Connection;
+void qs_binary_headers(qs_req *r, struct MHD_Connection *c);
 void qs_handle_v2_infer(qs_req *r);
 void qs_handle_v2_server(qs_req *r);
 void qs_handle_v2_model(qs_req *r);

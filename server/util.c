@@ -64,6 +64,8 @@ void qs_reply_error(qs_req *r, int status, const char *fmt, ...) {
   for (char *p = msg; *p; p++)
     if ((unsigned char)*p >= 0x7f) *p = '?';
   r->status = status;
+  r->ctype = NULL; /* errors are JSON, without the success headers */
+  r->xh_len = 0;
   r->out.len = 0;
   r->out.failed = false;
   if (r->out.data) r->out.data[0] = '\0';

@@ -173,7 +173,7 @@ check "live" jtrue 'd == {"live": True}'
 req GET /v2/health/ready
 check "ready is 200" status_is 200
 req GET /v2
-check "v2 server metadata" jtrue 'd["name"] == "qatserve" and isinstance(d["version"], str) and d["extensions"] == []'
+check "v2 server metadata" jtrue 'd["name"] == "qatserve" and isinstance(d["version"], str) and d["extensions"] == ["binary_tensor_data"]'
 req GET /v2/models/fmnist
 check "v2 model metadata shapes and datatypes" jtrue '
 d["name"] == "fmnist" and d["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 784]}] and
@@ -431,6 +431,13 @@ SPID=""
 check "SIGTERM drain exits 0 (got $rc)" [ "$rc" -eq 0 ]
 check "drain logged" grep -q "drained in" "$tmp/server.log"
 check "--probe fails once stopped" sh -c "! '$SERVER' --probe --port $PORT"
+
+# Binary payloads and dynamic batching have their own scripts (own servers).
+for extra in binary batching; do
+  if [ -x "tests/integration/$extra.sh" ]; then
+    check "$extra.sh" env BUILD="$BUILD" "tests/integration/$extra.sh"
+  fi
+done
 
 echo "integration: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
