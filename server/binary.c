@@ -46,7 +46,12 @@ void qs_req_header(qs_req *r, const char *name, const char *fmt, ...) {
   va_end(ap);
   size_t nl = strlen(name);
   if (n < 0 || (size_t)n >= sizeof v || r->xh_len + nl + 1 + (size_t)n + 1 > QS_XH_CAP) return;
-  if (!r->xh && !(r->xh = malloc(QS_XH_CAP))) return;
+  if (!r->xh && !(r->xh = malloc(QS_XH_CAP))) {
+    /* A binary reply without its headers cannot be read (the JSON header's
+     * length travels in one): fail the reply, http.c answers 500. */
+    r->out.failed = true;
+    return;
+  }
   memcpy(r->xh + r->xh_len, name, nl + 1);
   r->xh_len += nl + 1;
   memcpy(r->xh + r->xh_len, v, (size_t)n + 1);
