@@ -51,12 +51,29 @@ static int oracle(json_t *root, const char *model, const uint8_t *body, size_t s
   json_t *params = json_object_get(root, "parameters");
   if (params) {
     if (!json_is_object(params)) return 0;
+    json_t *bdo = json_object_get(params, "binary_data_output");
+    if (bdo && !json_is_boolean(bdo)) return 0;
     json_t *b = json_object_get(params, "baseline");
     if (b && !json_is_boolean(b)) return 0;
     json_t *mode = json_object_get(params, "mode");
     if (mode) {
       const char *v = json_string_value(mode);
       if (!v || (strcmp(v, "static") != 0 && strcmp(v, "dynamic") != 0)) return 0;
+    }
+  }
+  /* Requested outputs: only "output" exists; binary_data a boolean. */
+  json_t *outs = json_object_get(root, "outputs");
+  if (outs) {
+    if (!json_is_array(outs)) return 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(outs, i, o) {
+      const char *on = json_string_value(json_object_get(o, "name"));
+      if (!json_is_object(o) || !on || strcmp(on, "output") != 0) return 0;
+      json_t *op = json_object_get(o, "parameters");
+      if (op && !json_is_object(op)) return 0;
+      json_t *bd = op ? json_object_get(op, "binary_data") : NULL;
+      if (bd && !json_is_boolean(bd)) return 0;
     }
   }
   json_t *inputs = json_object_get(root, "inputs");
@@ -67,6 +84,10 @@ static int oracle(json_t *root, const char *model, const uint8_t *body, size_t s
   if (!dt || strcmp(dt, "FP32") != 0) return 0;
   json_t *shape = json_object_get(t, "shape");
   if (!json_is_array(shape) || json_array_size(shape) != 2) return 0;
+  /* Binary input needs the Inference-Header-Content-Length header, which
+   * the fuzzer never sends. */
+  json_t *tp = json_object_get(t, "parameters");
+  if (tp && (!json_is_object(tp) || json_object_get(tp, "binary_data_size"))) return 0;
   json_t *jb = json_array_get(shape, 0), *jk = json_array_get(shape, 1);
   if (!json_is_integer(jb) || !json_is_integer(jk)) return 0;
   json_int_t B = json_integer_value(jb), K = json_integer_value(jk);
@@ -103,7 +124,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   qs_req r;
   fz_req_init(&r, body, blen, name);
   qs_handle_v2_infer(&r);
+  /* A binary-output answer is a JSON header and then the floats' bytes. */
+  size_t hlen = r.out.len;
+  if (r.status == 200 && r.out.data && r.out.len > 0) {
+    json_error_t he;
+    json_t *h = json_loadb(r.out.data, r.out.len, JSON_DISABLE_EOF_CHECK, &he);
+    if (h) hlen = (size_t)he.position;
+    json_decref(h);
+  }
+  size_t full = r.out.len;
+  r.out.len = hlen;
   json_t *reply = fz_check_reply(&r);
+  r.out.len = full;
 
   json_error_t je;
   /* Shape needs jansson's integers; data may hold integers beyond int64,
@@ -139,7 +171,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     assert(json_array_size(shape) == 2 && rows >= 1 && rows <= FZ_MAX_BATCH);
     assert((size_t)json_integer_value(json_array_get(shape, 1)) == width);
     if (verdict == 1) assert(rows == B);
-    assert(fz_check_finite_row(json_object_get(o, "data")) == rows * width);
+    json_t *od = json_object_get(o, "data");
+    if (od) {
+      assert(fz_check_finite_row(od) == rows * width);
+      assert(full == hlen || full == hlen + 1); /* the newline */
+    } else {
+      /* binary: exactly rows * width finite floats after the header */
+      json_t *bds = json_object_get(json_object_get(o, "parameters"), "binary_data_size");
+      assert(json_integer_value(bds) == (json_int_t)(rows * width * sizeof(float)));
+      assert(full - hlen == rows * width * sizeof(float));
+      for (size_t k = 0; k < rows * width; k++) {
+        float v;
+        memcpy(&v, r.out.data + hlen + k * sizeof v, sizeof v);
+        assert(isfinite(v));
+      }
+    }
     if (root) {
       json_t *id = json_object_get(root, "id");
       if (id)

@@ -161,6 +161,7 @@ static void req_init(qs_req *r, const char *name, const char *body, size_t len) 
 
 static void req_free(qs_req *r) {
   free(r->body);
+  free(r->xh); /* extra reply headers (binary replies) */
   qs_buf_free(&r->out);
 }
 
@@ -247,6 +248,12 @@ START_TEST(v2_allocation_failures) {
                "{\"inputs\":[{\"name\":\"input\",\"shape\":[2,8],\"datatype\":\"FP32\","
                "\"data\":[1,2,3]}]}",
                422);
+  /* Binary output (a JSON header, then raw floats; its length in a reply
+   * header). */
+  walk_handler(qs_handle_v2_infer, "m",
+               "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,8],\"datatype\":\"FP32\","
+               "\"data\":[1,2,3,4,5,6,7,8]}],\"parameters\":{\"binary_data_output\":true}}",
+               200);
 }
 END_TEST
 
