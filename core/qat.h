@@ -316,8 +316,7 @@ typedef struct qat_net qat_net;
 QAT_MUST_CHECK qat_err qat_net_create(const uint32_t *dims, uint32_t n_layers,
                                       uint64_t seed, qat_net **out);
 /* A net initialised from a model's fp32 baseline (fine-tuning). */
-QAT_MUST_CHECK qat_err qat_net_from_model(const qat_model *m, uint64_t seed,
-                                          qat_net **out);
+QAT_MUST_CHECK qat_err qat_net_from_model(const qat_model *m, qat_net **out);
 void qat_net_destroy(qat_net *n);
 uint32_t qat_net_n_layers(const qat_net *n);
 uint32_t qat_net_dim(const qat_net *n, uint32_t i); /* dims[i], i <= n_layers */

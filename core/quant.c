@@ -83,7 +83,7 @@ void qat_fake_quant(const float *x, size_t n, const qat_qparams *p, float *y,
     /* The STE passes the gradient where rounding alone acted, i.e. where the
      * unclamped integer lay inside [qmin, qmax] (PyTorch's mask). */
     if (mask) mask[i] = (uint8_t)(v >= lo && v <= hi);
-    v = fminf(fmaxf(v, lo), hi);
+    v = clampf(v, lo, hi);
     y[i] = (v - zp) * p->scale;
   }
 }

@@ -17,8 +17,6 @@
 #include "train_internal.h"
 
 
-
-
 /* ---- PRNG -------------------------------------------------------------- */
 
 typedef struct rng { uint64_t s[4]; } rng;

@@ -12,8 +12,7 @@
 
 #include "train_internal.h"
 
-qat_err qat_net_from_model(const qat_model *m, uint64_t seed, qat_net **out) {
-  (void)seed;
+qat_err qat_net_from_model(const qat_model *m, qat_net **out) {
   if (!m || !out) return qat_fail(QAT_EINVAL, "qat_net_from_model: NULL argument");
   uint32_t nl = qat_model_n_layers(m);
   if (nl < 1 || nl > QAT_MAX_LAYERS) return qat_fail(QAT_EINVAL, "model of %u layers", nl);

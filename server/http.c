@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "metrics.h"
 #include "page.h"
 #include "registry.h"
@@ -172,6 +173,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qs_req *r) {
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   r->queued = true;
+  qs_deadline_clear(c);
   return ret;
 }
 
@@ -182,6 +184,22 @@ static void copy_clean(char *dst, size_t cap, const char *src) {
     dst[i] = (ch <= 0x20 || ch >= 0x7f) ? '?' : (char)ch;
   }
   dst[i] = '\0';
+}
+
+/* Takes add bytes from the process-wide body budget for r. */
+static bool budget_take(qs_req *r, size_t add) {
+  size_t prev = atomic_fetch_add(&qs_g.body_bytes, add);
+  if (prev + add > qs_g.cfg.max_inflight) {
+    atomic_fetch_sub(&qs_g.body_bytes, add);
+    return false;
+  }
+  r->accounted += add;
+  return true;
+}
+
+static void budget_release(qs_req *r) {
+  if (r->accounted) atomic_fetch_sub(&qs_g.body_bytes, r->accounted);
+  r->accounted = 0;
 }
 
 static bool is_post_route(int rt) { return rt == R_PREDICT || rt == R_V2_INFER; }
@@ -227,13 +245,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
           qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
           return send_reply(c, r);
         }
-        /* Sized by a header already checked against the cap. */
-        r->body = malloc((size_t)v + 1);
+        /* Sized by a header already checked against the cap, but only up
+         * to 64 KiB: beyond that the buffer grows as bytes really arrive,
+         * so clients that announce big bodies and send slowly hold no
+         * more memory than they sent. */
+        size_t first = v < 65536 ? (size_t)v : 65536;
+        if (!budget_take(r, first)) {
+          qs_reply_error(r, 503, "server busy: too many request bodies in flight, retry");
+          return send_reply(c, r);
+        }
+        r->body = malloc(first + 1);
         if (!r->body) {
           qs_reply_error(r, 503, "out of memory");
           return send_reply(c, r);
         }
-        r->body_size = (size_t)v;
+        r->body_size = first;
       }
       r->pending = true;
       atomic_fetch_add(&qs_g.pending, 1);
@@ -244,10 +270,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     size_t n = *upload_size;
     *upload_size = 0;
     if (r->queued) return MHD_YES;
-    if (r->too_big) {
+    if (r->too_big || r->busy) {
       /* libmicrohttpd cannot answer in the middle of a body: discard the
-       * rest (nothing is kept) and answer 413 at its end, unless the client
-       * keeps sending far past the cap: then close the connection. */
+       * rest (nothing is kept) and answer 413/503 at its end, unless the
+       * client keeps sending far past the cap: then close the connection. */
       r->discarded += n;
       return r->discarded > 16 * (uint64_t)cfg->max_body ? MHD_NO : MHD_YES;
     }
@@ -263,6 +289,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->body_len + n > r->body_size) {
       size_t ns = r->body_size ? r->body_size : 4096;
       while (ns < r->body_len + n) ns = ns > cfg->max_body / 2 ? cfg->max_body : ns * 2;
+      if (!budget_take(r, ns - r->body_size)) {
+        /* Every body in flight together is capped too: this one waits its
+         * turn (503) rather than pushing the process out of memory. */
+        r->busy = true;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = r->body_size = 0;
+        budget_release(r);
+        r->discarded = n;
+        return MHD_YES;
+      }
       char *nb = realloc(r->body, ns + 1);
       if (!nb) return MHD_NO; /* out of memory: drop this connection only */
       r->body = nb;
@@ -277,7 +314,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
     return send_reply(c, r);
   }
+  if (r->busy) {
+    qs_reply_error(r, 503, "server busy: too many request bodies in flight, retry");
+    return send_reply(c, r);
+  }
   if (r->body) r->body[r->body_len] = '\0';
+  qs_deadline_clear(c); /* the request is in: its run is not the client's delay */
   dispatch(r);
   if (r->pending) {
     r->pending = false;
@@ -289,8 +331,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   (void)cls;
-  (void)c;
   qs_req *r = *con_cls;
+  qs_deadline_rearm(c);
   if (!r) return;
   *con_cls = NULL;
   uint64_t dt = qs_now_ns() - r->t0_ns;
@@ -305,6 +347,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   if (r->pending) atomic_fetch_sub(&qs_g.pending, 1);
   free(r->xh);
   free(r->body);
+  budget_release(r);
   qs_buf_free(&r->out);
   free(r);
   atomic_fetch_sub(&qs_g.inflight, 1);
@@ -361,6 +404,8 @@ struct MHD_Daemon *qs_http_start(void) {
            gai_strerror(gai));
     return NULL;
   }
+  /* Before the daemon: its threads read the deadline settings. */
+  qs_deadline_start(cfg->conn_timeout_s);
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_DUAL_STACK; /* "::" takes IPv4 too */
@@ -372,11 +417,15 @@ struct MHD_Daemon *qs_http_start(void) {
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->conn_limit,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      MHD_OPTION_NOTIFY_CONNECTION, qs_deadline_notify, NULL,
       MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
       MHD_OPTION_END);
   freeaddrinfo(ai);
-  if (!d) qs_log("cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
+  if (!d) {
+    qs_log("cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
+    qs_deadline_stop();
+  }
   return d;
 }
 
@@ -390,4 +439,7 @@ void qs_http_quiesce(struct MHD_Daemon *d) {
   if (fd != MHD_INVALID_SOCKET) close(fd);
 }
 
-void qs_http_stop(struct MHD_Daemon *d) { MHD_stop_daemon(d); }
+void qs_http_stop(struct MHD_Daemon *d) {
+  MHD_stop_daemon(d);
+  qs_deadline_stop();
+}

@@ -64,7 +64,7 @@ qs_jerr qs_json_skip_value(const char *s, size_t n, size_t *pos);
  *   [x, x, ...]            one row (flat)
  *   [[x, ...], [x, ...]]   rows
  * Every row must have exactly `width` numbers; at most max_rows rows;
- * out holds cap floats (the caller sizes it with qs_json_rows_bound). With
+ * out holds cap floats (the caller sizes it with qs_json_numbers_bound). With
  * width == 0 the flat form is taken as one row of any length up to cap
  * (used for KServe data whose shape is given separately); nested rows are
  * then flattened and must all have the first row's width.

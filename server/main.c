@@ -35,6 +35,8 @@ static void usage(FILE *f) {
           "  --threads N          HTTP worker threads (env QATSERVE_THREADS; default: online cores)\n"
           "  --max-body BYTES     largest request body (default 4194304)\n"
           "  --max-batch N        most rows per request (default 1024)\n"
+          "  --max-inflight-bytes BYTES  request body bytes all requests together may hold;\n"
+          "                       more gets 503 (default 268435456; at least --max-body)\n"
           "  --drain-timeout S    seconds SIGTERM waits for in-flight requests (default 10)\n"
           "  --conn-limit N       most simultaneous connections (default 1024)\n"
           "  --conn-timeout S     idle/slow connection timeout, 0 = none (default 30)\n"
@@ -144,6 +146,7 @@ int main(int argc, char **argv) {
                      .threads = cores > 0 ? (unsigned)cores : 1,
                      .max_body = 4u * 1024 * 1024,
                      .max_batch = 1024,
+                     .max_inflight = 256u * 1024 * 1024,
                      .drain_timeout_s = 10,
                      .conn_limit = 1024,
                      .conn_timeout_s = 30};
@@ -163,7 +166,7 @@ int main(int argc, char **argv) {
     if (!parse_ulong("QATSERVE_TEST_DELAY_MS", env, 0, 60000, &v)) return 2;
     cfg->test_delay_ms = (unsigned)v;
   }
-  enum { O_MODELS = 1, O_HOST, O_PORT, O_THREADS, O_MAXBODY, O_MAXBATCH, O_DRAIN, O_CONNLIMIT,
+  enum { O_MODELS = 1, O_HOST, O_PORT, O_THREADS, O_MAXBODY, O_MAXBATCH, O_MAXINFLIGHT, O_DRAIN, O_CONNLIMIT,
          O_CONNTIMEOUT, O_BATCHWIN, O_QUIET, O_PROBE, O_HELP, O_VERSION };
   static const struct option opts[] = {
       {"models", required_argument, NULL, O_MODELS},
@@ -172,6 +175,7 @@ int main(int argc, char **argv) {
       {"threads", required_argument, NULL, O_THREADS},
       {"max-body", required_argument, NULL, O_MAXBODY},
       {"max-batch", required_argument, NULL, O_MAXBATCH},
+      {"max-inflight-bytes", required_argument, NULL, O_MAXINFLIGHT},
       {"drain-timeout", required_argument, NULL, O_DRAIN},
       {"conn-limit", required_argument, NULL, O_CONNLIMIT},
       {"conn-timeout", required_argument, NULL, O_CONNTIMEOUT},
@@ -203,6 +207,10 @@ int main(int argc, char **argv) {
         if (!parse_ulong("--max-batch", optarg, 1, 1000000, &v)) return 2;
         cfg->max_batch = v;
         break;
+      case O_MAXINFLIGHT:
+        if (!parse_ulong("--max-inflight-bytes", optarg, 64, 1UL << 40, &v)) return 2;
+        cfg->max_inflight = v;
+        break;
       case O_DRAIN:
         if (!parse_ulong("--drain-timeout", optarg, 0, 3600, &v)) return 2;
         cfg->drain_timeout_s = (unsigned)v;
@@ -232,6 +240,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (do_probe) return probe(cfg->host, cfg->port);
+  if (cfg->max_inflight < cfg->max_body) cfg->max_inflight = cfg->max_body;
 
   qs_control_block_signals();
   signal(SIGPIPE, SIG_IGN);

@@ -1,10 +1,12 @@
 /* predict.c - POST /predict, and the batch parsing and model run that the
  * v2 infer endpoint shares.
  *
- * A body is read in two passes over bytes already in memory: json.c finds
- * the "inputs" array and parses its numbers straight into floats; the rest
- * of the body (with the array cut out) goes through jansson, strict and
- * with duplicate keys refused. */
+ * The body is in memory when the handler runs. json.c finds where the
+ * top-level "inputs" value starts and parses its numbers straight into
+ * floats in one pass, learning where the array ends; the rest of the body
+ * (with the array cut out) goes through jansson, strict and with duplicate
+ * keys refused. The model named in that envelope then fixes the width the
+ * rows must have. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>

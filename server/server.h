@@ -26,6 +26,7 @@ typedef struct qs_config {
   unsigned threads;         /* default: online cores */
   size_t max_body;          /* bytes, default 4 MiB */
   size_t max_batch;         /* rows per request, default 1024 */
+  size_t max_inflight;      /* body bytes held by all requests, default 256 MiB */
   unsigned drain_timeout_s; /* default 10 */
   unsigned conn_limit;      /* default 1024 */
   unsigned conn_timeout_s;  /* idle/slow connection timeout, default 30 */
@@ -43,6 +44,7 @@ typedef struct qs_state {
   atomic_long inflight; /* requests between first callback and completion */
   atomic_long pending;  /* /predict and v2 infer requests not yet past their handler:
                          * the most a dynamic batch can still gather (batch.c) */
+  _Atomic size_t body_bytes; /* body buffer bytes held by all requests */
 } qs_state;
 
 extern qs_state qs_g;
@@ -75,8 +77,10 @@ typedef struct qs_req {
   /* The body, capped at cfg.max_body as it arrives. */
   char *body;
   size_t body_len, body_size;
-  bool too_big;
-  uint64_t discarded;      /* body bytes thrown away after too_big */
+  bool too_big;            /* over --max-body: discard the rest, answer 413 */
+  bool busy;               /* over --max-inflight-bytes: discard, answer 503 */
+  uint64_t discarded;      /* body bytes thrown away after too_big/busy */
+  size_t accounted;        /* this request's share of qs_g.body_bytes */
   bool queued;
   bool pending;            /* counted in qs_g.pending */
   /* Filled by the handler. */

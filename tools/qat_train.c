@@ -269,7 +269,7 @@ int cmd_train(int argc, char **argv) {
   if (a.val && (e = qat_dataset_slice(all, all->n - a.val, a.val, &val))) goto fail;
   if (a.init) {
     if ((e = qat_model_load(a.init, &init))) goto fail;
-    if ((e = qat_net_from_model(init, a.o.seed, &net))) goto fail;
+    if ((e = qat_net_from_model(init, &net))) goto fail;
     if (qat_net_n_layers(net) != nl) {
       fprintf(stderr, "qat train: --init model has %u layers, --arch %u\n",
               qat_net_n_layers(net), nl);

@@ -10,6 +10,20 @@ const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
 
+// Polls a predicate in the page through page.evaluate (CDP callFunctionOn),
+// not page.waitForFunction: older playwright-core (the one that still runs on
+// Debian 12's Node 18) evaluates waitForFunction's predicate as a string,
+// which the page's CSP (no 'unsafe-eval') rightly blocks.
+async function waitUntil(page, fn, arg, opts) {
+  const timeout = (opts && opts.timeout) || 30000;
+  const end = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return;
+    if (Date.now() > end) throw new Error('waitUntil: timed out after ' + timeout + ' ms: ' + fn.toString().slice(0, 120));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const URL0 = process.env.QS_URL;
 const OUT = process.env.QS_OUT;
 const MODELS = process.env.QS_MODELS;
@@ -217,11 +231,11 @@ async function predictAndWait(page, how) {
   page.on('request', onReq);
   await how(page);
   await page.click('#predict');
-  await page.waitForFunction((b) => Number(document.getElementById('try-section').dataset.done || 0) > b,
+  await waitUntil(page, (b) => Number(document.getElementById('try-section').dataset.done || 0) > b,
     before, { timeout: 10000 });
   // The auto-predict after each stroke and the click may both be in flight:
   // wait until the button is enabled again (no request pending).
-  await page.waitForFunction(() => !document.getElementById('predict').disabled, null, { timeout: 10000 });
+  await waitUntil(page, () => !document.getElementById('predict').disabled, null, { timeout: 10000 });
   await page.waitForTimeout(300);
   page.off('request', onReq);
   return sent;
@@ -312,7 +326,7 @@ async function main() {
       }
       await page.click('#predict');
       await page.waitForTimeout(2200); // one more metrics poll after the traffic
-      await page.waitForFunction(() => /µs|ms/.test(document.getElementById('p-int8').textContent),
+      await waitUntil(page, () => /µs|ms/.test(document.getElementById('p-int8').textContent),
         null, { timeout: 12000 });
       const rps = parseFloat(await page.locator('#rps').textContent());
       // ~sentN requests over the 6 s, inside a window of at most a minute.
@@ -368,7 +382,7 @@ async function main() {
         '<path d="M40 30 Q60 0 80 30" stroke="#222" stroke-width="8" fill="none"/></svg>';
       const before = await doneCount(page);
       await page.setInputFiles('#file', { name: 'bag.svg', mimeType: 'image/svg+xml', buffer: Buffer.from(svg) });
-      await page.waitForFunction((b) => Number(document.getElementById('try-section').dataset.done || 0) > b,
+      await waitUntil(page, (b) => Number(document.getElementById('try-section').dataset.done || 0) > b,
         before, { timeout: 10000 });
       const px = await page.evaluate(() => {
         const d = document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data;
@@ -399,13 +413,13 @@ async function main() {
       const dst = path.join(MODELS, before.name + '.safetensors');
       fs.copyFileSync(RELOAD, dst + '.tmp');
       fs.renameSync(dst + '.tmp', dst);
-      await page.waitForFunction((v) => {
+      await waitUntil(page, (v) => {
         const h = document.querySelector('#models .model .ver');
         return h && h.textContent !== 'v' + v;
       }, before.version, { timeout: 15000 });
       const ver = await page.locator('#models .model .ver').textContent();
       check('the model card shows the new version', ver === 'v' + (before.version + 1), ver);
-      await page.waitForFunction(() => Number(document.getElementById('reloads').textContent) > 0, null,
+      await waitUntil(page, () => Number(document.getElementById('reloads').textContent) > 0, null,
         { timeout: 6000 });
       check('live panel counts the reload', Number(await page.locator('#reloads').textContent()) >= 1);
     });

@@ -401,8 +401,19 @@ check "SIGTERM with nothing in flight exits 0 (got $rc)" [ "$rc" -eq 0 ]
 
 # ---- SIGTERM drains an in-flight request ------------------------------------------------
 cp "$tmp/fmnist_v2.safetensors" "$tmp/models/fmnist.safetensors"
-QATSERVE_TEST_DELAY_MS=1500 start_server
+QATSERVE_TEST_DELAY_MS=1500 start_server --max-inflight-bytes 3000000
 check "server restarts with the test delay" [ -n "$PORT" ]
+# all bodies in flight together are capped: a second big body while the
+# first is held (1.5 s) gets 503, and is served once the first is done
+curl -s -o "$tmp/bigA.out" -w '%{http_code}' "http://127.0.0.1:$PORT/predict" --data-binary @"$tmp/p200.json" >"$tmp/bigA.code" &
+APID=$!
+sleep 0.5
+req POST /predict --data-binary @"$tmp/p200.json"
+check "second big body over --max-inflight-bytes is 503" is_error 503
+wait "$APID"
+check "the first big body was served" [ "$(cat "$tmp/bigA.code")" = 200 ]
+req POST /predict --data-binary @"$tmp/p200.json"
+check "a big body is served again once the budget is free" status_is 200
 curl -s -o "$tmp/slow.out" -w '%{http_code}' "http://127.0.0.1:$PORT/predict" --data-binary @"$tmp/p3.json" >"$tmp/slow.code" &
 CPID=$!
 sleep 0.5

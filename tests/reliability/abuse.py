@@ -423,7 +423,8 @@ def case_big_body():
 
 def case_slow_clients(good):
     """Slow clients trickle a header byte a second; others are answered at once.
-    A client that stalls mid-header is cut after --conn-timeout."""
+    A client that stalls mid-header, and one that keeps trickling, is cut
+    after --conn-timeout."""
     line = b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
     socks = []
     for _ in range(8):
@@ -458,8 +459,17 @@ def case_slow_clients(good):
         closed = True
     dt = time.monotonic() - t_stall
     check("stalled client cut after --conn-timeout (%.1f s)" % dt, closed and dt < CONN_TIMEOUT + 4)
+    # The tricklers sent a byte a second for longer than --conn-timeout:
+    # each must have been cut (the whole request has that long).
+    cut = 0
     for s in socks:
+        s.settimeout(2)
+        try:
+            cut += s.recv(100) == b""
+        except OSError:
+            cut += 1
         s.close()
+    check("clients trickling headers cut after --conn-timeout (%d of 8)" % cut, cut == 8)
     stalled.close()
 
 

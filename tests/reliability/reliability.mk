@@ -4,7 +4,8 @@
 #   make reload-test   50 model replacements under wrk + SIGTERM under load (~60 s)
 #   make soak          10 minutes of wrk; RSS and open fds at start and end
 #   make fuzz-ci       every fuzz target for FUZZ_CI_SECONDS (20) s each
-.PHONY: abuse-test reload-test soak fuzz-ci
+#   make tsan-test     integration + abuse tests on the ThreadSanitizer build
+.PHONY: abuse-test reload-test soak fuzz-ci tsan-test
 
 abuse-test: all $(BUILD)/qstool
 	BUILD=$(BUILD) tests/reliability/abuse.sh
@@ -18,6 +19,10 @@ SOAK_SECONDS ?= 600
 soak: all $(BUILD)/qstool
 	@deploy/install-deps.sh --bench
 	BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) tests/reliability/soak.sh
+
+tsan-test:
+	@$(MAKE) --no-print-directory TSAN=1 all build/tsan/qstool
+	tests/reliability/tsan.sh
 
 FUZZ_CI_SECONDS ?= 20
 fuzz-ci: fuzz-build

@@ -97,6 +97,27 @@ START_TEST(numbers_match_strtof_exactly) {
 }
 END_TEST
 
+/* Every decimal 0.d .. 0.dddd and d.ddd (with signs) through the matrix
+ * parser's short-token path, against strtof. */
+START_TEST(short_tokens_exhaustive) {
+  char tok[32];
+  for (int digits = 1; digits <= 4; digits++) {
+    int lim = 1;
+    for (int i = 0; i < digits; i++) lim *= 10;
+    for (int v = 0; v < lim; v++) {
+      snprintf(tok, sizeof tok, "%s0.%0*d", (v & 1) ? "-" : "", digits, v);
+      check_against_strtof(tok);
+      snprintf(tok, sizeof tok, "%d.%0*d", v % 10, digits, v);
+      check_against_strtof(tok);
+    }
+  }
+  /* around the 2^24 limit of the fast path */
+  static const char *const edge[] = {"1.6777216", "1.6777217", "16777216", "16777217", "0.16777215",
+                                     "9.999999", "9999999.9", "0.0000001", "1677721.6", "1677721.7"};
+  for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) check_against_strtof(edge[i]);
+}
+END_TEST
+
 static qs_jerr one(const char *t, float *f) {
   size_t pos = 0;
   return qs_json_number(t, strlen(t), &pos, f);
@@ -249,6 +270,7 @@ Suite *suite_json(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, numbers_match_strtof_exactly);
   tcase_add_test(tc, numbers_refuse_what_json_refuses);
+  tcase_add_test(tc, short_tokens_exhaustive);
   tcase_add_test(tc, matrix_shapes_and_errors);
   tcase_add_test(tc, find_key_top_level_only);
   tcase_add_test(tc, output_round_trips);

@@ -458,7 +458,7 @@ START_TEST(calibration_and_init_from_model) {
   ck_assert_int_eq(li.out.qmax, 127); /* 7-bit activations */
   for (size_t i = 0; i < 16 * 12; i++) ck_assert(li.wq[i] >= -31 && li.wq[i] <= 31);
   qat_net *b;
-  ck_assert_int_eq(qat_net_from_model(m, 1, &b), QAT_OK);
+  ck_assert_int_eq(qat_net_from_model(m, &b), QAT_OK);
   for (uint32_t l = 0; l < 2; l++) {
     ck_assert_mem_eq(b->L[l].w, n->L[l].w, n->L[l].in * n->L[l].out * sizeof(float));
     ck_assert_mem_eq(b->L[l].b, n->L[l].b, n->L[l].out * sizeof(float));
