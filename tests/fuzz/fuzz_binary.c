@@ -94,7 +94,6 @@ static void check_predict(const uint8_t *data, size_t size) {
     }
     json_decref(reply);
   }
-  free(r.xh);
   fz_req_free(&r);
 }
 
@@ -127,7 +126,6 @@ static void check_v2(const uint8_t *data, size_t size) {
   } else {
     json_decref(fz_check_reply(&r));
   }
-  free(r.xh);
   fz_req_free(&r);
 }
 

@@ -117,6 +117,7 @@ static void fz_req_init(qs_req *r, const uint8_t *data, size_t size, const char 
 static void fz_req_free(qs_req *r) {
   free(r->body);
   free(r->xh); /* extra reply headers (binary replies) */
+  r->xh = NULL;
   qs_buf_free(&r->out);
 }
 
