@@ -455,8 +455,24 @@ static qat_err check_call(const qat_model *m, const qat_ctx *c, const float *x,
   return QAT_OK;
 }
 
-static void int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
-                       size_t rows, float *y) {
+/* Runs a chunk function over the batch in blocks of the context's rows: the
+ * context's scratch was sized for max_rows, so nothing is allocated here. */
+typedef qat_err (*chunk_fn)(const qat_model *m, qat_ctx *c, const float *x,
+                            size_t rows, float *y);
+static qat_err run_chunked(const qat_model *m, qat_ctx *c, const float *x,
+                           size_t rows, float *y, const char *what, chunk_fn f) {
+  qat_err e = check_call(m, c, x, rows, y, what);
+  if (e) return e;
+  const size_t in = qat_model_in_dim(m), out = qat_model_out_dim(m);
+  for (size_t r = 0; r < rows; r += c->max_rows) {
+    size_t n = rows - r < c->max_rows ? rows - r : c->max_rows;
+    if ((e = f(m, c, x + r * in, n, y + r * out))) return e;
+  }
+  return QAT_OK;
+}
+
+static qat_err int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
+                          size_t rows, float *y) {
   const qat_kernels *k = m->k;
   uint8_t *cur = c->qa, *nxt = c->qb;
   k->quantize_u8(x, rows * m->layers[0].in_dim, &m->input, cur);
@@ -467,30 +483,24 @@ static void int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
     const bool last = i + 1 == m->n_layers;
     if (last && m->out_mode == QAT_OUT_DEQUANT_ACC) {
       qat_layer_dequant_acc(c->acc, rows, L->out_dim, L->bias_adj, L->deq, relu, y);
-      return;
+      return QAT_OK;
     }
     k->requant_u8(c->acc, rows, L->out_dim, L->bias_adj, L->mult, L->out.zero_point,
                   relu ? L->out.zero_point : 0, L->out.qmax, nxt, L->out_dim);
     if (last) {
       qat_layer_dequant_u8(nxt, rows * L->out_dim, L->out.zero_point, L->out.scale, y);
-      return;
+      return QAT_OK;
     }
     uint8_t *t = cur;
     cur = nxt;
     nxt = t;
   }
+  return QAT_OK;
 }
 
 qat_err qat_infer_int8(const qat_model *m, qat_ctx *c, const float *x,
                        size_t rows, float *y) {
-  qat_err e = check_call(m, c, x, rows, y, "qat_infer_int8");
-  if (e) return e;
-  const size_t in = qat_model_in_dim(m), out = qat_model_out_dim(m);
-  for (size_t r = 0; r < rows; r += c->max_rows) {
-    size_t n = rows - r < c->max_rows ? rows - r : c->max_rows;
-    int8_chunk(m, c, x + r * in, n, y + r * out);
-  }
-  return QAT_OK;
+  return run_chunked(m, c, x, rows, y, "qat_infer_int8", int8_chunk);
 }
 
 static qat_err dynamic_chunk(const qat_model *m, qat_ctx *c, const float *x,
@@ -521,18 +531,11 @@ static qat_err dynamic_chunk(const qat_model *m, qat_ctx *c, const float *x,
 
 qat_err qat_infer_dynamic(const qat_model *m, qat_ctx *c, const float *x,
                           size_t rows, float *y) {
-  qat_err e = check_call(m, c, x, rows, y, "qat_infer_dynamic");
-  if (e) return e;
-  const size_t in = qat_model_in_dim(m), out = qat_model_out_dim(m);
-  for (size_t r = 0; r < rows; r += c->max_rows) {
-    size_t n = rows - r < c->max_rows ? rows - r : c->max_rows;
-    if ((e = dynamic_chunk(m, c, x + r * in, n, y + r * out))) return e;
-  }
-  return QAT_OK;
+  return run_chunked(m, c, x, rows, y, "qat_infer_dynamic", dynamic_chunk);
 }
 
-static void fp32_chunk(const qat_model *m, qat_ctx *c, const float *x,
-                       size_t rows, float *y) {
+static qat_err fp32_chunk(const qat_model *m, qat_ctx *c, const float *x,
+                          size_t rows, float *y) {
   const float *in = x;
   float *bufs[2] = {c->fa, c->fb};
   for (uint32_t i = 0; i < m->n_layers; i++) {
@@ -542,16 +545,10 @@ static void fp32_chunk(const qat_model *m, qat_ctx *c, const float *x,
                    L->act == QAT_ACT_RELU, o);
     in = o;
   }
+  return QAT_OK;
 }
 
 qat_err qat_infer_fp32(const qat_model *m, qat_ctx *c, const float *x,
                        size_t rows, float *y) {
-  qat_err e = check_call(m, c, x, rows, y, "qat_infer_fp32");
-  if (e) return e;
-  const size_t in = qat_model_in_dim(m), out = qat_model_out_dim(m);
-  for (size_t r = 0; r < rows; r += c->max_rows) {
-    size_t n = rows - r < c->max_rows ? rows - r : c->max_rows;
-    fp32_chunk(m, c, x + r * in, n, y + r * out);
-  }
-  return QAT_OK;
+  return run_chunked(m, c, x, rows, y, "qat_infer_fp32", fp32_chunk);
 }
