@@ -424,6 +424,57 @@ static qs_jerr classify_non_number(char c) {
   return QS_JSYNTAX;
 }
 
+/* Parses the numbers of one row, from its first element through its closing
+ * ']', appending to out[*count...]: at most cap numbers in all and at most
+ * limit in this row (0 = no limit). *rc = numbers in this row; *pos ends
+ * after the ']', or where the error is. */
+static qs_jerr parse_row(const char *s, size_t n, size_t *pos, size_t limit, float *out,
+                         size_t cap, size_t *count, size_t *rc) {
+  size_t p = *pos;
+  qs_jerr e = QS_JOK;
+  *rc = 0;
+  for (;;) {
+    p = skip_ws(s, n, p);
+    if (p >= n) {
+      e = QS_JSYNTAX;
+      break;
+    }
+    if (!(s[p] == '-' || is_digit(s[p]) || s[p] == 'N' || s[p] == 'I')) {
+      e = classify_non_number(s[p]);
+      break;
+    }
+    if (limit && *rc >= limit) {
+      e = QS_JWIDTH;
+      break;
+    }
+    if (*count >= cap) {
+      e = QS_JROWS;
+      break;
+    }
+    if (!number_short(s, n, &p, &out[*count]) && (e = qs_json_number(s, n, &p, &out[*count])))
+      break;
+    (*count)++;
+    (*rc)++;
+    p = skip_ws(s, n, p);
+    if (p >= n) {
+      e = QS_JSYNTAX;
+      break;
+    }
+    if (s[p] == ',') {
+      p++;
+      continue;
+    }
+    if (s[p] == ']') {
+      p++;
+      break;
+    }
+    e = QS_JSYNTAX;
+    break;
+  }
+  *pos = p;
+  return e;
+}
+
 static qs_jerr parse_matrix(const char *s, size_t n, size_t width, size_t max_rows, float *out,
                             size_t cap, size_t *rows, size_t *cols, size_t *errpos, bool whole,
                             size_t *end) {
@@ -443,27 +494,8 @@ static qs_jerr parse_matrix(const char *s, size_t n, size_t width, size_t max_ro
   if (!nested) {
     /* One flat row. */
     if (max_rows < 1) FAIL(QS_JROWS);
-    for (;;) {
-      p = skip_ws(s, n, p);
-      if (p >= n) FAIL(QS_JSYNTAX);
-      if (!(s[p] == '-' || is_digit(s[p]) || s[p] == 'N' || s[p] == 'I')) FAIL(classify_non_number(s[p]));
-      if (width && count >= width) FAIL(QS_JWIDTH);
-      if (count >= cap) FAIL(QS_JROWS);
-      if (!number_short(s, n, &p, &out[count]) && (e = qs_json_number(s, n, &p, &out[count])))
-        FAIL(e);
-      count++;
-      p = skip_ws(s, n, p);
-      if (p >= n) FAIL(QS_JSYNTAX);
-      if (s[p] == ',') {
-        p++;
-        continue;
-      }
-      if (s[p] == ']') {
-        p++;
-        break;
-      }
-      FAIL(QS_JSYNTAX);
-    }
+    size_t rc;
+    if ((e = parse_row(s, n, &p, width, out, cap, &count, &rc))) FAIL(e);
     if (width && count != width) FAIL(QS_JWIDTH);
     nrows = 1;
     w = count;
@@ -477,30 +509,8 @@ static qs_jerr parse_matrix(const char *s, size_t n, size_t width, size_t max_ro
       size_t rc = 0;
       if (p < n && s[p] == ']') {
         p++;
-      } else {
-        for (;;) {
-          p = skip_ws(s, n, p);
-          if (p >= n) FAIL(QS_JSYNTAX);
-          if (!(s[p] == '-' || is_digit(s[p]) || s[p] == 'N' || s[p] == 'I'))
-            FAIL(classify_non_number(s[p]));
-          if (w && rc >= w) FAIL(QS_JWIDTH);
-          if (count >= cap) FAIL(QS_JROWS);
-          if (!number_short(s, n, &p, &out[count]) && (e = qs_json_number(s, n, &p, &out[count])))
+      } else if ((e = parse_row(s, n, &p, w, out, cap, &count, &rc))) {
         FAIL(e);
-          count++;
-          rc++;
-          p = skip_ws(s, n, p);
-          if (p >= n) FAIL(QS_JSYNTAX);
-          if (s[p] == ',') {
-            p++;
-            continue;
-          }
-          if (s[p] == ']') {
-            p++;
-            break;
-          }
-          FAIL(QS_JSYNTAX);
-        }
       }
       if (rc == 0 || (w && rc != w)) FAIL(QS_JWIDTH);
       if (!w) w = rc;
