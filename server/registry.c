@@ -9,14 +9,12 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "infer.h"
 #include "metrics.h"
@@ -199,60 +197,29 @@ qat_err qs_model_load_file(const char *dir, const char *file, const char *name,
     return QAT_EINVAL;
   }
   uint64_t t0 = qs_now_ns();
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    qs_log("model %s: cannot open %s: %s", name, path, strerror(errno));
-    return QAT_EIO;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    qs_log("model %s: %s is not a regular file", name, path);
-    return QAT_EIO;
-  }
-  if ((uint64_t)st.st_size > QS_MAX_MODEL_FILE) {
-    close(fd);
-    qs_log("model %s: %s is larger than %lu bytes", name, path, QS_MAX_MODEL_FILE);
-    return QAT_ERANGE;
-  }
-  size_t size = (size_t)st.st_size;
-  unsigned char *buf = malloc(size ? size : 1);
-  if (!buf) {
-    close(fd);
-    return QAT_ENOMEM;
-  }
-  /* Read what fstat promised; a file that shrinks underneath us (being
-   * rewritten in place) is refused as truncated and retried on the next
-   * change event. */
-  size_t got = 0;
-  while (got < size) {
-    ssize_t k = read(fd, buf + got, size - got);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) break;
-    got += (size_t)k;
-  }
-  close(fd);
-  if (got != size) {
-    free(buf);
-    qs_log("model %s: short read of %s (%zu of %zu bytes)", name, path, got, size);
-    return QAT_ETRUNC;
-  }
+  /* The loader opens without blocking, checks the open descriptor (regular
+   * file, size cap), and reads the data only after the header holds up. */
   qat_model *qm = NULL;
+  qat_file_info fi;
   qs_json_alloc_failed();
-  qat_err e = qat_model_load_mem(buf, size, &qm);
+  qat_err e = qat_model_load_file(path, &qm, &fi);
   if (e != QAT_OK && qs_json_alloc_failed()) e = QAT_ENOMEM; /* not the file's fault */
-  uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
-  size_t off = 0;
-  while (e == QAT_OK && off < size) {
-    uInt chunk = size - off > (1u << 30) ? (1u << 30) : (uInt)(size - off);
-    crc = (uint32_t)crc32(crc, buf + off, chunk);
-    off += chunk;
-  }
-  free(buf);
   if (e != QAT_OK) {
-    qs_log("model %s: refused %s: %s (%s)", name, path, qat_errmsg(), qat_err_name(e));
+    qs_log("model %s: refused: %s (%s)", name, qat_errmsg(), qat_err_name(e));
     return e;
   }
+  if (!qat_model_checksummed(qm))
+    qs_log("model %s: warning: %s has no tensor checksums (format 1); corruption in its "
+           "data cannot be detected (re-save it with qat or torch2qat)", name, file);
+  struct stat st;
+  memset(&st, 0, sizeof st);
+  st.st_dev = (dev_t)fi.dev;
+  st.st_ino = (ino_t)fi.ino;
+  st.st_size = (off_t)fi.size;
+  st.st_mtim.tv_sec = (time_t)fi.mtime_sec;
+  st.st_mtim.tv_nsec = (long)fi.mtime_nsec;
+  size_t size = (size_t)fi.size;
+  uint32_t crc = fi.crc32;
   qs_model *m = calloc(1, sizeof *m);
   if (!m) {
     qat_model_destroy(qm);

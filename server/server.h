@@ -114,6 +114,11 @@ uint64_t qs_now_ns(void);
 /* One line to stderr, prefixed with the UTC time; written with a single
  * write() so lines from different threads never interleave. */
 void qs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The log's escaping, exposed for tests: bytes outside printable ASCII
+ * become \xNN and a backslash becomes \\, so a log line is always one
+ * line and a file name cannot forge another. Stops at NUL or n; always
+ * terminates dst; returns the escaped length. */
+size_t qs_log_escape(char *dst, size_t cap, const char *src, size_t n);
 
 /* Sets an error reply {"error": msg} with status. */
 void qs_reply_error(qs_req *r, int status, const char *fmt, ...)
