@@ -9,14 +9,16 @@
  *                     wait for in-flight requests (checked every 10 ms) up to
  *                     --drain-timeout, then stop the loop. A second signal
  *                     stops at once. */
-#include "control.h"
+#include "control/control.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
 #include <uv.h>
 
-#include "registry.h"
-#include "server.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "http/http.h"
+#include "model/registry.h"
 
 #define DEBOUNCE_MS 200
 #define DRAIN_POLL_MS 10
