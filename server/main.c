@@ -20,10 +20,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "control.h"
-#include "infer.h"
-#include "registry.h"
-#include "server.h"
+#include "base/config.h"
+#include "base/jansson_alloc.h"
+#include "base/log.h"
+#include "control/control.h"
+#include "http/http.h"
+#include "model/registry.h"
 
 static void usage(FILE *f) {
   fprintf(f,

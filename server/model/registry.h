@@ -13,6 +13,7 @@
 #define QS_REGISTRY_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -52,11 +53,14 @@ typedef struct qs_model {
   pthread_mutex_t pool_lock;
   qat_ctx *pool[QS_CTX_POOL];
   int npool;
-  /* Dynamic batching (batch.c): the group now gathering requests. */
+  /* Dynamic batching (infer/batch.c; the registry only inits and destroys): the group now gathering requests. */
   pthread_mutex_t batch_lock;
   pthread_cond_t batch_cond;
   struct qs_batch_group *batch_open;
 } qs_model;
+
+/* Checks a model name: 1..128 of [A-Za-z0-9._-], no leading dot. */
+bool qs_name_valid(const char *name);
 
 void qs_registry_init(void);
 /* Unloads everything (drops the registry's references). */

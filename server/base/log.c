@@ -1,11 +1,14 @@
-/* util.c - small shared helpers: clock, log, names, error replies. */
+/* log.c - the clock, the log line, and the process-wide state. */
+#include "log.h"
+
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "config.h"
 
 qs_state qs_g;
 
@@ -61,43 +64,4 @@ void qs_log(const char *fmt, ...) {
   line[k++] = '\n';
   ssize_t rc = write(2, line, k);
   (void)rc; /* nothing sensible to do if stderr is gone */
-}
-
-bool qs_name_valid(const char *name) {
-  size_t n = strlen(name);
-  if (n == 0 || n > 128 || name[0] == '.') return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-'))
-      return false;
-  }
-  return true;
-}
-
-const char *qs_endpoint_name(qs_endpoint e) {
-  static const char *const names[QS_EP_COUNT] = {
-      "predict", "v2_infer", "v2_model", "v2_health", "v2_server", "models", "metrics", "other"};
-  return (unsigned)e < QS_EP_COUNT ? names[e] : "other";
-}
-
-void qs_reply_error(qs_req *r, int status, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  /* Messages may quote client bytes (jansson's "near '...'"): keep the
-   * reply valid UTF-8 by replacing anything outside printable ASCII. */
-  for (char *p = msg; *p; p++)
-    if ((unsigned char)*p >= 0x7f) *p = '?';
-  r->status = status;
-  r->ctype = NULL; /* errors are JSON, without the success headers */
-  r->xh_len = 0;
-  r->out.len = 0;
-  r->out.failed = false;
-  if (r->out.data) r->out.data[0] = '\0';
-  qs_buf_puts(&r->out, "{\"error\":");
-  qs_buf_json_str(&r->out, msg);
-  qs_buf_puts(&r->out, "}\n");
 }

@@ -5,7 +5,7 @@
  * happens outside the lock; the swap itself is a pointer store under the
  * write lock. The refused table remembers files that failed, so an
  * unchanged bad file is not retried (and re-counted) on every sync. */
-#include "registry.h"
+#include "model/registry.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -16,9 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "infer.h"
-#include "metrics.h"
-#include "server.h"
+#include "base/config.h"
+#include "base/jansson_alloc.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static qs_model *table[QS_MAX_MODELS]; /* sorted by name, n entries */
@@ -39,10 +40,35 @@ static size_t n_refused, cap_refused;
 
 void qs_registry_init(void) {}
 
+bool qs_name_valid(const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > 128 || name[0] == '.') return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+/* The batcher's lock and condition (infer/batch.c uses them; the registry
+ * only owns their lifetime, so it calls nothing above it). */
+static void batch_state_init(qs_model *m) {
+  pthread_mutex_init(&m->batch_lock, NULL);
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(&m->batch_cond, &a);
+  pthread_condattr_destroy(&a);
+  m->batch_open = NULL;
+}
+
 static void model_free(qs_model *m) {
   for (int i = 0; i < m->npool; i++) qat_ctx_destroy(m->pool[i]);
   pthread_mutex_destroy(&m->pool_lock);
-  qs_batcher_destroy(m);
+  pthread_cond_destroy(&m->batch_cond);
+  pthread_mutex_destroy(&m->batch_lock);
   qat_model_destroy(m->model);
   free(m);
 }
@@ -152,6 +178,7 @@ static qs_model *install(qs_model *m) {
     memmove(&table[i + 1], &table[i], (n_models - i) * sizeof *table);
     table[i] = m;
     n_models++;
+    qs_metrics_models_loaded(n_models);
   } else {
     old = m; /* table full: refuse by handing it straight back */
   }
@@ -168,6 +195,7 @@ static qs_model *uninstall(const char *name) {
     old = table[i];
     memmove(&table[i], &table[i + 1], (n_models - i - 1) * sizeof *table);
     n_models--;
+    qs_metrics_models_loaded(n_models);
   }
   pthread_rwlock_unlock(&lock);
   return old;
@@ -179,6 +207,7 @@ void qs_registry_shutdown(void) {
   qs_model *all[QS_MAX_MODELS];
   memcpy(all, table, n * sizeof *table);
   n_models = 0;
+  qs_metrics_models_loaded(0);
   pthread_rwlock_unlock(&lock);
   for (size_t i = 0; i < n; i++) qs_model_release(all[i]);
   n_refused = 0;
@@ -245,7 +274,7 @@ qat_err qs_model_load_file(const char *dir, const char *file, const char *name,
   m->load_ms = (double)(qs_now_ns() - t0) * 1e-6;
   m->metrics_slot = qs_metrics_slot(name);
   pthread_mutex_init(&m->pool_lock, NULL);
-  qs_batcher_init(m);
+  batch_state_init(m);
   *out = m;
   return QAT_OK;
 }

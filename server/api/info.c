@@ -2,8 +2,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "registry.h"
-#include "server.h"
+#include "api/api.h"
 
 static int bits_of(int32_t qmin, int32_t qmax) {
   uint32_t levels = (uint32_t)(qmax - qmin) + 1;

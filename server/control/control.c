@@ -16,7 +16,7 @@
  *                     --drain-timeout, then stop the loop. A second signal
  *                     stops at once. A sync in progress stops between files;
  *                     the exit does not wait for it past the drain deadline. */
-#include "control.h"
+#include "control/control.h"
 
 #include <errno.h>
 #include <microhttpd.h>
@@ -26,8 +26,10 @@
 #include <time.h>
 #include <uv.h>
 
-#include "registry.h"
-#include "server.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "http/http.h"
+#include "model/registry.h"
 
 #define DEBOUNCE_MS 200
 #define DEBOUNCE_MAX_MS 1000
