@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "http/deadline.h"
+#include "http/framing.h"
 #include "http/http.h"
 #include "http/page.h"
 #include "model/registry.h"
@@ -171,8 +172,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qs_req *r) {
     i = (size_t)(value + strlen(value) + 1 - r->xh);
   }
   if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
-  /* Draining: no more requests on this connection. */
-  if (atomic_load(&qs_g.draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  /* Draining, or a request whose framing we refused (its body's extent is
+   * unknown, so nothing after it on this connection can be trusted): no
+   * more requests on this connection. */
+  if (r->close || atomic_load(&qs_g.draining))
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   r->queued = true;
@@ -205,12 +209,25 @@ static void budget_release(qs_req *r) {
   r->accounted = 0;
 }
 
-static bool has_type(const char *h, const char *type) {
-  if (!h) return false;
-  size_t n = strlen(type);
-  for (const char *p = h; *p; p++)
-    if (strncasecmp(p, type, n) == 0) return true;
-  return false;
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+  (void)kind;
+  qs_framing_add(cls, key, value);
+  return MHD_YES;
+}
+
+/* RFC 9112 framing (framing.h): refused before any body byte is read, with
+ * the connection closed after the reply. */
+static bool framing_refused(qs_req *r, struct MHD_Connection *c, const char *version) {
+  qs_framing f;
+  memset(&f, 0, sizeof f);
+  MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+  char why[160];
+  int st = qs_framing_verdict(&f, strcmp(version, MHD_HTTP_VERSION_1_0) == 0, why, sizeof why);
+  if (!st) return false;
+  qs_reply_error(r, st, "%s", why);
+  r->close = true;
+  return true;
 }
 
 static void copy_arg(char *dst, size_t cap, const char *v) {
@@ -227,8 +244,8 @@ static void copy_arg(char *dst, size_t cap, const char *v) {
 static void read_binary_headers(qs_req *r, struct MHD_Connection *c) {
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
   const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-  r->bin_in = ct && strncasecmp(ct, "application/octet-stream", 24) == 0;
-  r->bin_out = has_type(acc, "application/octet-stream");
+  r->bin_in = qs_body_type_of(ct) == QS_BODY_BINARY;
+  r->bin_out = qs_accept_binary(acc);
   const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
   if (!m) m = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Model");
   copy_arg(r->qmodel, sizeof r->qmodel, m);
@@ -252,7 +269,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {
   (void)cls;
-  (void)version;
   qs_req *r = *con_cls;
   const qs_config *cfg = &qs_g.cfg;
   if (!r) {
@@ -266,6 +282,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     copy_clean(r->path, sizeof r->path, url);
     r->head = strcmp(method, "HEAD") == 0;
     qs_buf_init(&r->out, 1024, OUT_CAP);
+    if (framing_refused(r, c, version)) return send_reply(c, r);
     route(r, method, url);
     if (r->status) return send_reply(c, r);
     if (r->route == R_PAGE) return qs_page_send(c, r, url);
@@ -274,7 +291,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
        * signal is still served (it may have waited in a busy thread's
        * queue since before SIGTERM); its reply closes the connection. */
       const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-      if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
+      if (qs_body_type_of(ct) == QS_BODY_REFUSED) {
+        /* Exact media types only: text/plain (what a form on another site
+         * can post without a CORS preflight) and look-alikes such as
+         * application/octet-streamX are refused. */
         qs_reply_error(r, 415, "send the body as application/json or application/octet-stream");
         return send_reply(c, r);
       }
@@ -464,6 +484,11 @@ struct MHD_Daemon *qs_http_start(void) {
       MHD_OPTION_NOTIFY_CONNECTION, qs_deadline_notify, NULL,
       MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+      /* The strictest client discipline 0.9.75 has (MHD_OPTION_CLIENT_
+       * DISCIPLINE_LVL came in 0.9.77): HTTP/1.1 requests need Host, no
+       * spaces in the URL or in header names. Framing is checked in
+       * framing.c. */
+      MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
       MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!d) {
