@@ -10,6 +10,7 @@
  * connection would cost more than it saves. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -324,6 +325,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
           return send_reply(c, r);
         }
         r->body_size = first;
+        qs_deadline_body(c, true);
       }
       r->pending = true;
       atomic_fetch_add(&qs_g.pending, 1);
@@ -361,6 +363,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->body = NULL;
         r->body_len = r->body_size = 0;
         budget_release(r);
+        qs_deadline_body(c, false);
         r->discarded = n;
         return MHD_YES;
       }
@@ -371,6 +374,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     memcpy(r->body + r->body_len, upload, n);
     r->body_len += n;
+    qs_deadline_body(c, true);
     return MHD_YES;
   }
   if (r->queued) return MHD_YES;
@@ -392,6 +396,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   return send_reply(c, r);
 }
 
+/* After a request that held a lot of memory (a big body and its parse),
+ * give the freed pages back to the OS: glibc keeps freed small blocks in its
+ * arenas, so a burst of big requests would otherwise leave the process at
+ * its peak for good. At most once a second; costs ~a millisecond. */
+#define TRIM_AFTER_BYTES ((size_t)1 << 20)
+static _Atomic uint64_t last_trim_ns;
+
+static void trim_after_peak(size_t held) {
+  if (held < TRIM_AFTER_BYTES) return;
+  uint64_t now = qs_now_ns(), last = atomic_load(&last_trim_ns);
+  if (now - last < 1000000000u) return;
+  if (!atomic_compare_exchange_strong(&last_trim_ns, &last, now)) return;
+  malloc_trim(0);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   (void)cls;
@@ -409,12 +428,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
            (unsigned long long)(dt / 1000),
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
   if (r->pending) atomic_fetch_sub(&qs_g.pending, 1);
+  size_t held = r->body_size + r->out.size;
   free(r->xh);
   free(r->body);
   budget_release(r);
   qs_buf_free(&r->out);
   free(r);
   atomic_fetch_sub(&qs_g.inflight, 1);
+  trim_after_peak(held);
 }
 
 static int hexval(char c) {
@@ -468,6 +489,11 @@ struct MHD_Daemon *qs_http_start(void) {
            gai_strerror(gai));
     return NULL;
   }
+  /* Big blocks (request bodies past 256 KiB) always come from mmap and go
+   * back to the OS when freed: a fixed threshold also stops glibc from
+   * raising it after the first big free, which put later 4 MB bodies in
+   * arenas that never shrank. */
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   /* Before the daemon: its threads read the deadline settings. */
   qs_deadline_start(cfg->conn_timeout_s);
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
