@@ -95,8 +95,13 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit integration abuse-test torch-test deploy-test browser-test
 
-unit: $(UNIT)
-	$(UNIT)
+# The unit suite once per int8 kernel tier this machine runs (qstool tiers,
+# fastest first; test_kernels itself compares every tier with the reference
+# in each run).
+unit: $(UNIT) $(BUILD)/qstool
+	@for t in $$($(BUILD)/qstool tiers); do \
+	  echo "unit: int8 kernel tier $$t (QAT_KERNEL=$$t)"; \
+	  QAT_KERNEL=$$t $(UNIT) || exit 1; done
 
 # Integration tests start the real server on a free loopback port.
 integration: all

@@ -413,6 +413,8 @@ QAT_MUST_CHECK qat_err qat_kernel_check(void);
 const char *qat_cpu_features(void);
 /* Forces OpenBLAS to one thread (the baseline is single-threaded by design). */
 void qat_blas_single_thread(void);
+/* OpenBLAS's kernel family in use, e.g. "Haswell", "Cooperlake". */
+const char *qat_blas_corename(void);
 
 #ifdef __cplusplus
 }
