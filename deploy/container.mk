@@ -12,9 +12,12 @@
 #   make container-clean  remove build/podman (images, containers, storage)
 #   make deploy-test      parse every manifest, check probes/ports against the server
 
-.PHONY: container-image docker-test k8s-test lb-test container-clean deploy-test
+.PHONY: infra-deps container-image docker-test k8s-test lb-test container-clean deploy-test
 
-container-image:
+infra-deps:
+	@deploy/install-deps.sh --infra
+
+container-image: infra-deps
 	@deploy/container/image.sh
 
 docker-test: $(SERVER) $(QSTOOL) container-image
