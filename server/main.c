@@ -270,6 +270,13 @@ int main(int argc, char **argv) {
   }
   pthread_join(ct, NULL);
   int rc = ca.rc;
+  if (qs_control_loader_busy()) {
+    /* A load still runs on the loader thread: freeing the registry under
+     * it would race; the process ends now and the OS takes everything. */
+    qs_log("stopped (a model load was cut short)");
+    fflush(stdout);
+    _exit(rc);
+  }
   qs_http_stop(d);
   qs_registry_shutdown();
   qs_log("stopped");
