@@ -93,7 +93,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration abuse-test torch-test deploy-test browser-test
+	@$(MAKE) --no-print-directory unit integration layering-test abuse-test torch-test deploy-test browser-test
 
 # The unit suite once per int8 kernel tier this machine runs (qstool tiers,
 # fastest first; test_kernels itself compares every tier with the reference
@@ -110,6 +110,7 @@ integration: all
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
 -include tests/reliability/reliability.mk
+-include tests/layering/layering.mk
 -include models/models.mk
 -include deploy/deploy.mk
 -include deploy/container.mk
