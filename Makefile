@@ -86,7 +86,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration abuse-test torch-test deploy-test browser-test
+	@$(MAKE) --no-print-directory unit integration grpc-test abuse-test torch-test deploy-test browser-test
 
 unit: $(UNIT)
 	$(UNIT)

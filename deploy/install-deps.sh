@@ -10,17 +10,18 @@
 set -eu
 
 pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libuv1-dev check
-libopenblas-dev zlib1g-dev curl dataset-fashion-mnist python3-yaml"
+libopenblas-dev zlib1g-dev curl dataset-fashion-mnist python3-yaml
+libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio python3-grpc-tools"
 for arg in "$@"; do
   case "$arg" in
-    --bench) pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy" ;;
+    --bench) pkgs="$pkgs libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy" ;;
     --torch) pkgs="$pkgs python3-torch python3-numpy" ;;
     --fuzz)  pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
     # npm only where no npm is there yet: nodesource's nodejs bundles it,
     # and Debian's npm package would pull Debian's older nodejs over it.
     --browser) pkgs="$pkgs chromium nodejs"
                command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
-    --all)   pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy clang-14 libclang-rt-14-dev chromium nodejs" ;;
+    --all)   pkgs="$pkgs libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy clang-14 libclang-rt-14-dev chromium nodejs" ;;
     *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --fuzz, --browser or --all)" >&2; exit 2 ;;
   esac
 done

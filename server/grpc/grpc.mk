@@ -24,3 +24,9 @@ $(BUILD)/obj/gen/%.o: $(GRPC_GEN)/%.c
 # server's headers and the generated one.
 $(GRPC_SRC:%.c=$(BUILD)/obj/%.o): CPPFLAGS += -Iserver -I$(GRPC_GEN)
 $(GRPC_SRC:%.c=$(BUILD)/obj/%.o): | $(GRPC_PB_H)
+
+# make grpc-test (part of make test): the listener against Python's grpcio,
+# stubs generated at test time from the .proto (tests/grpc/test_grpc.py).
+.PHONY: grpc-test
+grpc-test: all $(BUILD)/qstool
+	/usr/bin/python3 tests/grpc/test_grpc.py $(BUILD)

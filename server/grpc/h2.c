@@ -516,7 +516,9 @@ static void conn_accept(worker *w) {
     nghttp2_session_set_local_window_size(c->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
     c->in_armed = true;
-    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0 || !conn_flush(c)) conn_close(c);
+    /* Our SETTINGS go out with the first reply to the client's preface, so
+     * an HTTP/1.x client reads a plain answer, not a binary frame. */
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) conn_close(c);
   }
 }
 
@@ -576,7 +578,6 @@ static void *worker_main(void *arg) {
   uint64_t last_sweep = qs_now_ns();
   while (!atomic_load(&G.stop)) {
     int n = epoll_wait(w->ep, evs, 64, TICK_MS);
-    if (atomic_load(&G.quiesce)) drain(w);
     for (int i = 0; i < n; i++) {
       void *p = evs[i].data.ptr;
       if (p == &tag_listen) {
@@ -595,6 +596,8 @@ static void *worker_main(void *arg) {
       if (!c->dead && (evs[i].events & (EPOLLIN | EPOLLRDHUP))) conn_read(c);
       if (c->dead) conn_close(c);
     }
+    /* After the events: drain may close connections they point to. */
+    if (atomic_load(&G.quiesce)) drain(w);
     uint64_t now = qs_now_ns();
     if (now - last_sweep >= TICK_MS * 1000000ull) {
       last_sweep = now;
