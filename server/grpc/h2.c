@@ -39,11 +39,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "frame.h"
-#include "infer.h"
-#include "metrics.h"
-#include "server.h"
-#include "service.h"
+#include "api/api.h"
+#include "api/grpc_frame.h"
+#include "api/grpc_service.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #define MAX_STREAMS 100
 #define STREAM_WINDOW (1 << 20)

@@ -25,8 +25,8 @@
 #pragma clang diagnostic ignored "-Wunused-function"
 #pragma clang diagnostic ignored "-Wunneeded-internal-declaration"
 #include "fuzz_server.h"
-#include "grpc/frame.h"
-#include "grpc/service.h"
+#include "api/grpc_frame.h"
+#include "api/grpc_service.h"
 #include "grpc_predict_v2.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
