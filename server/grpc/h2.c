@@ -477,6 +477,7 @@ static void conn_read(gconn *c) {
     ssize_t rc = nghttp2_session_mem_recv(c->s, buf, (size_t)n);
     if (rc < 0) {
       /* A protocol error: nghttp2 queued a GOAWAY; send it and close. */
+      qs_log("grpc: closing a connection: %s", nghttp2_strerror((int)rc));
       conn_flush(c);
       c->dead = true;
       return;

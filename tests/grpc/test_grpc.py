@@ -298,7 +298,8 @@ try:
     t0 = time.time()
     c, d = code_of(lambda: st.ModelInfer(huge, timeout=60))
     peak = S.rss_peak_kb()
-    check("100 MB message -> RESOURCE_EXHAUSTED", c == RE and "max-body" in d, "(got %s: %s)" % (c, d))
+    check("100 MB message -> RESOURCE_EXHAUSTED", c == RE and "max-body" in d,
+          "(got %s: %s)\n%s" % (c, d, open(S.log).read()[-800:]))
     check("100 MB message: server peak RSS grew < 20 MB (%d -> %d kB)" % (base, peak), peak - base < 20 * 1024)
     print("grpc: 100 MB message refused in %.2f s; server peak RSS %d -> %d kB" % (time.time() - t0, base, peak))
     check("serving after the 100 MB message", st.ModelInfer(good).raw_output_contents[0])
@@ -414,10 +415,51 @@ try:
     check("drained server exits 0", rc == 0, "(rc %s)" % rc)
     D.stop()
 
+    # ---- connection limit and idle timeout ------------------------------------
+    L = Server("--conn-limit", "2", "--conn-timeout", "1")
+    held = []
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", L.grpc), timeout=5)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        held.append(s)
+    time.sleep(0.2)
+    s = socket.create_connection(("127.0.0.1", L.grpc), timeout=5)
+    try:
+        third = s.recv(100)
+    except OSError:
+        third = b""
+    s.close()
+    check("--conn-limit 2: a third connection is closed at once", third == b"", repr(third[:20]))
+    t0 = time.time()
+    closed = 0
+    for h in held:
+        try:
+            while h.recv(4096):
+                pass
+            closed += 1
+        except OSError:
+            pass
+        h.close()
+    check("--conn-timeout 1: idle connections are closed (%.1f s)" % (time.time() - t0),
+          closed == 2 and time.time() - t0 < 4)
+    check("after the limit and the timeout a client is served", L.stub.ServerLive(pb.ServerLiveRequest()).live)
+    L.stop()
+
     # ---- --grpc-port -1 -------------------------------------------------------
     out = subprocess.run([SERVER, "--models", os.path.join(TMP, "models"), "--port", "0", "--grpc-port", "x"],
                          capture_output=True, text=True)
     check("--grpc-port x is refused with exit 2", out.returncode == 2)
+    off = subprocess.Popen([SERVER, "--models", os.path.join(TMP, "models"), "--port", "0", "--grpc-port", "-1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    banner = ""
+    for _ in range(100):
+        line = off.stdout.readline()
+        banner += line
+        if "listening on http" in line or not line:
+            break
+    off.kill()
+    off.wait()
+    check("--grpc-port -1: no gRPC listener", "listening on http" in banner and "grpc://" not in banner, banner)
 finally:
     for s in servers:
         s.stop()
