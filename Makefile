@@ -96,6 +96,7 @@ integration: all
 
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
+-include tests/num/num.mk
 -include tests/reliability/reliability.mk
 -include models/models.mk
 -include deploy/deploy.mk

@@ -3,9 +3,10 @@
 
 # Test-only helper: random models and core's reference outputs.
 QSTOOL := $(BUILD)/qstool
-$(QSTOOL): tests/integration/qstool.c $(LIB)
+# It prints outputs with the server's own float printer (server/num.c).
+$(QSTOOL): tests/integration/qstool.c server/num.c server/num.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LDFLAGS) $(LIB) $(CORE_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $(filter %.c,$^) $(LDFLAGS) $(LIB) $(CORE_LIBS)
 
 integration: $(QSTOOL)
 

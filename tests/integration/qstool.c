@@ -5,7 +5,8 @@
  *   qstool mkmodel OUT.safetensors 784,32,10 SEED [LABELPREFIX]
  *   qstool rows N K SEED            N rows of K numbers in [0, 1), one row a line
  *   qstool expect MODEL ROWSFILE [static|dynamic]
- *                                   int8 outputs ("%.9g", one row a line),
+ *                                   int8 outputs (the server's own shortest
+ *                                   round-trip text, server/num.c; one row a line),
  *                                   then the argmax and its label on the next
  */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "qat.h"
+#include "../../server/num.h"
 
 static uint64_t rs;
 static uint64_t rnd(void) {
@@ -138,7 +140,8 @@ static int expect(const char *model, const char *rowsfile, bool dynamic) {
   for (size_t i = 0; i < R; i++) {
     size_t best = 0;
     for (size_t j = 0; j < N; j++) {
-      printf(j ? " %.9g" : "%.9g", (double)y[i * N + j]);
+      char t[QS_NUM_FORMAT_MAX];
+      printf(j ? " %.*s" : "%.*s", (int)qs_num_format(t, y[i * N + j]), t);
       if (y[i * N + j] > y[i * N + best]) best = j;
     }
     const char *l = qat_model_label(m, (uint32_t)best);
