@@ -15,8 +15,8 @@ typedef enum qs_num_status {
   QS_NUM_NONFINITE, /* NaN, Infinity, -Infinity, or beyond float's range */
 } qs_num_status;
 
-/* Tokens longer than this that the exact fast paths cannot settle are
- * refused as syntax errors (the fallback copies the token to the stack). */
+/* Longer tokens are refused as syntax errors (documented in docs/api.md;
+ * the strtof fallback copies a token to the stack). */
 #define QS_NUM_MAX_CHARS 511
 
 /* One JSON number token at s[*pos..n) (strict grammar; NaN/Infinity/

@@ -9,7 +9,7 @@
  *     - QS_NUM_NONFINITE: the token is NaN/Infinity/-Infinity, or strtof
  *       overflows to infinity on it;
  *     - QS_NUM_SYNTAX: the matcher refuses the text too, or the token is
- *       longer than QS_NUM_MAX_CHARS;
+ *       longer than QS_NUM_MAX_CHARS (and then it is never accepted);
  *     - on an error the position is unchanged.
  *   odd: the first 4 data bytes are a float's bits; qs_num_format's text
  *     must be at most 15 bytes and parse back (ours and strtof) to the
@@ -95,6 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (st != QS_NUM_OK && pos != 0) fail("position moved on an error", s, n);
   if (st == QS_NUM_OK) {
     if (!len || pos != len) fail("accepted what JSON refuses", s, n);
+    if (len > QS_NUM_MAX_CHARS) fail("accepted a token over the length cap", s, n);
     char *t = malloc(len + 1);
     if (!t) abort();
     memcpy(t, s, len);
@@ -115,6 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bool named = (m >= 3 && !memcmp(p, "NaN", 3) && p == s) || (m >= 8 && !memcmp(p, "Infinity", 8));
     if (!named) {
       if (!len) fail("non-finite for a non-number", s, n);
+      if (len > QS_NUM_MAX_CHARS) fail("non-finite for a token over the length cap", s, n);
       char *t = malloc(len + 1);
       if (!t) abort();
       memcpy(t, s, len);

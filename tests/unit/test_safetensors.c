@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model_fixture.h"
+#include "../lib/model_fixture.h"
 #include "qat.h"
 
 Suite *suite_safetensors(void);
