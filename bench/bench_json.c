@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "json.h"
+#include "base/json.h"
 
 #define ROWS 64
 #define COLS 784

@@ -3,9 +3,9 @@
 
 # Test-only helper: random models and core's reference outputs.
 QSTOOL := $(BUILD)/qstool
-# It prints outputs with the server's own float printer (server/num.c) and
+# It prints outputs with the server's own float printer (server/base/num.c) and
 # makes models with the test model maker (tests/lib/model_fixture.c).
-$(QSTOOL): tests/integration/qstool.c tests/lib/model_fixture.c server/num.c server/num.h $(LIB)
+$(QSTOOL): tests/integration/qstool.c tests/lib/model_fixture.c server/base/num.c server/base/num.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $(filter %.c,$^) $(LDFLAGS) $(LIB) $(CORE_LIBS)
 

@@ -1,4 +1,4 @@
-/* fuzz_number.c - server/num.c against strtof, bit for bit.
+/* fuzz_number.c - server/base/num.c against strtof, bit for bit.
  *
  * Input: byte 0 picks the mode; the rest is the data.
  *   even: the data is text; qs_num_parse reads one token at its start.
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "num.h"
+#include "base/num.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
  *   qstool rows N K SEED            N rows of K numbers in [0, 1), one row a line
  *   qstool expect MODEL ROWSFILE [static|dynamic]
  *                                   int8 outputs (the server's own shortest
- *                                   round-trip text, server/num.c; one row a line),
+ *                                   round-trip text, server/base/num.c; one row a line),
  *                                   then the argmax and its label on the next
  */
 #include <errno.h>
@@ -16,7 +16,7 @@
 
 #include "qat.h"
 #include "../lib/model_fixture.h"
-#include "../../server/num.h"
+#include "../../server/base/num.h"
 
 static uint64_t rs;
 static uint64_t rnd(void) {

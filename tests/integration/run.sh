@@ -3,7 +3,7 @@
 # driven with curl. Models are random ones made by qstool through core's
 # public API; qstool also computes core's outputs for the same input text, so
 # the server's int8 outputs are checked bit for bit (the same shortest
-# round-trip text of the same float on both sides: server/num.c).
+# round-trip text of the same float on both sides: server/base/num.c).
 #   BUILD=build tests/integration/run.sh      (make integration / make test)
 #   BUILD=build/san ...                       (make test SAN=1)
 # Ends with "integration: N passed, M failed"; exits non-zero on any failure.

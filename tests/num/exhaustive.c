@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "num.h"
+#include "base/num.h"
 
 typedef struct job {
   uint64_t lo, hi, checked, failed;

@@ -1,4 +1,4 @@
-/* test_num.c - server/num.c: parsing bit-identical to strtof on every path
+/* test_num.c - server/base/num.c: parsing bit-identical to strtof on every path
  * (fast float, 64-bit bracket, exact 128-bit, strtof fallback), ties to
  * even at exact float midpoints, error offsets at the token's start, and
  * shortest printing that reads back to the same float for every class of
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../server/json.h"
-#include "../../server/num.h"
+#include "base/json.h"
+#include "../../server/base/num.h"
 
 Suite *suite_num(void);
 

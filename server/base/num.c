@@ -65,7 +65,7 @@ static const uint64_t pow10u64[20] = {1ull,
 static const float pow10f[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f,
                                  1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
 /* parse_pow10[e + 65] = 10^e * 2^(63 - floor(log2 10^e)), rounded down
- * (server/num_table.py). */
+ * (server/base/num_table.py). */
 static const uint64_t parse_pow10[104] = {
     0x86CCBB52EA94BAEAULL, 0xA87FEA27A539E9A5ULL, 0xD29FE4B18E88640EULL,
     0x83A3EEEEF9153E89ULL, 0xA48CEAAAB75A8E2BULL, 0xCDB02555653131B6ULL,
@@ -397,7 +397,7 @@ qs_num_status qs_num_parse(const char *s, size_t n, size_t *pos, float *out) {
 /* ---- printing ---------------------------------------------------------- */
 
 /* g[e + 31] = 10^e scaled into [2^63, 2^64) and rounded up, e in [-31, 45]
- * (server/num_table.py computes it with exact rationals). */
+ * (server/base/num_table.py computes it with exact rationals). */
 static const uint64_t g_pow10[77] = {
     0x81CEB32C4B43FCF5ULL, 0xA2425FF75E14FC32ULL, 0xCAD2F7F5359A3B3FULL,
     0xFD87B5F28300CA0EULL, 0x9E74D1B791E07E49ULL, 0xC612062576589DDBULL,

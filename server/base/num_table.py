@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""num_table.py - prints the two power-of-ten tables of server/num.c, each
+"""num_table.py - prints the two power-of-ten tables of server/base/num.c, each
 10^e scaled into [2^63, 2^64) by 2^(63 - floor(log2 10^e)), computed with
 exact rationals:
   parse_pow10[e + 65], e in [-65, 38]: rounded down (parsing brackets the
       value from below),
   g_pow10[e + 31], e in [-31, 45]: rounded up (Schubfach printing).
-    /usr/bin/python3 server/num_table.py   (paste each table into num.c)"""
+    /usr/bin/python3 server/base/num_table.py   (paste each table into num.c)"""
 from fractions import Fraction
 import math
 

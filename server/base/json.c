@@ -1,5 +1,5 @@
 /* json.c - locating values and parsing number arrays without a tree.
- * Each number token goes to server/num.c (exact, strtof-identical parsing;
+ * Each number token goes to server/base/num.c (exact, strtof-identical parsing;
  * shortest round-trip printing). */
 #include "json.h"
 
