@@ -37,7 +37,7 @@ TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c server/*/*.c))
 SRV_OBJ   := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
-UNIT_SRC  := $(wildcard tests/unit/*.c)
+UNIT_SRC  := $(wildcard tests/unit/*.c) tests/lib/model_fixture.c
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 LIB      := $(BUILD)/libqat.a
@@ -109,6 +109,7 @@ integration: all
 
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
+-include tests/num/num.mk
 -include tests/reliability/reliability.mk
 -include tests/layering/layering.mk
 -include models/models.mk
