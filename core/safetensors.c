@@ -365,9 +365,9 @@ static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
     return qat_fail(QAT_EMETA, "metadata 'format' = '%.100s', expected 'qatserve'", fmt);
   const char *ver = meta_str(meta, "format_version");
   if (!ver) return qat_fail(QAT_EMISSING, "metadata key 'format_version' is missing");
-  if (strcmp(ver, "1") != 0)
+  if (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0)
     return qat_fail(QAT_EVERSION, "metadata 'format_version' = '%.100s'; this build "
-                    "reads version %d", ver, QAT_FORMAT_VERSION);
+                    "reads versions 1 to %d", ver, QAT_FORMAT_VERSION);
   const char *arch = meta_str(meta, "architecture");
   uint32_t dims[QAT_MAX_LAYERS + 1], nd;
   if (!arch) return qat_fail(QAT_EMISSING, "metadata key 'architecture' is missing");
@@ -386,6 +386,20 @@ static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
   else if (strcmp(om, "requant") == 0) spec->out_mode = QAT_OUT_REQUANT;
   else return qat_fail(QAT_EMETA, "metadata 'output_mode' = '%.100s', expected "
                        "'dequant_acc' or 'requant'", om);
+  /* Version 2 adds `rounding`; a version-1 file cannot carry it (a
+   * version-1 reader would take it as free-form and round differently). */
+  const char *rnd = meta_str(meta, "rounding");
+  spec->rounding = QAT_ROUND_PYTORCH;
+  if (rnd) {
+    if (strcmp(ver, "1") == 0)
+      return qat_fail(QAT_EVERSION, "metadata 'rounding' needs format_version 2 (the file "
+                      "says 1)");
+    if (strcmp(rnd, "pytorch") == 0) spec->rounding = QAT_ROUND_PYTORCH;
+    else if (strcmp(rnd, "onnxruntime") == 0) spec->rounding = QAT_ROUND_ORT;
+    else if (strcmp(rnd, "onnxruntime-float") == 0) spec->rounding = QAT_ROUND_ORT_FLOAT;
+    else return qat_fail(QAT_EMETA, "metadata 'rounding' = '%.100s', expected 'pytorch', "
+                         "'onnxruntime' or 'onnxruntime-float'", rnd);
+  }
   if ((e = load_labels(meta, L, spec))) return e;
 
   /* Tensor entries. */
@@ -635,8 +649,12 @@ static json_t *build_meta(const qat_model *m) {
     ok &= append(bits, sizeof bits, &lb, num);
   }
   ok = ok && json_object_set_new(meta, "format", json_string("qatserve")) == 0;
-  snprintf(num, sizeof num, "%d", QAT_FORMAT_VERSION);
-  ok = ok && json_object_set_new(meta, "format_version", json_string(num)) == 0;
+  /* Version 1 unless the rounding needs version 2's key. */
+  ok = ok && json_object_set_new(meta, "format_version",
+                                 json_string(m->rounding == QAT_ROUND_PYTORCH ? "1" : "2")) == 0;
+  if (m->rounding != QAT_ROUND_PYTORCH)
+    ok = ok && json_object_set_new(meta, "rounding",
+                                   json_string(qat_rounding_name(m->rounding))) == 0;
   ok = ok && json_object_set_new(meta, "architecture", json_string(arch)) == 0;
   ok = ok && json_object_set_new(meta, "activations", json_string(acts)) == 0;
   ok = ok && json_object_set_new(meta, "weight_bits", json_string(bits)) == 0;
