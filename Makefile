@@ -56,9 +56,10 @@ endif
 .PHONY: all deps test unit integration bench run models clean fuzz docker-test loadtest
 all: $(BINS)
 
-# make test also needs PyTorch: the import test compares with it integer for integer.
+# make test also needs PyTorch and python3-onnx + node: the import tests compare
+# with PyTorch and ONNX Runtime integer for integer.
 deps:
-	@deploy/install-deps.sh --torch
+	@deploy/install-deps.sh --torch --onnx
 
 # AVX2 code lives in *_avx2.c alone and is chosen at run time (core/cpu.c),
 # so the rest of the binary stays baseline x86-64.
@@ -85,7 +86,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration abuse-test torch-test deploy-test browser-test
+	@$(MAKE) --no-print-directory unit integration abuse-test torch-test onnx-test deploy-test browser-test
 
 unit: $(UNIT)
 	$(UNIT)
@@ -101,6 +102,7 @@ integration: all
 -include deploy/deploy.mk
 -include deploy/container.mk
 -include tests/torch/torch.mk
+-include tests/onnx/onnx.mk
 -include web/web.mk
 
 run:
