@@ -29,16 +29,22 @@ def check(cond, what):
     return bool(cond)
 
 
-def fashion_rows(n=10000):
-    """Fashion-MNIST test images as float32 pixels / 255 (what clients send)."""
-    p = os.path.join(FASHION, "t10k-images-idx3-ubyte.gz")
-    if not os.path.exists(p):
-        return None
-    with gzip.open(p, "rb") as f:
-        raw = f.read()
-    nd = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
-    x = np.frombuffer(raw, np.uint8, offset=4 + 4 * nd).reshape(dims[0], -1)[:n]
+def fashion_rows(n=10000, everything=False):
+    """Fashion-MNIST test images (all 70,000 with everything) as float32
+    pixels / 255, what clients send."""
+    out = []
+    for name in ("t10k", "train") if everything else ("t10k",):
+        p = os.path.join(FASHION, "%s-images-idx3-ubyte.gz" % name)
+        if not os.path.exists(p):
+            return None
+        with gzip.open(p, "rb") as f:
+            raw = f.read()
+        nd = raw[3]
+        dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
+        out.append(np.frombuffer(raw, np.uint8, offset=4 + 4 * nd).reshape(dims[0], -1))
+    x = np.concatenate(out)
+    if not everything:
+        x = x[:n]
     return x.astype(F32) / F32(255.0)
 
 

@@ -83,7 +83,7 @@ def test_export(a):
     os.makedirs(d, exist_ok=True)
     models = []
     ship = os.path.join(ROOT, "models", "fashion-mnist.safetensors")
-    real = H.fashion_rows(a.rows)
+    real = H.fashion_rows(a.rows, a.fashion_all)
     if os.path.exists(ship):
         x = H.random_rows(a.rows, 784, 7)
         if real is not None:
@@ -146,6 +146,8 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--rows", type=int, default=10000)
     ap.add_argument("--only", help="export or import")
+    ap.add_argument("--fashion-all", action="store_true",
+                    help="all 70,000 Fashion-MNIST images (train + test) as the real rows")
     ap.add_argument("--summary")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
