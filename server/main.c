@@ -20,10 +20,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "control.h"
-#include "infer.h"
-#include "registry.h"
-#include "server.h"
+#include "base/config.h"
+#include "base/jansson_alloc.h"
+#include "base/log.h"
+#include "control/control.h"
+#include "http/http.h"
+#include "model/registry.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -268,6 +270,13 @@ int main(int argc, char **argv) {
   }
   pthread_join(ct, NULL);
   int rc = ca.rc;
+  if (qs_control_loader_busy()) {
+    /* A load still runs on the loader thread: freeing the registry under
+     * it would race; the process ends now and the OS takes everything. */
+    qs_log("stopped (a model load was cut short)");
+    fflush(stdout);
+    _exit(rc);
+  }
   qs_http_stop(d);
   qs_registry_shutdown();
   qs_log("stopped");
