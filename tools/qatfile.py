@@ -6,9 +6,9 @@ and the Python tests go through this module, so a change to the file format
 
     write(path, tensors, meta)   atomic write; stamp() sets the format keys
     read(path)                   (tensors, meta), checked by check_read()
-    stamp(meta, data)            THE hook for format-level metadata computed
-                                 from the data section (format, version; a
-                                 data checksum belongs here)
+    stamp(meta, blobs)           THE hook for format-level metadata computed
+                                 from the data (format, version, rounding,
+                                 per-tensor SHA-256)
     model_tensors(...)           a layer list -> the tensors, in core's order
     load_model(path)             the integer model as emulate() takes it
     emulate(model, x)            core's integer path in numpy, bit for bit,
@@ -16,6 +16,7 @@ and the Python tests go through this module, so a change to the file format
 
 No third-party dependency beyond numpy.
 """
+import hashlib
 import json
 import os
 import struct
@@ -25,13 +26,16 @@ import numpy as np
 
 F32 = np.float32
 FORMAT = "qatserve"
-# Version 1: docs/model-format.md. Version 2 = version 1 + the `rounding`
-# key; written only when a model needs ONNX Runtime's rounding, so files that
-# do not need it stay readable by version-1 readers.
-FORMAT_VERSION_PLAIN = "1"
-FORMAT_VERSION_ROUNDING = "2"
-READS = ("1", "2")
+# docs/model-format.md: version 2 = per-tensor SHA-256 in the metadata;
+# version 3 = version 2 + the `rounding` key, written only for a model that
+# needs ONNX Runtime's rounding (every other file stays a version-2 file).
+FORMAT_VERSION = "2"
+FORMAT_VERSION_ROUNDING = "3"
+READS = ("1", "2", "3")
 ROUNDINGS = ("pytorch", "onnxruntime", "onnxruntime-float")
+# Metadata keys the format owns: a tool's --meta cannot set them.
+RESERVED = ("format", "format_version", "architecture", "activations", "weight_bits",
+            "output_mode", "labels", "rounding")
 
 _DT = {np.dtype(np.int8): "I8", np.dtype(np.int32): "I32", np.dtype(np.float32): "F32"}
 _NP = {"I8": "<i1", "I32": "<i4", "F32": "<f4"}
@@ -41,31 +45,43 @@ class FormatError(Exception):
     """A file this module cannot read as a qatserve model."""
 
 
+def reserved(key):
+    return key in RESERVED or key.startswith("sha256.")
+
+
 # --------------------------------------------------------------- the file --
 
-def stamp(meta, data):
+def stamp(meta, blobs):
     """Sets the keys the format owns on `meta` (in place) for a file whose
-    data section is `data` (bytes). Every writer passes through here: a data
-    checksum and its version bump are added in this one function."""
+    tensors' bytes are `blobs` (dict name -> bytes). Every writer passes
+    through here: version, rounding and the per-tensor SHA-256."""
     meta["format"] = FORMAT
     r = meta.get("rounding", "pytorch")
     if r not in ROUNDINGS:
         raise ValueError("rounding %r is not one of %s" % (r, ", ".join(ROUNDINGS)))
     if r == "pytorch":
-        meta.pop("rounding", None)  # the default: a version-1 file
-        meta["format_version"] = FORMAT_VERSION_PLAIN
+        meta.pop("rounding", None)  # the default
+        meta["format_version"] = FORMAT_VERSION
     else:
         meta["format_version"] = FORMAT_VERSION_ROUNDING
+    for k in [k for k in meta if k.startswith("sha256.")]:
+        del meta[k]
+    for name, raw in blobs.items():
+        meta["sha256." + name] = hashlib.sha256(raw).hexdigest()
     return meta
 
 
-def check_read(meta, data):
+def check_read(meta, blobs):
     """What a reader checks of the format keys (the counterpart of stamp)."""
     if meta.get("format") != FORMAT:
         raise FormatError("metadata 'format' is %r, not %r" % (meta.get("format"), FORMAT))
     v = meta.get("format_version")
     if v not in READS:
         raise FormatError("format_version %r; this tool reads %s" % (v, ", ".join(READS)))
+    if v != "1":
+        for name, raw in blobs.items():
+            if meta.get("sha256." + name) != hashlib.sha256(raw).hexdigest():
+                raise FormatError("tensor %s: SHA-256 does not match its metadata key" % name)
 
 
 def write(path, tensors, meta):
@@ -74,7 +90,7 @@ def write(path, tensors, meta):
     are set by stamp()). Header padded with spaces to a multiple of 8 so the
     data stays aligned. Written to a temporary file in the same directory,
     fsync'd and renamed: a reader never sees half a model."""
-    header, blobs, off = {}, [], 0
+    header, blobs, off = {}, {}, 0
     for name, a in tensors:
         a = np.ascontiguousarray(a)
         if a.dtype not in _DT:
@@ -82,10 +98,10 @@ def write(path, tensors, meta):
         raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
         header[name] = {"dtype": _DT[a.dtype], "shape": [int(d) for d in a.shape],
                         "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
+        blobs[name] = raw
         off += len(raw)
-    data = b"".join(blobs)
-    meta = stamp(dict(meta), data)
+    data = b"".join(blobs.values())
+    meta = stamp(dict(meta), blobs)
     for k, v in meta.items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise ValueError("metadata %r: keys and values must be strings" % (k,))
@@ -124,11 +140,12 @@ def read(path):
     meta = header.pop("__metadata__", None)
     if not isinstance(meta, dict):
         raise FormatError("%s: no __metadata__" % path)
-    base, out = 8 + n, {}
-    check_read(meta, raw[base:])
+    base, out, blobs = 8 + n, {}, {}
     for k, v in header.items():
         b, e = v["data_offsets"]
-        out[k] = np.frombuffer(raw[base + b:base + e], dtype=_NP[v["dtype"]]).reshape(v["shape"])
+        blobs[k] = raw[base + b:base + e]
+        out[k] = np.frombuffer(blobs[k], dtype=_NP[v["dtype"]]).reshape(v["shape"])
+    check_read(meta, blobs)
     return out, meta
 
 
@@ -193,7 +210,7 @@ def load_model(path):
         layers.append(L)
     model = {"in_s": s[0], "in_zp": int(zp[0]), "in_qmax": int(qm[0]), "layers": layers,
              "output_mode": meta["output_mode"],
-             "rounding": meta.get("rounding", "pytorch") if meta["format_version"] != "1"
+             "rounding": meta.get("rounding", "pytorch") if meta["format_version"] == "3"
              else "pytorch"}
     return model, meta
 
