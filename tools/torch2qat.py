@@ -43,6 +43,10 @@ class Unsupported(Exception):
     """The model holds something qatserve does not serve."""
 
 
+# The layer being read, so that an unexpected exception can still name it.
+CURRENT = [None]
+
+
 # ---------------------------------------------------------------- loading --
 
 def qualname(m):
@@ -51,7 +55,10 @@ def qualname(m):
     c = getattr(m, "_c", None)
     if c is not None and hasattr(c, "qualified_name"):
         n = c.qualified_name
-        return n[len("__torch__."):] if n.startswith("__torch__.") else n
+        n = n[len("__torch__."):] if n.startswith("__torch__.") else n
+        # TorchScript renames a class it compiles twice in one process
+        # ("...activation.___torch_mangle_55.ReLU"): the class is the same.
+        return ".".join(p for p in n.split(".") if not p.startswith("___torch_mangle_"))
     t = type(m)
     return t.__module__ + "." + t.__name__
 
@@ -176,6 +183,46 @@ def is_quint8(dtype):
     return dtype == torch.quint8 or dtype == 13
 
 
+def graph_constants(m, kinds, first):
+    """Constant arguments of the first call to one of `kinds` in a traced
+    module's forward graph, from argument index `first` on. torch.jit.trace
+    bakes a module's plain attributes (scale, zero_point, dtype) into its
+    graph as constants instead of keeping them as attributes."""
+    g = getattr(m, "graph", None)
+    if g is None:
+        return None
+    for node in g.nodes():
+        if node.kind() in kinds:
+            vals = []
+            for v in list(node.inputs())[first:]:
+                if v.node().kind() != "prim::Constant":
+                    return None
+                vals.append(v.toIValue())
+            return vals
+    return None
+
+
+def module_qparam(m, name, attr_name):
+    """scale / zero_point / dtype of a Quantize or quantized Linear module:
+    an attribute (eager, TorchScript script) or, for a traced module, the
+    constant its forward passes to the quantized op."""
+    try:
+        return getattr(m, attr_name)
+    except AttributeError:
+        pass
+    kind = classify(m)
+    if kind == "quantize":
+        vals = graph_constants(m, ("aten::quantize_per_tensor",), 1)  # scale, zp, dtype
+        idx = {"scale": 0, "zero_point": 1, "dtype": 2}
+    else:
+        vals = graph_constants(m, ("quantized::linear", "quantized::linear_relu"), 2)
+        idx = {"scale": 0, "zero_point": 1}
+    if not vals or attr_name not in idx or idx[attr_name] >= len(vals):
+        raise Unsupported("layer '%s' (%s): no %s attribute, and its forward graph does not "
+                          "pass one as a constant" % (name, qualname(m), attr_name))
+    return vals[idx[attr_name]]
+
+
 def linear_params(name, m):
     """(wq int8 [out,in], w_scale f32 [out], qscheme, bias f32 [out], out_s, out_zp)."""
     import torch
@@ -219,8 +266,8 @@ def linear_params(name, m):
     wq = w.int_repr().numpy().astype(np.int8)
     bias = np.zeros(out_dim, np.float32) if b is None else \
         b.detach().float().numpy().astype(np.float32)
-    out_s = f32_scale(m.scale, "layer '%s' output" % name)
-    out_zp = int(scalar(m.zero_point))
+    out_s = f32_scale(module_qparam(m, name, "scale"), "layer '%s' output" % name)
+    out_zp = int(scalar(module_qparam(m, name, "zero_point")))
     if not 0 <= out_zp <= 255:
         raise Unsupported("layer '%s': output zero point %d outside 0..255" % (name, out_zp))
     return wq, ws, str(qs).replace("torch.", ""), bias, out_s, out_zp
@@ -235,18 +282,20 @@ def extract(model):
     forward() really runs this stack is checked by running it (verify)."""
     input_qp, layers, n_dequant, last = None, [], 0, None
     for name, m, kind in walk(model):
+        CURRENT[0] = name
         if kind == "skip":
             continue
         if kind == "quantize":
             if input_qp is not None:
                 raise Unsupported("layer '%s': a second QuantStub is not supported" % name)
-            if not is_quint8(m.dtype):
+            dtype = module_qparam(m, name, "dtype")
+            if not is_quint8(dtype):
                 raise Unsupported("layer '%s': input dtype %s is not served (quint8 only)"
-                                  % (name, m.dtype))
-            zp = int(scalar(m.zero_point))
+                                  % (name, dtype))
+            zp = int(scalar(module_qparam(m, name, "zero_point")))
             if not 0 <= zp <= 255:
                 raise Unsupported("layer '%s': input zero point %d outside 0..255" % (name, zp))
-            input_qp = (f32_scale(m.scale, "input '%s'" % name), zp)
+            input_qp = (f32_scale(module_qparam(m, name, "scale"), "input '%s'" % name), zp)
             continue  # a marker: does not end a Linear+ReLU pair
         if kind == "dequantize":
             n_dequant += 1
@@ -438,9 +487,10 @@ def main(argv=None):
     ap.add_argument("--float", dest="float_path",
                     help="matching float model or state dict: the fp32 baseline")
     ap.add_argument("--labels", help="class names: a,b,c or a JSON array")
-    ap.add_argument("--engine", choices=["qnnpack", "onednn", "fbgemm"],
-                    help="engine the model was converted for, recorded in the metadata "
-                         "(default: qnnpack for per-tensor weights, onednn for per-channel)")
+    ap.add_argument("--engine", choices=["qnnpack", "onednn", "fbgemm", "x86"],
+                    help="engine whose qconfig the model was trained with, recorded in the "
+                         "metadata (default: qnnpack for per-tensor weights, onednn for "
+                         "per-channel)")
     ap.add_argument("--code", help="Python file defining the model's classes (torch.save "
                                    "of a custom nn.Module)")
     ap.add_argument("--verify-rows", type=int, default=512,
@@ -474,9 +524,14 @@ def main(argv=None):
     except Unsupported as e:
         print("torch2qat: refused: %s" % e, file=sys.stderr)
         return EXIT_UNSUPPORTED
-    except (OSError, RuntimeError) as e:
+    except OSError as e:
         print("torch2qat: %s: %s" % (a.model, e), file=sys.stderr)
         return 1
+    except Exception as e:  # never a traceback: one line naming the layer
+        print("torch2qat: refused: %s%s: unsupported (%s: %s)"
+              % (a.model, " layer '%s'" % CURRENT[0] if CURRENT[0] else "", type(e).__name__,
+                 first_line(e)), file=sys.stderr)
+        return EXIT_UNSUPPORTED
 
     per_channel = any(L["qscheme"].startswith("per_channel") for L in layers)
     engine = a.engine or ("onednn" if per_channel else "qnnpack")
@@ -486,6 +541,7 @@ def main(argv=None):
             "weight_bits": ",".join("8" for _ in layers),
             "output_mode": "requant",
             "trained_with": "pytorch-%s-qat" % torch.__version__.split("+")[0],
+            "imported_from": "pytorch",
             "engine": engine,
             "weight_qscheme": ",".join(L["qscheme"] for L in layers),
             "baseline": baseline,
@@ -508,7 +564,26 @@ def main(argv=None):
           % (a.out, meta["architecture"], meta["activations"], meta["weight_qscheme"], baseline))
 
     if a.verify_rows > 0:
-        # Read back what we wrote and run it against PyTorch.
+        try:
+            return verify(a, input_qp, layers, dims, engine, torch)
+        except Exception as e:  # running the model failed: not something we can serve
+            print("torch2qat: refused: %s: running it for the self-check failed (%s: %s)"
+                  % (a.model, type(e).__name__, first_line(e)), file=sys.stderr)
+            if os.path.exists(a.out):
+                os.remove(a.out)
+            return EXIT_UNSUPPORTED
+    return 0
+
+
+def first_line(e):
+    t = str(e).strip()
+    return t.splitlines()[0][:300] if t else ""
+
+
+def verify(a, input_qp, layers, dims, engine, torch):
+    """Reads back what we wrote and runs it against PyTorch (qnnpack: must be
+    identical; the model's own engine: reported)."""
+    if True:
         fm, _ = model_from_file(a.out)
         x = verify_inputs(input_qp, dims[0], a.verify_rows)
         q, y = emulate(fm, x)
