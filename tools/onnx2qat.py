@@ -297,8 +297,8 @@ class Importer:
             raise Refused("%s: takes %d inputs, the graph input has %d"
                           % (where(node), wq.shape[1], self.in_dim))
         N = wq.shape[0]
-        if abs(int(np.max(np.abs(bq)))) > (1 << 30) if N else False:
-            raise Refused("%s: int32 bias beyond 2^30" % where(node))
+        if np.any(np.abs(bq) > (1 << 30)):
+            raise Refused("%s: int32 bias beyond 2^30 (qatserve's limit)" % where(node))
         bias, ok = qatfile.bias_for(bq, ws, a_in.scale)
         if not np.all(ok):
             c = int(np.argmin(ok))
@@ -319,20 +319,6 @@ class Importer:
             raise Refused("%s: input scale/zero point (%r, %d) differ from the quantized "
                           "tensor's (%r, %d)" % (where(node), float(got.scale), got.zp_onnx,
                                                  float(a_in.scale), a_in.zp_onnx))
-
-    def finish_quant(self, t, relu_clip_max=None, relu=False, after=None, relu_node_=None):
-        """After a layer's float result t: QuantizeLinear -> new activation,
-        or the graph output (dequant_acc). Returns (tensor, Act or None)."""
-        g = self.g
-        n = g.next(t)
-        if n is None:
-            return t, None
-        if n.op_type != "QuantizeLinear":
-            raise Refused("%s: after %s; expected QuantizeLinear (or the graph output)"
-                          % (where(n), after))
-        act = Act(n, g.const(n, n.input[1], "output scale"),
-                  g.const(n, n.input[2] if len(n.input) > 2 else "", "output zero point"))
-        return n.output[0], act
 
     # -- the walk ---------------------------------------------------------
 
@@ -493,14 +479,16 @@ class Importer:
 
     def check_clip(self, cn, hi, out, how):
         """Clip(0, hi) before QuantizeLinear is ReLU when hi does not cut below
-        the quantized range's top."""
+        the quantized range's top. Fused (QDQ): ONNX Runtime drops the Clip
+        only when the whole range (qmax - zp) * y lies under hi; integer ops:
+        the float arithmetic itself, rint(hi / y) + zp must reach qmax."""
         if hi is None:
             return
-        if how == "division":
-            top = np.rint(np.float32(hi) / out.scale) + out.zp_onnx
+        if how == "fused":
+            ok = F32(out.scale) * F32(out.qmax_onnx() - out.zp_onnx) <= F32(hi)
         else:
-            top = np.rint(np.float32(hi) / out.scale) + out.zp_onnx
-        if top < out.qmax_onnx():
+            ok = np.rint(F32(hi) / out.scale) + out.zp_onnx >= out.qmax_onnx()
+        if not ok:
             raise Refused("%s: Clip max %r is below the top of the quantized range (%r): "
                           "qatserve clamps only at the range" % (where(cn), float(hi),
                                                                   float((out.qmax_onnx() - out.zp_onnx)
@@ -541,13 +529,13 @@ class Importer:
             self.add_layer(n, wq, ws, bq, a_in, None, False, wf, bf, scheme, "qdq", "onnxruntime")
             return t, None
         t, relu, hi, cn = self.float_activation(nxt, t)
-        if cn is not None:
-            nq = g.next(t)
-            if nq is None:
-                raise Refused("%s: activation on the float output of the last layer before "
-                              "the graph output: only Relu after a float output" % where(cn))
-        else:
-            nq = nxt
+        nq = g.next(t) if cn is not None else nxt
+        if nq is None:  # Relu on the float output of the last layer
+            if cn.op_type != "Relu":
+                raise Refused("%s before the graph output: only Relu after a float output"
+                              % where(cn))
+            self.add_layer(n, wq, ws, bq, a_in, None, True, wf, bf, scheme, "qdq", "onnxruntime")
+            return t, None
         if nq.op_type != "QuantizeLinear":
             raise Refused("%s after %s: expected QuantizeLinear" % (where(nq), where(n)))
         out = Act(nq, g.const(nq, nq.input[1], "output scale"),
@@ -560,7 +548,7 @@ class Importer:
                           "not fuse it (it computes the layer in float), which qatserve "
                           "cannot reproduce; quantize ReLU outputs with zero point %d"
                           % (where(cn), out.zp_onnx, out.qmin_onnx()))
-        self.check_clip(cn, hi, out, "division")
+        self.check_clip(cn, hi, out, "fused")
         self.add_layer(n, wq, ws, bq, a_in, out, relu, wf, bf, scheme, "qdq", "onnxruntime")
         return nq.output[0], out
 
@@ -655,9 +643,13 @@ class Importer:
             return t, None
         t, relu, hi, cn = self.float_activation(nxt, t)
         nq = g.next(t) if cn is not None else nxt
-        if nq is None:
-            raise Refused("%s: activation before the graph output: only Relu after a float "
-                          "output" % where(cn))
+        if nq is None:  # Relu on the float output of the last layer
+            if cn.op_type != "Relu":
+                raise Refused("%s before the graph output: only Relu after a float output"
+                              % where(cn))
+            self.add_layer(n, wq, ws, bq, a_in, None, True, None, bf, scheme, "integer",
+                           "onnxruntime-float")
+            return t, None
         if nq.op_type != "QuantizeLinear":
             raise Refused("%s: expected QuantizeLinear" % where(nq))
         out = Act(nq, g.const(nq, nq.input[1], "output scale"),

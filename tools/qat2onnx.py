@@ -28,7 +28,6 @@ With ONNX Runtime's graph optimizations off, a QDQ graph is computed in float
 (not exactly); the default (all) fuses it.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -240,7 +239,7 @@ def main(argv=None):
     ap.add_argument("--opset", type=int, default=13, choices=range(13, 18), metavar="13..17")
     a = ap.parse_args(argv)
     try:
-        import onnx  # noqa: F401
+        import onnx
     except ImportError:
         print("qat2onnx: needs the onnx module (Debian: python3-onnx; run /usr/bin/python3)",
               file=sys.stderr)
@@ -255,7 +254,6 @@ def main(argv=None):
     except Unsupported as e:
         print("qat2onnx: refused: %s" % e, file=sys.stderr)
         return 2
-    import onnx
     onnx.save(m, a.out)
     print("qat2onnx: wrote %s: %s, form %s, opset %d"
           % (a.out, meta["architecture"], a.form, a.opset))

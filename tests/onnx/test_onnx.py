@@ -151,7 +151,7 @@ IMPORT_SPECS = [
     # Odd widths, zero points away from 0, int8 activations, float outputs,
     # Clip, Reshape, opsets 13-17: random rows.
     dict(form="qdq", dims=[37, 29, 13, 7], signed=True, per_channel=False, act="clip",
-         last="float", opset=17, prep="reshape"),
+         last="float", last_relu=True, opset=17, prep="reshape"),
     dict(form="qdq-float-weights", dims=[33, 19, 9], per_channel=True, act="relu", opset=15),
     dict(form="qdq-matmul", dims=[29, 23, 8], signed=True, per_channel=False, act="none",
          opset=14),
