@@ -11,7 +11,7 @@ BENCH_KERNELS_LIBS := $(if $(BENCH_DNNL),-ldnnl)
 # The whole suite, one run (~6-8 min on 2 cores): kernels, the whole MLP vs
 # PyTorch, /predict under wrk vs the peers, the int8/fp32 latency
 # distribution, start-up time and memory. Results and plots: $(BUILD)/bench/.
-bench: bench-kernels bench-mlp bench-http bench-latency bench-startup
+bench: bench-kernels bench-json bench-mlp bench-http bench-latency bench-startup
 	@echo "bench: results in $(BUILD)/bench/ (*.txt, *.csv, *.png)"
 
 bench-kernels: $(BUILD)/bench_kernels
@@ -64,3 +64,14 @@ bench-startup: $(SERVER) $(BENCH_MODEL)
 	@/usr/bin/python3 deploy/wrk/mkbodies.py $(BUILD)/wrk >/dev/null 2>&1 || true
 	/usr/bin/python3 bench/bench_startup.py $(SERVER) $(if $(wildcard models/*.safetensors),models,$(BUILD)/bench/startup-models) 7 \
 	  | tee $(BUILD)/bench/startup.txt
+
+# Number parsing and printing, ns per number (5- and 17-digit numbers), vs
+# strtof and snprintf "%.9g" in the same run.
+.PHONY: bench-json
+bench-json: $(BUILD)/bench_json
+	@mkdir -p $(BUILD)/bench
+	$(BUILD)/bench_json --out $(BUILD)/bench
+
+$(BUILD)/obj/bench/bench_json.o: CPPFLAGS += -Iserver
+$(BUILD)/bench_json: $(BUILD)/obj/bench/bench_json.o $(filter %/json.o %/num.o,$(SRV_OBJ))
+	$(CC) $(LDFLAGS) -o $@ $^ -lm

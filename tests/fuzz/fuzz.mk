@@ -11,7 +11,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -pthread -g -O1 -Wall -Wextra -Werror $(F
                 -Icore -Iserver -I/usr/include/x86_64-linux-gnu/openblas-pthread
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIB_SRC := $(wildcard core/*.c) $(filter-out server/main.c,$(wildcard server/*.c server/*/*.c))
-FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/tests/lib/model_fixture.o
 
 $(FUZZ_DIR)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
