@@ -48,9 +48,6 @@ def graph_numbers(model):
     """Per layer: the int8 weights, int32 bias (bq), the per-channel scale the
     graph carries (M[c] or the dequant scale), zero points, relu, last."""
     r = model["rounding"]
-    if r == "onnxruntime-float":
-        raise Unsupported("this model uses rounding 'onnxruntime-float' (imported from an "
-                          "integer-ops ONNX graph): export it with --form integer")
     in_s, in_zp = model["in_s"], model["in_zp"]
     out = []
     n = len(model["layers"])
@@ -59,8 +56,10 @@ def graph_numbers(model):
         bq = qatfile.bias_q(L["bias"], ws, in_s)
         last = i + 1 == n
         dq = last and model["output_mode"] == "dequant_acc"
-        if dq:
-            scale = (F32(in_s) * ws).astype(F32)  # (float)(acc + bq) * (in_s * w_s)
+        if dq or r == "onnxruntime-float":
+            # (float)(acc + bq) * (in_s * w_s); onnxruntime-float then divides
+            # by out_s in QuantizeLinear, as the graph it came from did.
+            scale = (F32(in_s) * ws).astype(F32)
         else:
             scale = qatfile.multiplier(ws, in_s, L["out_s"], r).astype(F32)
         out.append({"wq": L["wq"].astype(np.int8), "bq": bq.astype(np.int32), "scale": scale,
@@ -85,7 +84,9 @@ def build(model, meta, form, opset):
     layers = graph_numbers(model)
     rnd = model["rounding"]
     if rnd == "onnxruntime-float" and form != "integer":
-        raise Unsupported("rounding onnxruntime-float exports as --form integer only")
+        raise Unsupported("this model rounds like ONNX Runtime's integer ops (rounding "
+                          "onnxruntime-float: two roundings per layer); only --form integer "
+                          "computes that")
     nodes, inits = [], []
 
     def const(name, arr):
@@ -155,7 +156,10 @@ def build(model, meta, form, opset):
             v = out_name if L["dequant_acc"] else p + "v"
             nodes.append(h.make_node("Mul", [p + "accf", sc], [v]))
             if not L["dequant_acc"]:
-                nodes.append(h.make_node("QuantizeLinear", [v, one, yzp], [out_name]))
+                ys = one
+                if rnd == "onnxruntime-float":
+                    ys = const(p + "out_scale", np.array(L["out_s"], F32))
+                nodes.append(h.make_node("QuantizeLinear", [v, ys, yzp], [out_name]))
         if L["dequant_acc"]:
             if L["relu"]:
                 nodes.append(h.make_node("Relu", [out_name], ["output"]))

@@ -295,6 +295,19 @@ def test_import(a):
         check(same_emu == len(x), "%s: numpy emulation of the file == ONNX Runtime on %d/%d "
               "rows (with %s rounding instead: %d)" % (name, same_emu, len(x), other["rounding"],
                                                        H.same_rows(y2, ort)))
+        # And back out: the imported model exported again runs in ONNX
+        # Runtime with the original graph's outputs.
+        for form in (("integer",) if want_r == "onnxruntime-float"
+                     else ("qdq", "qoperator", "integer")):
+            back = os.path.join(d, "%s.back-%s.onnx" % (name, form))
+            rc, text = tool("qat2onnx.py", out, back, "--form", form)
+            if check(rc == 0, "%s: qat2onnx --form %s of the import (%s)"
+                     % (name, form, text.strip()[-100:])):
+                same_b = H.same_rows(H.ort_run(back, x, d), ort)
+                COUNTS["round trip %s %s" % (name, form)] = [same_b, len(x)]
+                check(same_b == len(x), "%s: ONNX -> qatserve -> ONNX (%s): ONNX Runtime "
+                      "gives the original graph's outputs on %d/%d rows"
+                      % (name, form, same_b, len(x)))
     ctl = COUNTS.get("import other-rounding control", {})
     check(any(v[0] < v[1] for v in ctl.values()),
           "control: with the other rounding convention, rows differ from ONNX Runtime in %d "

@@ -617,6 +617,14 @@ def test_save_forms(a):
                 res["%s vs PyTorch %s engine" % (tag, qc)] = [same, rows]
                 print("     %s: core vs PyTorch's own %s engine: %d/%d identical rows "
                       "(reported, not required: docs/torch.md)" % (tag, qc, same, rows))
+    # qat info says where the model came from.
+    qat = os.path.join(os.path.dirname(a.run_core), "qat")
+    st = os.path.join(d, "x86-fused.jit.trace.safetensors")
+    if os.path.exists(qat) and os.path.exists(st):
+        p = subprocess.run([qat, "info", st], capture_output=True, text=True)
+        check(p.returncode == 0 and "source: imported from PyTorch, x86 engine" in p.stdout,
+              "qat info: %s" % " / ".join(l for l in p.stdout.splitlines()
+                                          if l.startswith("source")))
     return {"save_forms": res}
 
 
