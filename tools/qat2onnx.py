@@ -66,12 +66,7 @@ def graph_numbers(model):
                     "in_zp": in_zp, "out_zp": L["out_zp"], "out_s": L["out_s"],
                     "relu": L["relu"], "dequant_acc": dq, "qmax": L.get("qmax", 255),
                     "w_fp32": L["w_fp32"], "b_fp32": L["b_fp32"]})
-        if L.get("qmax", 255) != 255:
-            raise Unsupported("layer %d: activation qmax %d (ONNX's uint8 saturates at 255 "
-                              "only)" % (i, L["qmax"]))
         in_s, in_zp = L["out_s"], L["out_zp"]
-    if model.get("in_qmax", 255) != 255:
-        raise Unsupported("input qmax %d: ONNX's uint8 saturates at 255 only" % model["in_qmax"])
     return out
 
 
@@ -108,6 +103,12 @@ def build(model, meta, form, opset):
         const("input_scale", np.array(model["in_s"], F32))
         nodes.append(h.make_node("QuantizeLinear", ["input", "input_scale", zp_in], ["a0"]))
     cur = "a0"
+    if model.get("in_qmax", 255) < 255:
+        # Activations narrower than 8 bits: uint8 saturates at 255, a Clip of
+        # the integers at qmax does the rest.
+        const("input_qmax", np.array(model["in_qmax"], np.uint8))
+        nodes.append(h.make_node("Clip", [cur, "", "input_qmax"], ["a0c"]))
+        cur = "a0c"
     for i, L in enumerate(layers):
         N, K = L["wq"].shape
         p = "l%d_" % i
@@ -165,10 +166,14 @@ def build(model, meta, form, opset):
                 nodes.append(h.make_node("Relu", [out_name], ["output"]))
             break
         cur = out_name
-        if L["relu"] and (form != "qdq" or L["out_zp"] != 0) and L["out_zp"] != 0:
-            # ReLU clamps at the zero point: a Clip on the uint8 values.
-            const(p + "relu_lo", np.array(L["out_zp"], np.uint8))
-            nodes.append(h.make_node("Clip", [cur, p + "relu_lo"], [p + "qr"]))
+        lo = L["out_zp"] if L["relu"] else 0
+        if lo > 0 or L["qmax"] < 255:
+            # ReLU clamps at the zero point, and activations narrower than 8
+            # bits at qmax: a Clip on the uint8 values.
+            ins = [cur, const(p + "clip_lo", np.array(lo, np.uint8)) if lo > 0 else ""]
+            if L["qmax"] < 255:
+                ins.append(const(p + "clip_hi", np.array(L["qmax"], np.uint8)))
+            nodes.append(h.make_node("Clip", ins, [p + "qr"]))
             cur = p + "qr"
         if i + 1 == len(layers):
             const("output_scale", np.array(L["out_s"], F32))

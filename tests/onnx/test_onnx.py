@@ -48,32 +48,35 @@ def tool(name, *args):
     return p.returncode, p.stdout + p.stderr
 
 
-def random_model(path, dims, seed, output_mode, relu_last=False):
+def random_model(path, dims, seed, output_mode, relu_last=False, bits=8):
     """A qatserve model with random integers: odd widths, zero points away
     from 0 (also under ReLU), per-channel scales spanning a decade."""
     g = np.random.default_rng(seed)
     n = len(dims) - 1
-    in_s, in_zp = F32(g.uniform(0.004, 0.02)), int(g.integers(20, 120))
+    qmax, wmax = (1 << bits) - 1, (1 << (bits - 1)) - 1
+    in_s, in_zp = F32(g.uniform(0.004, 0.02)), int(g.integers(20, 120)) * qmax // 255
     layers = []
     s_prev = in_s
     for i in range(n):
         K, N = dims[i], dims[i + 1]
-        wq = g.integers(-128, 128, (N, K)).astype(np.int8)
+        wq = g.integers(-wmax - (bits == 8), wmax + 1, (N, K)).astype(np.int8)
         ws = (10 ** g.uniform(-3.3, -2.3, N)).astype(F32)
         last = i + 1 == n
         # An output scale that keeps the typical |acc * M| inside the range.
-        spread = float(np.median(ws)) * float(s_prev) * 128 * 60 * np.sqrt(K) / 255
+        spread = float(np.median(ws)) * float(s_prev) * wmax * qmax / 4 * np.sqrt(K) / qmax
         out_s = F32(spread * g.uniform(1.5, 3.0))
-        out_zp = int(g.integers(30, 200))
+        out_zp = int(g.integers(30, 200)) * qmax // 255
         bias = (g.normal(0, 30, N) * ws * s_prev).astype(F32)
         layers.append({"wq": wq, "w_scale": ws, "bias": bias, "out_s": out_s, "out_zp": out_zp,
+                       "qmax": qmax,
                        "relu": (not last) or relu_last,
                        "w_fp32": (wq.astype(F32) * ws[:, None] + g.normal(0, 1e-4, (N, K))).astype(F32),
                        "b_fp32": bias})
         s_prev = out_s
-    meta = qatfile.base_meta(dims, [L["relu"] for L in layers], output_mode)
+    meta = qatfile.base_meta(dims, [L["relu"] for L in layers], output_mode,
+                             weight_bits=[bits] * n)
     meta["trained_with"] = "test_onnx random"
-    qatfile.write(path, qatfile.model_tensors((in_s, in_zp), layers), meta)
+    qatfile.write(path, qatfile.model_tensors((in_s, in_zp, qmax), layers), meta)
     return in_s, in_zp
 
 
@@ -89,13 +92,17 @@ def test_export(a):
         if real is not None:
             x = np.concatenate([real, x])
         models.append(("shipped", ship, x))
-    for name, dims, mode, relu_last, seed in (
-            ("random-requant", [37, 29, 13, 7], "requant", False, 1),
-            ("random-dequant-relu", [45, 31, 11], "dequant_acc", True, 2),
-            ("random-requant-relu", [23, 17, 5], "requant", True, 3)):
+    for name, dims, mode, relu_last, seed, bits in (
+            ("random-requant", [37, 29, 13, 7], "requant", False, 1, 8),
+            ("random-dequant-relu", [45, 31, 11], "dequant_acc", True, 2, 8),
+            ("random-requant-relu", [23, 17, 5], "requant", True, 3, 8),
+            ("random-a4w4", [21, 13, 5], "requant", False, 4, 4)):
         p = os.path.join(d, name + ".safetensors")
-        s, zp = random_model(p, dims, seed, mode, relu_last)
-        models.append((name, p, H.rows_for(s, zp, a.rows, dims[0], seed + 100)))
+        s, zp = random_model(p, dims, seed, mode, relu_last, bits)
+        x = H.rows_for(s, zp, a.rows, dims[0], seed + 100)
+        if bits < 8:  # the range of a narrower input
+            x = (x * F32(((1 << bits) - 1) / 255.0)).astype(F32)
+        models.append((name, p, x))
     for name, path, x in models:
         core = H.run_core(a.run_core, path, x, d)
         for form in ("qdq", "qoperator", "integer"):
@@ -131,6 +138,9 @@ def test_export(a):
     core = H.run_core(a.run_core, path, x, d)
     check(H.same_rows(H.ort_run(bad, x, d), core) < len(x),
           "negative control: one weight row changed by 1 in the graph -> rows differ")
+    # (the 784-wide model: long float sums, so float rounding shows)
+    name, path, x = models[0]
+    core = H.run_core(a.run_core, path, x, d)
     dis = H.same_rows(H.ort_run(os.path.join(d, "%s.qdq.onnx" % name), x, d, "disabled"), core)
     check(dis < len(x), "negative control: ONNX Runtime with optimizations off (QDQ in float): "
           "%d/%d rows identical" % (dis, len(x)))
