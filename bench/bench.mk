@@ -14,17 +14,24 @@ BENCH_KERNELS_LIBS := $(if $(BENCH_DNNL),-ldnnl)
 bench: bench-kernels bench-mlp bench-http bench-latency bench-startup
 	@echo "bench: results in $(BUILD)/bench/ (*.txt, *.csv, *.png)"
 
+# Then the fp32 baseline once more with OpenBLAS choosing its own kernels
+# (our machines pin OPENBLAS_CORETYPE=Haswell; a user's picks by CPUID).
 bench-kernels: $(BUILD)/bench_kernels
 	@mkdir -p $(BUILD)/bench
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_kernels --out $(BUILD)/bench
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	  $(BUILD)/bench_kernels --out $(BUILD)/bench --blas-only
 	@if command -v gnuplot >/dev/null; then \
 	  gnuplot -e "csv='$(BUILD)/bench/kernels.csv'; out='$(BUILD)/bench/kernels.png'" \
 	    bench/plot_kernels.gp && echo "wrote $(BUILD)/bench/kernels.png"; fi
 
 $(BUILD)/obj/bench/bench_kernels.o: CPPFLAGS += $(BENCH_KERNELS_DEFS)
 
-$(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(BENCH_KERNELS_LIBS) $(CORE_LIBS)
+# The peak loops: one file per instruction set, built by the Makefile's
+# per-tier pattern rules (*_avx2.c, *_avxvnni.c, *_avx512vnni.c).
+BENCH_PEAK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/bench_peak_*.c))
+$(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(BENCH_PEAK_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(BENCH_PEAK_OBJ) $(LIB) $(BENCH_KERNELS_LIBS) $(CORE_LIBS)
 
 # The whole MLP (shipped model, else a random 784-256-128-10) vs PyTorch.
 BENCH_MODEL = $(firstword $(wildcard models/fashion-mnist.safetensors) $(BUILD)/bench/random-784-256-128-10.safetensors)
