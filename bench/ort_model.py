@@ -14,7 +14,11 @@ own functions (so the arithmetic is ours by construction):
      (bench_kernels checks that on its input before timing).
   fp32: Gemm(+bias) -> Relu per layer, the float weights.
 
-  /usr/bin/python3 bench/ort_model.py SPEC.json INT8.onnx FP32.onnx
+  noop: y = x[:, :10] (one Slice): what a call costs through onnxruntime-node
+        with next to no compute, subtracted by bench_kernels to estimate
+        ORT's own time per run.
+
+  /usr/bin/python3 bench/ort_model.py SPEC.json INT8.onnx FP32.onnx NOOP.onnx
 """
 import json
 import sys
@@ -91,6 +95,16 @@ def main():
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
     onnx.save(m, sys.argv[3])
+
+    inits = []
+    nodes = [helper.make_node("Slice", ["x", const("st", np.array([0], dtype=np.int64)),
+                                        const("en", np.array([N_out], dtype=np.int64)),
+                                        const("ax", np.array([1], dtype=np.int64))], ["y"])]
+    g = helper.make_graph(nodes, "noop", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", K0])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", N_out])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, sys.argv[4])
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@
 // (process.hrtime) and this process's CPU time (process.cpuUsage: ORT's
 // run happens on a worker thread, so process time is what counts), per
 // call, over n back-to-back awaited session.run calls.
-//   node bench/ort_peer.js INT8.onnx FP32.onnx INPUT.f32 ROWS K
+//   node bench/ort_peer.js INT8.onnx FP32.onnx NOOP.onnx INPUT.f32 ROWS K
 // commands (one a line):  check KIND B OUT.f32 | time KIND B N |
 //   prof KIND B N PREFIX (a profiling session: the median of ORT's own
 //   "model_run" durations, wall, without node's per-call overhead) | quit
-// KIND is int8 or fp32; replies one line each.
+// KIND is int8, fp32 or noop; replies one line each.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -16,15 +16,16 @@ const readline = require('readline');
 const ort = require(path.join(__dirname, '..', 'tests', 'ort', 'node_modules', 'onnxruntime-node'));
 
 async function main() {
-  const [int8Path, fp32Path, inPath, rowsS, kS] = process.argv.slice(2);
+  const [int8Path, fp32Path, noopPath, inPath, rowsS, kS] = process.argv.slice(2);
   const rows = Number(rowsS), K = Number(kS);
   const buf = fs.readFileSync(inPath);
   const x = new Float32Array(buf.buffer, buf.byteOffset, rows * K);
   const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential',
                  graphOptimizationLevel: 'all' };
-  const files = { int8: int8Path, fp32: fp32Path };
+  const files = { int8: int8Path, fp32: fp32Path, noop: noopPath };
   const sess = { int8: await ort.InferenceSession.create(int8Path, opts),
-                 fp32: await ort.InferenceSession.create(fp32Path, opts) };
+                 fp32: await ort.InferenceSession.create(fp32Path, opts),
+                 noop: await ort.InferenceSession.create(noopPath, opts) };
   const feeds = {};
   for (const B of new Set([1, 16, 64, rows]))
     if (B <= rows) feeds[B] = { x: new ort.Tensor('float32', x.subarray(0, B * K), [B, K]) };
