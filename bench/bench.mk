@@ -7,11 +7,11 @@ BENCH_DNNL := $(shell printf '\#include <dnnl.h>\n' | $(CC) -E -x c - >/dev/null
 BENCH_KERNELS_DEFS := $(if $(BENCH_DNNL),-DHAVE_DNNL)
 BENCH_KERNELS_LIBS := $(if $(BENCH_DNNL),-ldnnl)
 
-.PHONY: bench bench-kernels bench-mlp bench-http bench-latency bench-startup
+.PHONY: bench bench-kernels bench-mlp bench-http bench-latency bench-startup bench-rows
 # The whole suite, one run (~6-8 min on 2 cores): kernels, the whole MLP vs
 # PyTorch, /predict under wrk vs the peers, the int8/fp32 latency
 # distribution, start-up time and memory. Results and plots: $(BUILD)/bench/.
-bench: bench-kernels bench-mlp bench-http bench-latency bench-startup
+bench: bench-kernels bench-mlp bench-http bench-latency bench-startup bench-rows
 	@echo "bench: results in $(BUILD)/bench/ (*.txt, *.csv, *.png)"
 
 # Then the fp32 baseline once more with OpenBLAS choosing its own kernels
@@ -44,6 +44,12 @@ bench-mlp: $(BUILD)/bench_core $(BENCH_MODEL)
 	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
 	  /usr/bin/python3 bench/bench_mlp.py $(BUILD)/bench_core $(BENCH_MODEL) $(BUILD)/bench 3; \
 	else echo "bench-mlp: skipped (python3-torch not installed)"; fi
+
+# /predict with 1, 16 and 64 rows per request, one server per kernel tier.
+bench-rows: $(SERVER) $(BENCH_MODEL)
+	@mkdir -p $(BUILD)/bench/rows-models
+	@cp $(BENCH_MODEL) $(BUILD)/bench/rows-models/
+	/usr/bin/python3 bench/bench_rows.py $(SERVER) $(BUILD)/bench/rows-models $(BUILD)/bench
 
 # /predict under wrk: qatserve JSON and binary vs the peers, batching trade-off.
 bench-http: $(SERVER) $(BUILD)/qstool $(BUILD)/mhd_jansson

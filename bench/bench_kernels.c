@@ -391,7 +391,8 @@ static void bench_layer(FILE *csv, size_t N, size_t K, size_t M, int quick, dnnl
   if (csv) {
     fprintf(csv, "%zu,%zu,%zu", N, K, M);
     for (size_t t = 0; t < ntiers; t++) fprintf(csv, ",%.3f,%.2f", c[t].us, gops(M, N, K, c[t].us));
-    fprintf(csv, ",%.3f,%.3f,%.3f,%ld\n", t_ref, t_blas, native.us, native.wrong);
+    fprintf(csv, ",%.3f,%.3f,%.2f,%.3f,%.2f,%ld\n", t_ref, t_blas, gops(M, N, K, t_blas), native.us,
+            gops(M, N, K, native.us), native.wrong);
   }
   if (N == 1024 && K == 1024 && M == 256)
     for (size_t t = 0; t < ntiers; t++) {
@@ -940,7 +941,8 @@ int main(int argc, char **argv) {
   if (csv) {
     fprintf(csv, "N,K,M");
     for (size_t i = 0; i < ntiers; i++) fprintf(csv, ",%s_us,%s_gops", tiers[i]->name, tiers[i]->name);
-    fprintf(csv, ",ref_us,blas_us,dnnl_native_us,dnnl_native_wrong_fullrange\n");
+    fprintf(csv, ",ref_us,openblas_fp32_us,openblas_fp32_gops,onednn_vnni_us,onednn_vnni_gops,"
+                 "onednn_wrong_fullrange\n");
   }
   for (int i = 0; i < NCASES; i++)
     bench_layer(csv, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4], quick, native[i]);
