@@ -318,6 +318,8 @@ qat_err qat_model_create(const qat_model_spec *spec, qat_model **out) {
   static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
   pthread_once(&blas_once, qat_blas_single_thread);
 
+  /* An unusable QAT_KERNEL is refused here too, not only at start-up. */
+  if ((e = qat_kernel_check())) return e;
   qat_model *m = qat_calloc(1, sizeof *m);
   if (!m) return qat_fail(QAT_ENOMEM, "out of memory creating a model");
   m->k = qat_kernels_get();

@@ -108,8 +108,10 @@ static void banner(struct MHD_Daemon *d) {
   const qs_config *cfg = &qs_g.cfg;
   qs_log("%s %s (libmicrohttpd %s, jansson %s, libuv %s)", QS_NAME, QAT_VERSION, MHD_get_version(),
          jansson_version_str(), uv_version_string());
-  qs_log("cpu: %s; int8 kernel: %s; %u HTTP threads; max body %zu B, max batch %zu rows",
-         qat_cpu_features(), qat_kernel_name(), cfg->threads, cfg->max_body, cfg->max_batch);
+  qs_log("cpu: %s; int8 kernel: %s; fp32 baseline: OpenBLAS %s; %u HTTP threads; max body %zu B, "
+         "max batch %zu rows",
+         qat_cpu_features(), qat_kernel_name(), qat_blas_corename(), cfg->threads, cfg->max_body,
+         cfg->max_batch);
   if (cfg->batch_window_us)
     qs_log("dynamic batching: window %u us, up to %zu rows (static mode)", cfg->batch_window_us,
            cfg->max_batch);
@@ -242,6 +244,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (do_probe) return probe(cfg->host, cfg->port);
+  /* An unusable QAT_KERNEL stops start-up with its reason: never a silent
+   * fallback, never a SIGILL later. */
+  if (qat_kernel_check() != QAT_OK) {
+    fprintf(stderr, "qatserve: %s\n", qat_errmsg());
+    return 2;
+  }
   if (cfg->max_inflight < cfg->max_body) cfg->max_inflight = cfg->max_body;
 
   qs_control_block_signals();

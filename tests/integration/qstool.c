@@ -7,12 +7,15 @@
  *   qstool expect MODEL ROWSFILE [static|dynamic]
  *                                   int8 outputs ("%.9g", one row a line),
  *                                   then the argmax and its label on the next
+ *   qstool tiers                    the int8 kernel tiers this machine runs,
+ *                                   fastest first, one a line (QAT_KERNEL values)
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h" /* tests may list the tiers; not a public header */
 #include "qat.h"
 
 static uint64_t rs;
@@ -156,8 +159,14 @@ int main(int argc, char **argv) {
     return mkmodel(argv[2], argv[3], strtoul(argv[4], NULL, 10), argc > 5 ? argv[5] : NULL);
   if (argc == 5 && strcmp(argv[1], "rows") == 0)
     return rows(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10));
+  if (argc == 2 && strcmp(argv[1], "tiers") == 0) {
+    const qat_kernels *t[8];
+    size_t n = qat_kernels_available(t, 8, false);
+    for (size_t i = 0; i < n; i++) printf("%s\n", t[i]->name);
+    return 0;
+  }
   if (argc >= 4 && strcmp(argv[1], "expect") == 0)
     return expect(argv[2], argv[3], argc > 4 && strcmp(argv[4], "dynamic") == 0);
-  fprintf(stderr, "usage: qstool mkmodel OUT DIMS SEED [LABELPREFIX] | rows N K SEED | expect MODEL ROWSFILE [dynamic]\n");
+  fprintf(stderr, "usage: qstool mkmodel OUT DIMS SEED [LABELPREFIX] | rows N K SEED | expect MODEL ROWSFILE [dynamic] | tiers\n");
   return 2;
 }

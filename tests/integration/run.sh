@@ -433,7 +433,7 @@ check "drain logged" grep -q "drained in" "$tmp/server.log"
 check "--probe fails once stopped" sh -c "! '$SERVER' --probe --port $PORT"
 
 # Binary payloads and dynamic batching have their own scripts (own servers).
-for extra in binary batching; do
+for extra in binary batching tiers; do
   if [ -x "tests/integration/$extra.sh" ]; then
     check "$extra.sh" env BUILD="$BUILD" "tests/integration/$extra.sh"
   fi
