@@ -12,6 +12,7 @@
 . "$(dirname "$0")/../container/lib.sh"
 BUILD=${BUILD:-build}
 DURATION=${DURATION:-24}
+LB_CFG=${LB_CFG:-deploy/lb/haproxy.cfg}   # another config, e.g. to see the test fail without retries
 cd "$ROOT"
 T0=$(ms)
 command -v haproxy >/dev/null || die "haproxy is not installed (deploy/install-deps.sh --infra)"
@@ -60,8 +61,8 @@ log "replicas: $r1 on ${rport[$r1]}, $r2 on ${rport[$r2]} (1 thread each)"
 lport=$(free_port)
 export QATSERVE_1=127.0.0.1:${rport[$r1]} QATSERVE_2=127.0.0.1:${rport[$r2]}
 export LB_BIND=127.0.0.1:$lport LB_STATS_SOCKET=$tmp/haproxy.sock
-haproxy -c -q -f deploy/lb/haproxy.cfg || die "haproxy -c: deploy/lb/haproxy.cfg is not valid"
-haproxy -db -f deploy/lb/haproxy.cfg >"$tmp/haproxy.log" 2>&1 &
+haproxy -c -q -f "$LB_CFG" || die "haproxy -c: $LB_CFG is not valid"
+haproxy -db -f "$LB_CFG" >"$tmp/haproxy.log" 2>&1 &
 pids+=($!)
 # stat FIELD SERVER: one field of HAProxy's `show stat` for backend qatserve.
 stat() {
