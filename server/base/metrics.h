@@ -41,6 +41,10 @@ void qs_metrics_observe(int slot, qs_lat_kind kind, uint64_t ns);
 /* One request's int8 vs fp32 comparison: rows compared, rows whose argmax
  * differs, the largest absolute output difference. */
 void qs_metrics_drift(int slot, size_t rows, size_t disagree, float max_abs_diff);
+/* A gRPC call (grpc/): method is a qs_gmethod (0 = unknown method), code
+ * its gRPC status. Counted in qatserve_requests_total with protocol="grpc". */
+void qs_metrics_grpc(int slot, int method, int code);
+uint64_t qs_metrics_grpc_calls(int slot, int method, int code);
 void qs_metrics_model_load(void);
 void qs_metrics_model_reload(void);
 void qs_metrics_model_refusal(void);

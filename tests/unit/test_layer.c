@@ -10,7 +10,7 @@
 
 #include "kernels.h"
 #include "layer.h"
-#include "model_fixture.h"
+#include "../lib/model_fixture.h"
 #include "qat.h"
 
 Suite *suite_layer(void);

@@ -339,7 +339,7 @@ START_TEST(metrics_render) {
   ck_assert(!b.failed);
   char want[160];
   snprintf(want, sizeof want,
-           "qatserve_requests_total{model=\"metric-model\",endpoint=\"predict\",code=\"200\"} %llu\n",
+           "qatserve_requests_total{model=\"metric-model\",endpoint=\"predict\",code=\"200\",protocol=\"http\"} %llu\n",
            (unsigned long long)(before + 1));
   ck_assert_msg(strstr(b.data, want), "missing %s", want);
   /* 3 us lands in the 5 us bucket and every larger one. */
@@ -360,10 +360,10 @@ START_TEST(metrics_zero_from_load) {
   qs_metrics_render(&b);
   ck_assert(!b.failed);
   static const char *const want[] = {
-      "qatserve_requests_total{model=\"zero-model\",endpoint=\"predict\",code=\"200\"} 0\n",
-      "qatserve_requests_total{model=\"zero-model\",endpoint=\"v2_infer\",code=\"200\"} 0\n",
-      "qatserve_requests_total{model=\"zero-model\",endpoint=\"predict\",code=\"500\"} 0\n",
-      "qatserve_requests_total{model=\"zero-model\",endpoint=\"v2_infer\",code=\"other\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"predict\",code=\"200\",protocol=\"http\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"v2_infer\",code=\"200\",protocol=\"http\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"predict\",code=\"500\",protocol=\"http\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"v2_infer\",code=\"other\",protocol=\"http\"} 0\n",
       "qatserve_int8_latency_seconds_bucket{model=\"zero-model\",le=\"+Inf\"} 0\n",
       "qatserve_int8_latency_seconds_count{model=\"zero-model\"} 0\n",
       "qatserve_fp32_latency_seconds_sum{model=\"zero-model\"} 0.000000000\n",
