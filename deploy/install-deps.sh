@@ -17,7 +17,8 @@ libopenblas-dev zlib1g-dev curl dataset-fashion-mnist python3-yaml gnuplot-nox
 libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio python3-grpc-tools"
 for arg in "$@"; do
   case "$arg" in
-    --bench) pkgs="$pkgs libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy" ;;
+    --bench) pkgs="$pkgs libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy python3-onnx nodejs"
+             command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     --torch) pkgs="$pkgs python3-torch python3-numpy" ;;
     --onnx)  pkgs="$pkgs python3-onnx python3-numpy nodejs"
              command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
