@@ -37,6 +37,7 @@ TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c server/*/*.c))
 SRV_OBJ   := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
+include server/grpc/grpc.mk
 UNIT_SRC  := $(wildcard tests/unit/*.c) tests/lib/model_fixture.c
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -93,7 +94,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration layering-test abuse-test torch-test deploy-test browser-test
+	@$(MAKE) --no-print-directory unit integration grpc-test layering-test abuse-test torch-test deploy-test browser-test
 
 # The unit suite once per int8 kernel tier this machine runs (qstool tiers,
 # fastest first; test_kernels itself compares every tier with the reference

@@ -24,6 +24,7 @@
 #include "base/jansson_alloc.h"
 #include "base/log.h"
 #include "control/control.h"
+#include "grpc/grpc.h"
 #include "http/http.h"
 #include "model/registry.h"
 
@@ -34,6 +35,9 @@ static void usage(FILE *f) {
           "  --host ADDR          numeric listen address (env QATSERVE_HOST; default 127.0.0.1;\n"
           "                       0.0.0.0 or :: listens on all addresses)\n"
           "  --port N             TCP port, 0 = any free port (env PORT; default 8080)\n"
+          "  --grpc-port N        gRPC port (KServe v2 GRPCInferenceService, h2c), 0 = any free port,\n"
+          "                       -1 = no gRPC (env QATSERVE_GRPC_PORT; default 8081,\n"
+          "                       or any free port with --port 0)\n"
           "  --threads N          HTTP worker threads (env QATSERVE_THREADS; default: online cores)\n"
           "  --max-body BYTES     largest request body (default 4194304)\n"
           "  --max-batch N        most rows per request (default 1024)\n"
@@ -128,6 +132,9 @@ static void banner(struct MHD_Daemon *d) {
   const char *h = cfg->host;
   bool v6 = strchr(h, ':') != NULL;
   qs_log("listening on http://%s%s%s:%u", v6 ? "[" : "", h, v6 ? "]" : "", qs_http_port(d));
+  if (qs_grpc_port())
+    qs_log("listening on grpc://%s%s%s:%u (KServe v2 gRPC, HTTP/2 cleartext)", v6 ? "[" : "", h, v6 ? "]" : "",
+           qs_grpc_port());
 }
 
 typedef struct control_arg {
@@ -147,6 +154,7 @@ int main(int argc, char **argv) {
   *cfg = (qs_config){.models_dir = "models",
                      .host = "127.0.0.1",
                      .port = 8080,
+                     .grpc_port = 8081,
                      .threads = cores > 0 ? (unsigned)cores : 1,
                      .max_body = 4u * 1024 * 1024,
                      .max_batch = 1024,
@@ -156,11 +164,21 @@ int main(int argc, char **argv) {
                      .conn_timeout_s = 30};
   unsigned long v;
   const char *env;
+  bool grpc_set = false; /* --grpc-port or QATSERVE_GRPC_PORT given */
   if ((env = getenv("QATSERVE_MODELS")) && *env) cfg->models_dir = env;
   if ((env = getenv("QATSERVE_HOST")) && *env) cfg->host = env;
   if ((env = getenv("PORT")) && *env) {
     if (!parse_ulong("PORT", env, 0, 65535, &v)) return 2;
     cfg->port = (unsigned)v;
+  }
+  if ((env = getenv("QATSERVE_GRPC_PORT")) && *env) {
+    if (strcmp(env, "-1") == 0)
+      cfg->grpc_port = -1;
+    else if (!parse_ulong("QATSERVE_GRPC_PORT", env, 0, 65535, &v))
+      return 2;
+    else
+      cfg->grpc_port = (int)v;
+    grpc_set = true;
   }
   if ((env = getenv("QATSERVE_THREADS")) && *env) {
     if (!parse_ulong("QATSERVE_THREADS", env, 1, 1024, &v)) return 2;
@@ -170,12 +188,13 @@ int main(int argc, char **argv) {
     if (!parse_ulong("QATSERVE_TEST_DELAY_MS", env, 0, 60000, &v)) return 2;
     cfg->test_delay_ms = (unsigned)v;
   }
-  enum { O_MODELS = 1, O_HOST, O_PORT, O_THREADS, O_MAXBODY, O_MAXBATCH, O_MAXINFLIGHT, O_DRAIN, O_CONNLIMIT,
+  enum { O_MODELS = 1, O_HOST, O_PORT, O_GRPCPORT, O_THREADS, O_MAXBODY, O_MAXBATCH, O_MAXINFLIGHT, O_DRAIN, O_CONNLIMIT,
          O_CONNTIMEOUT, O_BATCHWIN, O_QUIET, O_PROBE, O_HELP, O_VERSION };
   static const struct option opts[] = {
       {"models", required_argument, NULL, O_MODELS},
       {"host", required_argument, NULL, O_HOST},
       {"port", required_argument, NULL, O_PORT},
+      {"grpc-port", required_argument, NULL, O_GRPCPORT},
       {"threads", required_argument, NULL, O_THREADS},
       {"max-body", required_argument, NULL, O_MAXBODY},
       {"max-batch", required_argument, NULL, O_MAXBATCH},
@@ -198,6 +217,15 @@ int main(int argc, char **argv) {
       case O_PORT:
         if (!parse_ulong("--port", optarg, 0, 65535, &v)) return 2;
         cfg->port = (unsigned)v;
+        break;
+      case O_GRPCPORT:
+        grpc_set = true;
+        if (strcmp(optarg, "-1") == 0) {
+          cfg->grpc_port = -1;
+          break;
+        }
+        if (!parse_ulong("--grpc-port", optarg, 0, 65535, &v)) return 2;
+        cfg->grpc_port = (int)v;
         break;
       case O_THREADS:
         if (!parse_ulong("--threads", optarg, 1, 1024, &v)) return 2;
@@ -264,6 +292,18 @@ int main(int argc, char **argv) {
     qs_registry_shutdown();
     return 1;
   }
+  /* With --port 0 (tests, several servers side by side) the gRPC port is
+   * any free one too unless given. A default port that is taken is not
+   * fatal: the server runs without gRPC and says so; a port asked for is. */
+  if (!grpc_set && cfg->port == 0) cfg->grpc_port = 0;
+  if (cfg->grpc_port >= 0 && !qs_grpc_start()) {
+    if (grpc_set) {
+      qs_http_stop(d);
+      qs_registry_shutdown();
+      return 1;
+    }
+    qs_log("gRPC is off: the default port %d is taken (choose one with --grpc-port)", cfg->grpc_port);
+  }
   banner(d);
   atomic_store(&qs_g.ready, true);
   /* The control loop gets its own thread; main only waits for it. */
@@ -272,12 +312,14 @@ int main(int argc, char **argv) {
   int perr = pthread_create(&ct, NULL, control_thread, &ca);
   if (perr) {
     qs_log("cannot start the control thread: %s", strerror(perr));
+    qs_grpc_stop();
     qs_http_stop(d);
     qs_registry_shutdown();
     return 1;
   }
   pthread_join(ct, NULL);
   int rc = ca.rc;
+  qs_grpc_stop();
   if (qs_control_loader_busy()) {
     /* A load still runs on the loader thread: freeing the registry under
      * it would race; the process ends now and the OS takes everything. */

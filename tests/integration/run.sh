@@ -318,20 +318,20 @@ check "a good request still answers right after the abuse" jtrue "s['outputs'] =
 metric() { # metric NAME_WITH_LABELS -> value (0 if absent)
   curl -s "http://127.0.0.1:$PORT/metrics" | awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'
 }
-before=$(metric 'qatserve_requests_total{model="fmnist",endpoint="predict",code="200"}')
+before=$(metric 'qatserve_requests_total{model="fmnist",endpoint="predict",code="200",protocol="http"}')
 req POST /predict --data-binary @"$tmp/p3.json"
 req POST /predict --data-binary @"$tmp/p3.json"
-after=$(metric 'qatserve_requests_total{model="fmnist",endpoint="predict",code="200"}')
+after=$(metric 'qatserve_requests_total{model="fmnist",endpoint="predict",code="200",protocol="http"}')
 check "requests_total moves by 2 (was $before, now $after)" [ "$after" -eq $((before + 2)) ]
 req GET /metrics
 check "metrics content type is Prometheus text" sh -c "curl -s -D - -o /dev/null http://127.0.0.1:$PORT/metrics | grep -qi 'Content-Type: text/plain; version=0.0.4'"
 m=$(curl -s "http://127.0.0.1:$PORT/metrics")
 for want in 'qatserve_int8_latency_seconds_bucket{model="fmnist",le="+Inf"}' 'qatserve_fp32_latency_seconds_count{model="fmnist"}' \
   'qatserve_total_latency_seconds_sum{model="fmnist"}' 'qatserve_requests_in_flight ' 'qatserve_model_loads_total 2' \
-  'qatserve_model_refusals_total 1' 'qatserve_build_info{version=' 'qatserve_requests_total{model="",endpoint="predict",code="404"}'; do
+  'qatserve_model_refusals_total 1' 'qatserve_build_info{version=' 'qatserve_requests_total{model="",endpoint="predict",code="404",protocol="http"}'; do
   check "metrics has $want" grep -qF "$want" <<<"$m"
 done
-check "422s are counted" grep -qE 'qatserve_requests_total\{model="fmnist",endpoint="predict",code="422"\} [1-9]' <<<"$m"
+check "422s are counted" grep -qE 'qatserve_requests_total\{model="fmnist",endpoint="predict",code="422",protocol="http"\} [1-9]' <<<"$m"
 
 # ---- concurrency -------------------------------------------------------------------
 for i in 1 2 3 4 5 6 7 8; do
