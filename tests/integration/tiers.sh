@@ -14,14 +14,10 @@ cd "$(dirname "$0")/../.."
 SERVER=$BUILD/qatserve
 QSTOOL=$BUILD/qstool
 PY=/usr/bin/python3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-tiers.XXXXXX")
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init tiers
+tmp=$QS_TMP
 SPID=""
-cleanup() {
-  if [ -n "$SPID" ]; then kill -9 "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 pass=0
 fail=0
 check() {
@@ -61,19 +57,13 @@ PYEOF
 
 start() { # start TIER: server with QAT_KERNEL=TIER on a free port
   : >"$tmp/server.log"
-  QAT_KERNEL=$1 "$SERVER" --models "$tmp/models" --host 127.0.0.1 --port 0 --threads 2 --quiet \
-    >"$tmp/server.log" 2>&1 &
-  SPID=$!
   PORT=""
-  for _ in $(seq 1 200); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -n 1)
-    [ -n "$PORT" ] && break
-    kill -0 "$SPID" 2>/dev/null || break
-    sleep 0.05
-  done
+  QAT_KERNEL=$1 qs_start "$tmp/server.log" --models "$tmp/models" --threads 2 --quiet 2>/dev/null
+  SPID=$QS_PID
+  PORT=$QS_PORT
   [ -n "$PORT" ]
 }
-stop() { kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=""; }
+stop() { qs_stop "$SPID" TERM; SPID=""; }
 post() { curl -s -o "$tmp/out" --max-time 30 "http://127.0.0.1:$PORT$1" --data-binary @"$2"; }
 
 tiers=$("$QSTOOL" tiers)
