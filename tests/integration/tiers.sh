@@ -17,7 +17,6 @@ PY=/usr/bin/python3
 . tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
 qs_init tiers
 tmp=$QS_TMP
-SPID=""
 pass=0
 fail=0
 check() {
@@ -42,7 +41,7 @@ QAT_KERNEL=ref "$QSTOOL" expect "$tmp/models/m.safetensors" "$tmp/rows3.txt" dyn
 # same_outputs REPLY WANT [v2]: the reply's outputs, as their exact number
 # text, equal qstool's lines (argmax lines skipped).
 same_outputs() {
-  "$PY" - "$1" "$2" "${3:-}" <<'PYEOF'
+  "$PY" - "$1" "$2" "${3:-}" <<'PYEOF' || { echo "  reply: $(head -c 300 "$1")" >&2; return 1; }
 import json, sys
 d = json.loads(open(sys.argv[1]).read(), parse_float=str, parse_int=str)
 want = [l.split() for l in open(sys.argv[2]).read().split("\n")[0::2] if l]
@@ -55,15 +54,13 @@ sys.exit(0 if got == want else 1)
 PYEOF
 }
 
-start() { # start TIER: server with QAT_KERNEL=TIER on a free port
+start() { # start TIER: server with QAT_KERNEL=TIER on a free port (PORT)
   : >"$tmp/server.log"
   PORT=""
-  QAT_KERNEL=$1 qs_start "$tmp/server.log" --models "$tmp/models" --threads 2 --quiet 2>/dev/null
-  SPID=$QS_PID
+  QAT_KERNEL=$1 qs_start "$tmp/server.log" --models "$tmp/models" --threads 2 --quiet || return 1
   PORT=$QS_PORT
-  [ -n "$PORT" ]
 }
-stop() { qs_stop "$SPID" TERM; SPID=""; }
+stop() { qs_stop "$QS_PID" TERM >/dev/null; }
 post() { curl -s -o "$tmp/out" --max-time 30 "http://127.0.0.1:$PORT$1" --data-binary @"$2"; }
 
 tiers=$("$QSTOOL" tiers)
