@@ -18,11 +18,11 @@ set xlabel 'connections (wrk)'
 set multiplot layout 1,2 title 'POST /predict, batch 1 (Fashion-MNIST image), 2 shared cores; median of interleaved runs'
 set ylabel 'requests/s'
 set title 'throughput'
-plot for [t in "qatserve-json qatserve-json8 qatserve-bin mhd-jansson flask-torch"] \
+plot for [t in "floor qatserve-json qatserve-json8 qatserve-bin qatserve-json6 mhd-jansson flask-torch"] \
   sprintf('< grep "^%s," %s', t, csv) using 2:3 with linespoints lw 2 pt 7 title t
 set ylabel 'p99 latency, ms'
 set title 'p99 latency'
-plot for [t in "qatserve-json qatserve-json8 qatserve-bin mhd-jansson flask-torch"] \
+plot for [t in "floor qatserve-json qatserve-json8 qatserve-bin qatserve-json6 mhd-jansson flask-torch"] \
   sprintf('< grep "^%s," %s', t, csv) using 2:6 with linespoints lw 2 pt 7 title t
 unset multiplot
 

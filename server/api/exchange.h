@@ -30,7 +30,6 @@ typedef struct qs_req {
   uint64_t discarded;      /* body bytes thrown away after too_big/busy */
   size_t accounted;        /* this request's share of qs_g.body_bytes */
   bool queued;
-  bool pending;            /* counted in qs_g.pending */
   /* Filled by the handler. */
   int status;
   int model_slot;          /* metrics slot of the model served, -1 if none */

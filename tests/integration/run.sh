@@ -432,8 +432,8 @@ check "SIGTERM drain exits 0 (got $rc)" [ "$rc" -eq 0 ]
 check "drain logged" grep -q "drained in" "$tmp/server.log"
 check "--probe fails once stopped" sh -c "! '$SERVER' --probe --port $PORT"
 
-# Binary payloads and dynamic batching have their own scripts (own servers).
-for extra in binary batching; do
+# Binary payloads have their own script (own server).
+for extra in binary; do
   if [ -x "tests/integration/$extra.sh" ]; then
     check "$extra.sh" env BUILD="$BUILD" "tests/integration/$extra.sh"
   fi
