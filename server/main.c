@@ -24,6 +24,7 @@
 #include "base/jansson_alloc.h"
 #include "base/log.h"
 #include "control/control.h"
+#include "grpc/grpc.h"
 #include "http/http.h"
 #include "model/registry.h"
 
@@ -34,6 +35,9 @@ static void usage(FILE *f) {
           "  --host ADDR          numeric listen address (env QATSERVE_HOST; default 127.0.0.1;\n"
           "                       0.0.0.0 or :: listens on all addresses)\n"
           "  --port N             TCP port, 0 = any free port (env PORT; default 8080)\n"
+          "  --grpc-port N        gRPC port (KServe v2 GRPCInferenceService, h2c), 0 = any free port,\n"
+          "                       -1 = no gRPC (env QATSERVE_GRPC_PORT; default 8081,\n"
+          "                       or any free port with --port 0)\n"
           "  --threads N          HTTP worker threads (env QATSERVE_THREADS; default: online cores)\n"
           "  --max-body BYTES     largest request body (default 4194304)\n"
           "  --max-batch N        most rows per request (default 1024)\n"
@@ -42,9 +46,8 @@ static void usage(FILE *f) {
           "  --drain-timeout S    seconds SIGTERM waits for in-flight requests (default 10)\n"
           "  --conn-limit N       most simultaneous connections (default 1024)\n"
           "  --conn-timeout S     idle/slow connection timeout, 0 = none (default 30)\n"
-          "  --batch-window-us N  dynamic batching: concurrent static-mode requests for one model\n"
-          "                       within N microseconds run as one batch of up to --max-batch rows\n"
-          "                       (default 0 = off; wants --threads well above the core count)\n"
+          "  --default-model NAME the model for requests that name none (default: the only model\n"
+          "                       loaded; with several loaded, such requests are refused)\n"
           "  --quiet              no access log\n"
           "  --probe              GET /v2/health/ready on --host/--port; exit 0 if 200, else 1\n"
           "  --help, --version\n"
@@ -108,11 +111,16 @@ static void banner(struct MHD_Daemon *d) {
   const qs_config *cfg = &qs_g.cfg;
   qs_log("%s %s (libmicrohttpd %s, jansson %s, libuv %s)", QS_NAME, QAT_VERSION, MHD_get_version(),
          jansson_version_str(), uv_version_string());
-  qs_log("cpu: %s; int8 kernel: %s; %u HTTP threads; max body %zu B, max batch %zu rows",
-         qat_cpu_features(), qat_kernel_name(), cfg->threads, cfg->max_body, cfg->max_batch);
-  if (cfg->batch_window_us)
-    qs_log("dynamic batching: window %u us, up to %zu rows (static mode)", cfg->batch_window_us,
-           cfg->max_batch);
+  qs_log("cpu: %s; int8 kernel: %s; fp32 baseline: OpenBLAS %s; %u HTTP threads; max body %zu B, "
+         "max batch %zu rows",
+         qat_cpu_features(), qat_kernel_name(), qat_blas_corename(), cfg->threads, cfg->max_body,
+         cfg->max_batch);
+  if (cfg->default_model) {
+    qs_model *dm = qs_registry_get(cfg->default_model);
+    qs_log("default model: %s%s", cfg->default_model,
+           dm ? "" : " (not loaded yet: requests that name no model get 503 until it is)");
+    qs_model_release(dm);
+  }
   qs_model *list[QS_MAX_MODELS];
   size_t n = qs_registry_list(list, QS_MAX_MODELS);
   for (size_t i = 0; i < n; i++) {
@@ -126,6 +134,9 @@ static void banner(struct MHD_Daemon *d) {
   const char *h = cfg->host;
   bool v6 = strchr(h, ':') != NULL;
   qs_log("listening on http://%s%s%s:%u", v6 ? "[" : "", h, v6 ? "]" : "", qs_http_port(d));
+  if (qs_grpc_port())
+    qs_log("listening on grpc://%s%s%s:%u (KServe v2 gRPC, HTTP/2 cleartext)", v6 ? "[" : "", h, v6 ? "]" : "",
+           qs_grpc_port());
 }
 
 typedef struct control_arg {
@@ -145,6 +156,7 @@ int main(int argc, char **argv) {
   *cfg = (qs_config){.models_dir = "models",
                      .host = "127.0.0.1",
                      .port = 8080,
+                     .grpc_port = 8081,
                      .threads = cores > 0 ? (unsigned)cores : 1,
                      .max_body = 4u * 1024 * 1024,
                      .max_batch = 1024,
@@ -154,11 +166,21 @@ int main(int argc, char **argv) {
                      .conn_timeout_s = 30};
   unsigned long v;
   const char *env;
+  bool grpc_set = false; /* --grpc-port or QATSERVE_GRPC_PORT given */
   if ((env = getenv("QATSERVE_MODELS")) && *env) cfg->models_dir = env;
   if ((env = getenv("QATSERVE_HOST")) && *env) cfg->host = env;
   if ((env = getenv("PORT")) && *env) {
     if (!parse_ulong("PORT", env, 0, 65535, &v)) return 2;
     cfg->port = (unsigned)v;
+  }
+  if ((env = getenv("QATSERVE_GRPC_PORT")) && *env) {
+    if (strcmp(env, "-1") == 0)
+      cfg->grpc_port = -1;
+    else if (!parse_ulong("QATSERVE_GRPC_PORT", env, 0, 65535, &v))
+      return 2;
+    else
+      cfg->grpc_port = (int)v;
+    grpc_set = true;
   }
   if ((env = getenv("QATSERVE_THREADS")) && *env) {
     if (!parse_ulong("QATSERVE_THREADS", env, 1, 1024, &v)) return 2;
@@ -168,12 +190,13 @@ int main(int argc, char **argv) {
     if (!parse_ulong("QATSERVE_TEST_DELAY_MS", env, 0, 60000, &v)) return 2;
     cfg->test_delay_ms = (unsigned)v;
   }
-  enum { O_MODELS = 1, O_HOST, O_PORT, O_THREADS, O_MAXBODY, O_MAXBATCH, O_MAXINFLIGHT, O_DRAIN, O_CONNLIMIT,
-         O_CONNTIMEOUT, O_BATCHWIN, O_QUIET, O_PROBE, O_HELP, O_VERSION };
+  enum { O_MODELS = 1, O_HOST, O_PORT, O_GRPCPORT, O_THREADS, O_MAXBODY, O_MAXBATCH, O_MAXINFLIGHT, O_DRAIN, O_CONNLIMIT,
+         O_CONNTIMEOUT, O_DEFMODEL, O_QUIET, O_PROBE, O_HELP, O_VERSION };
   static const struct option opts[] = {
       {"models", required_argument, NULL, O_MODELS},
       {"host", required_argument, NULL, O_HOST},
       {"port", required_argument, NULL, O_PORT},
+      {"grpc-port", required_argument, NULL, O_GRPCPORT},
       {"threads", required_argument, NULL, O_THREADS},
       {"max-body", required_argument, NULL, O_MAXBODY},
       {"max-batch", required_argument, NULL, O_MAXBATCH},
@@ -181,7 +204,7 @@ int main(int argc, char **argv) {
       {"drain-timeout", required_argument, NULL, O_DRAIN},
       {"conn-limit", required_argument, NULL, O_CONNLIMIT},
       {"conn-timeout", required_argument, NULL, O_CONNTIMEOUT},
-      {"batch-window-us", required_argument, NULL, O_BATCHWIN},
+      {"default-model", required_argument, NULL, O_DEFMODEL},
       {"quiet", no_argument, NULL, O_QUIET},
       {"probe", no_argument, NULL, O_PROBE},
       {"help", no_argument, NULL, O_HELP},
@@ -196,6 +219,15 @@ int main(int argc, char **argv) {
       case O_PORT:
         if (!parse_ulong("--port", optarg, 0, 65535, &v)) return 2;
         cfg->port = (unsigned)v;
+        break;
+      case O_GRPCPORT:
+        grpc_set = true;
+        if (strcmp(optarg, "-1") == 0) {
+          cfg->grpc_port = -1;
+          break;
+        }
+        if (!parse_ulong("--grpc-port", optarg, 0, 65535, &v)) return 2;
+        cfg->grpc_port = (int)v;
         break;
       case O_THREADS:
         if (!parse_ulong("--threads", optarg, 1, 1024, &v)) return 2;
@@ -225,9 +257,13 @@ int main(int argc, char **argv) {
         if (!parse_ulong("--conn-timeout", optarg, 0, 86400, &v)) return 2;
         cfg->conn_timeout_s = (unsigned)v;
         break;
-      case O_BATCHWIN:
-        if (!parse_ulong("--batch-window-us", optarg, 0, 1000000, &v)) return 2;
-        cfg->batch_window_us = (unsigned)v;
+      case O_DEFMODEL:
+        if (!qs_name_valid(optarg)) {
+          fprintf(stderr, "qatserve: --default-model %s: not a model name (1-128 of A-Z a-z 0-9 . _ -, no "
+                          "leading dot; the file is NAME.safetensors in --models)\n", optarg);
+          return 2;
+        }
+        cfg->default_model = optarg;
         break;
       case O_QUIET: cfg->quiet = true; break;
       case O_PROBE: do_probe = true; break;
@@ -242,6 +278,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (do_probe) return probe(cfg->host, cfg->port);
+  /* An unusable QAT_KERNEL stops start-up with its reason: never a silent
+   * fallback, never a SIGILL later. */
+  if (qat_kernel_check() != QAT_OK) {
+    fprintf(stderr, "qatserve: %s\n", qat_errmsg());
+    return 2;
+  }
   if (cfg->max_inflight < cfg->max_body) cfg->max_inflight = cfg->max_body;
 
   qs_control_block_signals();
@@ -256,6 +298,18 @@ int main(int argc, char **argv) {
     qs_registry_shutdown();
     return 1;
   }
+  /* With --port 0 (tests, several servers side by side) the gRPC port is
+   * any free one too unless given. A default port that is taken is not
+   * fatal: the server runs without gRPC and says so; a port asked for is. */
+  if (!grpc_set && cfg->port == 0) cfg->grpc_port = 0;
+  if (cfg->grpc_port >= 0 && !qs_grpc_start()) {
+    if (grpc_set) {
+      qs_http_stop(d);
+      qs_registry_shutdown();
+      return 1;
+    }
+    qs_log("gRPC is off: the default port %d is taken (choose one with --grpc-port)", cfg->grpc_port);
+  }
   banner(d);
   atomic_store(&qs_g.ready, true);
   /* The control loop gets its own thread; main only waits for it. */
@@ -264,12 +318,14 @@ int main(int argc, char **argv) {
   int perr = pthread_create(&ct, NULL, control_thread, &ca);
   if (perr) {
     qs_log("cannot start the control thread: %s", strerror(perr));
+    qs_grpc_stop();
     qs_http_stop(d);
     qs_registry_shutdown();
     return 1;
   }
   pthread_join(ct, NULL);
   int rc = ca.rc;
+  qs_grpc_stop();
   if (qs_control_loader_busy()) {
     /* A load still runs on the loader thread: freeing the registry under
      * it would race; the process ends now and the OS takes everything. */

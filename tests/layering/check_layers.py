@@ -26,9 +26,9 @@ LAYERS = {
     "model": {"base"},
     "infer": {"model", "base"},
     "api": {"infer", "model", "base"},
-    "grpc": {"infer", "model", "base"},
+    "grpc": {"api", "model", "base"},  # the HTTP/2 transport; its codec is api/grpc_*.c
     "http": {"api", "model", "base"},
-    "control": {"http", "model", "base"},
+    "control": {"http", "grpc", "model", "base"},
     "": None,  # main.c: anything
 }
 
