@@ -38,7 +38,7 @@ bench-mlp: $(BUILD)/bench_core $(BENCH_MODEL)
 	  /usr/bin/python3 bench/bench_mlp.py $(BUILD)/bench_core $(BENCH_MODEL) $(BUILD)/bench 3; \
 	else echo "bench-mlp: skipped (python3-torch not installed)"; fi
 
-# /predict under wrk: qatserve JSON and binary vs the peers, batching trade-off.
+# /predict under wrk: qatserve JSON (17- and 6-digit numbers) and binary vs the floor and the peers.
 bench-http: $(SERVER) $(BUILD)/qstool $(BUILD)/mhd_jansson
 	BUILD=$(BUILD) bench/bench_http.sh
 

@@ -13,20 +13,18 @@
 #   mhd-jansson     the bare libmicrohttpd + jansson peer (bench/peers/mhd_jansson.c)
 #   flask-torch     Flask + gunicorn + PyTorch int8 (bench/peers/flask_torch.py),
 #                   when python3-flask and python3-gunicorn are installed
-# at 1, 16 and 64 connections; then the dynamic-batching trade-off at 64
-# connections (qatserve-json with --batch-window-us 0 / 100 / 500 / 2000).
+# at 1, 16 and 64 connections.
 # Every point is the median of REPEAT runs of DURATION seconds, the targets
 # interleaved run by run so that bursts of other load hit them alike.
 #   DURATION=5 REPEAT=3 CONNS="1 16 64" THREADS=2 BUILD=build bench/bench_http.sh
-# Writes $BUILD/bench/http.csv, http.txt, batching.csv and, with gnuplot,
-# http.png (requests/s against connections) and batching.png.
+# Writes $BUILD/bench/http.csv, http.txt and, with gnuplot, http.png
+# (requests/s and p99 against connections).
 set -u
 BUILD=${BUILD:-build}
 DURATION=${DURATION:-5}
 REPEAT=${REPEAT:-3}
 CONNS=${CONNS:-"1 16 64"}
 THREADS=${THREADS:-2}
-WINDOWS=${WINDOWS:-"0 100 500 2000"}
 PY=/usr/bin/python3
 OUT=$BUILD/bench
 cd "$(dirname "$0")/.."
@@ -203,39 +201,6 @@ echo "target,conns,req_s,p50_ms,p90_ms,p99_ms,cpu_us_per_req,x_floor" >"$OUT/htt
   done
 } | tee "$OUT/http.txt"
 
-# ---- dynamic batching at 64 connections ------------------------------------
-# More HTTP threads than cores: a leader blocks its thread for the window, so
-# followers must come from other threads.
-for w in $WINDOWS; do start_qs "w$w" --threads 64 --batch-window-us "$w" --max-batch 64; done
-for rep in $(seq 1 "$REPEAT"); do
-  for w in $WINDOWS; do
-    eval "p=\$PORT_w$w"
-    eval "pid=\$PID_w$w"
-    run "batch-w$w" 64 "http://127.0.0.1:$p/predict" "$BUILD/wrk/predict_b1_int8only.json" $J "" "$pid"
-  done
-done
-echo "window_us,req_s,p50_ms,p90_ms,p99_ms,cpu_us_per_req" >"$OUT/batching.csv"
-{
-  echo "# dynamic batching: /predict batch 1 (int8 only), 64 connections, --threads 64 --max-batch 64,"
-  echo "# --batch-window-us W (0 = off); median of $REPEAT interleaved ${DURATION}s runs"
-  printf '%-10s %10s %9s %9s %9s %12s\n' "window us" "req/s" "p50 ms" "p90 ms" "p99 ms" "cpu us/req"
-  for w in $WINDOWS; do
-    f="$tmp/batch-w$w.64"
-    [ -s "$f" ] || continue
-    line="$(col "$f" 1) $(col "$f" 2) $(col "$f" 3) $(col "$f" 4) $(col "$f" 5)"
-    # shellcheck disable=SC2086
-    printf '%-10s %10s %9s %9s %9s %12s\n' "$w" $line
-    echo "$w,${line// /,}" >>"$OUT/batching.csv"
-  done
-} | tee -a "$OUT/http.txt"
-# What the batches looked like: one request's own report from each window.
-for w in $WINDOWS; do
-  eval "p=\$PORT_w$w"
-  curl -s --data-binary @"$BUILD/wrk/predict_b1_int8only.json" "http://127.0.0.1:$p/predict" |
-    "$PY" -c 'import json, sys; l = json.load(sys.stdin)["latency_us"]; print("window %s us: one lone request: latency_us %s" % (sys.argv[1], l))' "$w"
-done | tee -a "$OUT/http.txt"
-
 if command -v gnuplot >/dev/null; then
-  gnuplot -e "csv='$OUT/http.csv'; out='$OUT/http.png'; bcsv='$OUT/batching.csv'; bout='$OUT/batching.png'" \
-    bench/plot_http.gp && echo "wrote $OUT/http.png $OUT/batching.png"
+  gnuplot -e "csv='$OUT/http.csv'; out='$OUT/http.png'" bench/plot_http.gp && echo "wrote $OUT/http.png"
 fi
