@@ -11,7 +11,7 @@
 #include "config.h"
 #include "qat.h"
 
-static const int status_codes[] = {200, 400, 404, 405, 413, 415, 422, 500, 503, 0};
+static const int status_codes[] = {200, 400, 404, 405, 413, 415, 422, 500, 501, 503, 0};
 #define N_STATUS (sizeof status_codes / sizeof *status_codes)
 
 /* Upper bounds in seconds; +Inf is implicit. */
