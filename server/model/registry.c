@@ -457,7 +457,7 @@ int qs_registry_sync(const char *dir) {
   if (too_many)
     qs_log("models: more than %d model files in %s; the rest are ignored", QS_MAX_DIR_FILES,
            dir);
-  qsort(files, nf, sizeof *files, cmp_str);
+  if (nf) qsort(files, nf, sizeof *files, cmp_str); /* files is NULL when the directory is empty */
   /* The ignored-names memory moves on one pass. */
   char (*t)[256] = ignored_prev;
   ignored_prev = ignored_cur;
