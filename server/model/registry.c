@@ -472,7 +472,7 @@ int qs_registry_sync(const char *dir) {
   for (size_t i = 0; i < n; i++) {
     snprintf(key, sizeof key, "%s%s", all[i]->name, SUFFIX);
     const char *k = key;
-    if (!bsearch(&k, files, nf, sizeof *files, cmp_str)) {
+    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str)) {
       qs_model *old = uninstall(all[i]->name);
       if (old) {
         qs_log("model %s: unloaded (file removed)", old->name);
@@ -486,7 +486,7 @@ int qs_registry_sync(const char *dir) {
   for (size_t i = 0; i < n_refused;) {
     snprintf(key, sizeof key, "%s%s", refused_tab[i].name, SUFFIX);
     const char *k = key;
-    if (!bsearch(&k, files, nf, sizeof *files, cmp_str))
+    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str))
       refused_tab[i] = refused_tab[--n_refused];
     else
       i++;
