@@ -442,7 +442,7 @@ int qs_registry_sync(const char *dir) {
   if (too_many)
     qs_log("models: more than %d model files in %s; the rest are ignored", QS_MAX_DIR_FILES,
            dir);
-  qsort(files, nf, sizeof *files, cmp_str);
+  if (nf) qsort(files, nf, sizeof *files, cmp_str); /* files is NULL when the directory is empty */
   /* The ignored-names memory moves on one pass. */
   char (*t)[256] = ignored_prev;
   ignored_prev = ignored_cur;
@@ -457,7 +457,7 @@ int qs_registry_sync(const char *dir) {
   for (size_t i = 0; i < n; i++) {
     snprintf(key, sizeof key, "%s%s", all[i]->name, SUFFIX);
     const char *k = key;
-    if (!bsearch(&k, files, nf, sizeof *files, cmp_str)) {
+    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str)) {
       qs_model *old = uninstall(all[i]->name);
       if (old) {
         qs_log("model %s: unloaded (file removed)", old->name);
@@ -471,7 +471,7 @@ int qs_registry_sync(const char *dir) {
   for (size_t i = 0; i < n_refused;) {
     snprintf(key, sizeof key, "%s%s", refused_tab[i].name, SUFFIX);
     const char *k = key;
-    if (!bsearch(&k, files, nf, sizeof *files, cmp_str))
+    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str))
       refused_tab[i] = refused_tab[--n_refused];
     else
       i++;
