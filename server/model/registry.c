@@ -52,23 +52,9 @@ bool qs_name_valid(const char *name) {
   return true;
 }
 
-/* The batcher's lock and condition (infer/batch.c uses them; the registry
- * only owns their lifetime, so it calls nothing above it). */
-static void batch_state_init(qs_model *m) {
-  pthread_mutex_init(&m->batch_lock, NULL);
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(&m->batch_cond, &a);
-  pthread_condattr_destroy(&a);
-  m->batch_open = NULL;
-}
-
 static void model_free(qs_model *m) {
   for (int i = 0; i < m->npool; i++) qat_ctx_destroy(m->pool[i]);
   pthread_mutex_destroy(&m->pool_lock);
-  pthread_cond_destroy(&m->batch_cond);
-  pthread_mutex_destroy(&m->batch_lock);
   qat_model_destroy(m->model);
   free(m);
 }
@@ -274,7 +260,6 @@ qat_err qs_model_load_file(const char *dir, const char *file, const char *name,
   m->load_ms = (double)(qs_now_ns() - t0) * 1e-6;
   m->metrics_slot = qs_metrics_slot(name);
   pthread_mutex_init(&m->pool_lock, NULL);
-  batch_state_init(m);
   *out = m;
   return QAT_OK;
 }
