@@ -85,10 +85,12 @@ static void outputs(const qat_model *m, float *y /* [3][5 * out] */) {
 
 START_TEST(round_trip) {
   make_tmpdir();
-  for (int mode = 0; mode < 2; mode++) {
+  /* Both output modes, each rounding convention. */
+  for (int mode = 0; mode < 6; mode++) {
     qat_fixture *f = fixture_create(dims, 3, 7 + (uint32_t)mode);
     ck_assert_ptr_nonnull(f);
-    f->spec.out_mode = mode ? QAT_OUT_REQUANT : QAT_OUT_DEQUANT_ACC;
+    f->spec.out_mode = mode & 1 ? QAT_OUT_REQUANT : QAT_OUT_DEQUANT_ACC;
+    f->spec.rounding = (qat_rounding)(mode / 2);
     qat_model *m, *m2, *m3;
     ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_OK);
     blob a = save_blob(m, "m.safetensors");
@@ -106,6 +108,11 @@ START_TEST(round_trip) {
     ck_assert_int_eq(memcmp(y1, y2, sizeof y1), 0);
     ck_assert_int_eq(memcmp(y1, y3, sizeof y1), 0);
     ck_assert_int_eq(qat_model_out_mode(m2), f->spec.out_mode);
+    ck_assert_int_eq(qat_model_rounding(m2), f->spec.rounding);
+    /* Version 3 only where the rounding key is needed. */
+    ck_assert_ptr_nonnull(strstr((const char *)a.buf + 8, mode / 2 ? "\"format_version\":\"3\""
+                                                                   : "\"format_version\":\"2\""));
+    ck_assert(!strstr((const char *)a.buf + 8, "\"rounding\"") == (mode / 2 == 0));
     ck_assert_uint_eq(qat_model_n_labels(m2), 2);
     ck_assert_str_eq(qat_model_label(m2, 1), "c1");
     ck_assert_str_eq(qat_model_meta(m2, "trained_with"), "fixture");
@@ -461,7 +468,8 @@ START_TEST(metadata) {
     const char *key, *value;
     qat_err want;
   } cases[] = {
-      {"format_version", "3", QAT_EVERSION},
+      {"format_version", "4", QAT_EVERSION},
+      {"rounding", "onnxruntime", QAT_EVERSION},   /* needs version 3 */
       {"format_version", "1", QAT_EMETA}, /* checksums need version 2 */
       {"format_version", "", QAT_EVERSION},
       {"format_version", NULL, QAT_EMISSING},
@@ -506,6 +514,16 @@ START_TEST(metadata) {
   blob m = with_meta(&b, "labels", NULL);
   EXPECT(m, QAT_OK, NULL);
   free(m.buf);
+  /* Version 3: `rounding` is read, and checked. */
+  blob v3 = with_meta(&b, "format_version", "3");
+  EXPECT(v3, QAT_OK, NULL);
+  m = with_meta(&v3, "rounding", "onnxruntime-float");
+  EXPECT(m, QAT_OK, NULL);
+  free(m.buf);
+  m = with_meta(&v3, "rounding", "tensorflow");
+  EXPECT(m, QAT_EMETA, "rounding");
+  free(m.buf);
+  free(v3.buf);
   json_t *j = hdr(&b);
   json_object_set_new(json_object_get(j, "__metadata__"), "epochs", json_integer(3));
   m = rebuild(&b, j, 0);
@@ -757,14 +775,35 @@ static blob many_keys(size_t n, size_t pad_to) {
   return o;
 }
 
+/* Thread CPU time in ms: the complexity checks below compare against the
+ * quadratic cost they replaced (154 s for 200,000 keys), so they bound CPU
+ * time, not wall time, with a wide margin for sanitizer builds and a loaded
+ * machine. */
+static double cpu_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+/* Bytes this process has read through read(2) so far (/proc/self/io rchar);
+ * 0 if unavailable. Counts what the loader read, whatever the disk cache. */
+static unsigned long long bytes_read_so_far(void) {
+  FILE *f = fopen("/proc/self/io", "r");
+  if (!f) return 0;
+  char line[128];
+  unsigned long long v = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "rchar: %llu", &v) == 1) break;
+  fclose(f);
+  return v;
+}
+
 START_TEST(header_limits) {
   blob o = many_keys(200000, 0);
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  double c0 = cpu_ms();
   EXPECT(o, QAT_ELIMIT, "separators");
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
-  ck_assert_msg(ms < 500, "200,000 keys took %.0f ms", ms); /* was 154 s */
+  double ms = cpu_ms() - c0;
+  ck_assert_msg(ms < 5000, "200,000 keys took %.0f ms of CPU", ms); /* was 154 s */
   free(o.buf);
   o = many_keys(5000, 0); /* under the separator cap, over the key cap */
   EXPECT(o, QAT_ELIMIT, "keys");
@@ -797,11 +836,10 @@ START_TEST(header_limits) {
   f->spec.meta_keys = (const char *const *)keys;
   f->spec.meta_values = (const char *const *)vals;
   qat_model *m = NULL;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  c0 = cpu_ms();
   ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_OK);
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
-  ck_assert_msg(ms < 2000, "200,000 spec keys took %.0f ms", ms);
+  ms = cpu_ms() - c0;
+  ck_assert_msg(ms < 10000, "200,000 spec keys took %.0f ms of CPU", ms);
   qat_model_destroy(m);
   snprintf(keys[NK - 1], 16, "k7"); /* a duplicate, found */
   ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_EMETA);
@@ -837,16 +875,12 @@ START_TEST(file_checks) {
   ck_assert_uint_ne(fi.crc32, 0);
   qat_model_destroy(m);
   ck_assert_int_eq(truncate(p, (off_t)1 << 30), 0); /* sparse: 1 GiB of holes */
-  struct rusage r0, r1;
-  getrusage(RUSAGE_SELF, &r0);
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  unsigned long long rd0 = bytes_read_so_far();
   ck_assert_int_eq(qat_model_load_file(p, &m, &fi), QAT_EOVERLAP);
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  getrusage(RUSAGE_SELF, &r1);
+  unsigned long long rd1 = bytes_read_so_far();
   ck_assert(strstr(qat_errmsg(), "after the last tensor") != NULL);
-  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
-  ck_assert_msg(ms < 200, "sparse file took %.0f ms", ms);
+  /* Refused from its header: not read whole (1 GiB), at most the header. */
+  ck_assert_msg(rd1 - rd0 < (1u << 20), "sparse file: %llu bytes read", rd1 - rd0);
   ck_assert_int_eq(truncate(p, ((off_t)1 << 30) + 1), 0);
   ck_assert_int_eq(qat_model_load_file(p, &m, &fi), QAT_ERANGE);
   /* A header length beyond the file, checked before reading it. */
