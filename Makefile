@@ -85,7 +85,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration abuse-test torch-test deploy-test browser-test
+	@$(MAKE) --no-print-directory unit integration abuse-test torch-test deploy-test browser-test docs-test
 
 unit: $(UNIT)
 	$(UNIT)
@@ -102,6 +102,7 @@ integration: all
 -include deploy/container.mk
 -include tests/torch/torch.mk
 -include web/web.mk
+-include docs/docs.mk
 
 run:
 	@deploy/install-deps.sh

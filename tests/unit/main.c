@@ -18,7 +18,8 @@
   X(json)         \
   X(server)       \
   X(faults)       \
-  X(page)
+  X(page)         \
+  X(options)
 
 #define DECLARE(name) Suite *suite_##name(void) __attribute__((weak));
 SUITES(DECLARE)
