@@ -6,7 +6,7 @@
 #   make run        install what is missing, build, serve models/ on :8080
 #   make models     re-create the shipped models from Debian's Fashion-MNIST
 # Sources are found by wildcard: a new core/*.c joins libqat, a new
-# server/*.c joins qatserve, a new tests/unit/*.c joins the unit runner.
+# server/*/*.c joins qatserve, a new tests/unit/*.c joins the unit runner.
 
 CC      ?= gcc
 SAN     ?= 0
@@ -24,7 +24,7 @@ PKGS    := libmicrohttpd jansson libuv check
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS) -fno-strict-aliasing
-CPPFLAGS += -Icore -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CPPFLAGS += -Icore -Iserver -I/usr/include/x86_64-linux-gnu/openblas-pthread
 LDFLAGS += -pthread $(SANFLAGS)
 BLAS_LIBS := -lopenblas
 CORE_LIBS := $(BLAS_LIBS) -ljansson -lz -lm
@@ -35,7 +35,7 @@ CORE_SRC  := $(wildcard core/*.c)
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
-SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c))
+SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c server/*/*.c))
 SRV_OBJ   := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)

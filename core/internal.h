@@ -9,6 +9,11 @@
 #define QAT_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define QAT_PRINTF(a, b)
+/* SHA-256 (core/sha256.c): the model file's per-tensor checksums. The hex
+ * form is 64 lowercase digits and a NUL, as Python's hexdigest() gives. */
+void qat_sha256(const void *data, size_t n, uint8_t out[32]);
+void qat_sha256_hex(const void *data, size_t n, char out[65]);
+
 #endif
 
 /* Allocation through the replaceable hook (qat_set_allocator). qat_calloc
@@ -24,5 +29,10 @@ char *qat_strdup(const char *s);
 /* Records a detail message for code e on this thread and returns e, so
  * callers can write `return qat_fail(QAT_ESHAPE, "tensor %s ...", name);`. */
 qat_err qat_fail(qat_err e, const char *fmt, ...) QAT_PRINTF(2, 3);
+
+/* SHA-256 (core/sha256.c): the model file's per-tensor checksums. The hex
+ * form is 64 lowercase digits and a NUL, as Python's hexdigest() gives. */
+void qat_sha256(const void *data, size_t n, uint8_t out[32]);
+void qat_sha256_hex(const void *data, size_t n, char out[65]);
 
 #endif

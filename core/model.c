@@ -23,6 +23,8 @@ static const char *const reserved_keys[] = {
 };
 
 bool qat_meta_key_reserved(const char *key) {
+  /* "sha256.<tensor>": the per-tensor checksums of format 2. */
+  if (strncmp(key, "sha256.", 7) == 0) return true;
   for (size_t i = 0; i < sizeof reserved_keys / sizeof *reserved_keys; i++)
     if (strcmp(key, reserved_keys[i]) == 0) return true;
   return false;
@@ -92,6 +94,24 @@ static qat_qparams layer_out_qparams(const qat_model_spec *s, uint32_t i) {
 
 /* Everything qat_model_create refuses, checked before anything is
  * allocated. */
+static int cmp_index_by_key(const void *a, const void *b, void *keys);
+
+/* Duplicate keys, found by sorting: n log n, so a file or spec with many
+ * keys costs milliseconds (a pairwise check took minutes at 200,000). */
+static qat_err check_meta_unique(const qat_model_spec *s) {
+  if (s->n_meta < 2) return QAT_OK;
+  uint32_t *idx = qat_calloc(s->n_meta, sizeof *idx);
+  if (!idx) return qat_fail(QAT_ENOMEM, "out of memory checking metadata keys");
+  for (uint32_t i = 0; i < s->n_meta; i++) idx[i] = i;
+  qsort_r(idx, s->n_meta, sizeof *idx, cmp_index_by_key, (void *)s->meta_keys);
+  qat_err e = QAT_OK;
+  for (uint32_t i = 1; i < s->n_meta && !e; i++)
+    if (strcmp(s->meta_keys[idx[i - 1]], s->meta_keys[idx[i]]) == 0)
+      e = qat_fail(QAT_EMETA, "metadata key '%.200s' given twice", s->meta_keys[idx[i]]);
+  qat_free(idx);
+  return e;
+}
+
 static qat_err validate_spec(const qat_model_spec *s) {
   if (!s->layers) return qat_fail(QAT_EINVAL, "spec has no layers array");
   if (s->n_layers < 1 || s->n_layers > QAT_MAX_LAYERS)
@@ -178,11 +198,8 @@ static qat_err validate_spec(const qat_model_spec *s) {
       return qat_fail(QAT_EMETA, "metadata key '%s' is reserved", k);
     if (!qat_utf8_valid(k) || !qat_utf8_valid(v))
       return qat_fail(QAT_EMETA, "metadata key or value '%s' is not valid UTF-8", k);
-    for (uint32_t j = 0; j < i; j++)
-      if (strcmp(s->meta_keys[j], k) == 0)
-        return qat_fail(QAT_EMETA, "metadata key '%s' given twice", k);
   }
-  return QAT_OK;
+  return check_meta_unique(s);
 }
 
 /* ---- create / destroy ------------------------------------------------ */
@@ -381,6 +398,7 @@ const char *qat_model_meta(const qat_model *m, const char *key) {
     if (strcmp(m->meta_keys[i], key) == 0) return m->meta_values[i];
   return NULL;
 }
+bool qat_model_checksummed(const qat_model *m) { return m && m->checksummed; }
 uint32_t qat_model_n_meta(const qat_model *m) { return m ? m->n_meta : 0; }
 void qat_model_meta_at(const qat_model *m, uint32_t i, const char **key,
                        const char **value) {

@@ -38,6 +38,7 @@ struct qat_model {
   uint32_t n_meta;      /* sorted by key (strcmp) */
   char **meta_keys;
   char **meta_values;
+  bool checksummed;     /* loaded from a file whose tensor checksums matched */
 };
 
 /* Metadata keys the file format owns; a spec cannot set them as free-form. */

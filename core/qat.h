@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define QAT_VERSION "0.1.0"
-#define QAT_FORMAT_VERSION 1
+#define QAT_FORMAT_VERSION 2 /* writes 2 (per-tensor SHA-256); reads 1 and 2 */
 
 #if defined(__GNUC__)
 #define QAT_MUST_CHECK __attribute__((warn_unused_result))
@@ -62,7 +62,10 @@ extern "C" {
   X(EVERSION,      "unsupported model format version")                        \
   X(EMETA,         "bad metadata value")                                      \
   X(EBIAS,         "integer bias disagrees with the float bias")              \
-  X(EUNSUPPORTED,  "unsupported feature")
+  X(EUNSUPPORTED,  "unsupported feature")                                    \
+  X(ECHECKSUM,     "tensor data does not match its checksum")                 \
+  X(ELIMIT,        "model file header exceeds a size or count limit")         \
+  X(ENOTREG,       "not a regular file")
 
 typedef enum qat_err {
 #define QAT_ERR_ENUM(name, msg) QAT_##name,
@@ -198,6 +201,24 @@ void qat_model_destroy(qat_model *m);
 /* Loading trusts nothing in the file; see docs/model-format.md. */
 QAT_MUST_CHECK qat_err qat_model_load(const char *path, qat_model **out);
 QAT_MUST_CHECK qat_err qat_model_load_mem(const void *buf, size_t len, qat_model **out);
+/* What qat_model_load_file saw of the file: its identity when it was opened
+ * (filled whenever fstat succeeded, also on a refusal) and the zlib CRC-32 of
+ * every byte read (only on success). */
+typedef struct qat_file_info {
+  uint64_t dev, ino, size;
+  int64_t mtime_sec, mtime_nsec;
+  uint32_t crc32;
+  bool stat_ok;
+} qat_file_info;
+/* qat_model_load that never blocks on a FIFO or device (opened O_NONBLOCK,
+ * regular file required on the open descriptor), reads the header before the
+ * data and refuses by the header alone what it can (a sparse 1 GiB file with
+ * a small header is never read whole). info may be NULL. */
+QAT_MUST_CHECK qat_err qat_model_load_file(const char *path, qat_model **out,
+                                           qat_file_info *info);
+/* true when the model came from a format-2 file whose per-tensor SHA-256
+ * checksums were all verified; false for format-1 files and built models. */
+bool qat_model_checksummed(const qat_model *m);
 /* Writes atomically (temp file + rename). Save then load is bit-identical. */
 QAT_MUST_CHECK qat_err qat_model_save(const qat_model *m, const char *path);
 

@@ -1,4 +1,4 @@
-/* safetensors.c - the model file (format v1, docs/model-format.md).
+/* safetensors.c - the model file (format v2, reads v1; docs/model-format.md).
  *
  * Loading trusts nothing: every length, offset, shape and number is checked
  * before use, and each refusal has its own qat_err with a message naming the
@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "internal.h"
 #include "model.h"
@@ -29,6 +30,13 @@ _Static_assert(sizeof(float) == 4, "float must be IEEE binary32");
 #define ST_MAX_HEADER ((uint64_t)16 << 20) /* 16 MiB of JSON */
 #define ST_MAX_FILE ((uint64_t)1 << 30)    /* 1 GiB per model file */
 #define ST_MAX_NDIM 8
+/* A tree parser allocates per JSON value: a 16 MiB header of "[],[],..."
+ * would build millions of nodes (hundreds of MB). The structure outside
+ * strings is counted first and capped far above what a real header needs
+ * (~20 per tensor, 2 per metadata key). */
+#define ST_MAX_NODES 65536
+#define ST_MAX_META 4096 /* metadata keys, reserved and checksums included */
+#define ST_SUM_PREFIX "sha256."
 
 typedef enum { DT_I8, DT_I32, DT_F32 } st_dtype;
 static const char *const dt_name[] = {"I8", "I32", "F32"};
@@ -66,6 +74,26 @@ typedef struct st_tensor {
 } st_tensor;
 
 /* ---- small parsers (no atoi/strtol surprises) ------------------------ */
+
+/* Separators and containers outside strings ({ [ , :), which bound the
+ * number of values a JSON text can hold; an unterminated string just ends
+ * the count (the parser refuses it). Linear, no allocation. */
+static size_t json_nodes(const char *s, size_t n) {
+  size_t k = 0;
+  bool in_str = false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (in_str) {
+      if (c == '\\') i++;
+      else if (c == '"') in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '{' || c == '[' || c == ',' || c == ':') {
+      k++;
+    }
+  }
+  return k;
+}
 
 /* A decimal without sign or leading zeros, at most max; *end past it. */
 static bool parse_uint(const char *s, uint64_t max, uint64_t *v, const char **end) {
@@ -273,7 +301,17 @@ typedef struct st_load {
   qat_layer_spec *layers;
   const char **meta_keys, **meta_values, **labels;
   st_views views;
+  uint8_t *data_owned; /* the data section when read from a descriptor */
 } st_load;
+
+/* Where the data section comes from: memory, or a descriptor read only once
+ * the header has been checked against the file size. */
+typedef struct st_src {
+  const uint8_t *data; /* NULL: read dsize bytes from fd */
+  uint64_t dsize;
+  int fd;
+  uint32_t *crc;       /* when set, what is read from fd is folded in */
+} st_src;
 
 static void load_free(st_load *L) {
   json_decref(L->root);
@@ -284,6 +322,76 @@ static void load_free(st_load *L) {
   qat_free((void *)L->meta_values);
   qat_free((void *)L->labels);
   for (size_t i = 0; i < L->views.n; i++) qat_free(L->views.copies[i]);
+  qat_free(L->data_owned);
+}
+
+static ssize_t read_full(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
+/* The data section from the descriptor: exactly dsize bytes, then EOF (one
+ * byte more means the file grew while read). */
+static qat_err read_data(st_src *src, st_load *L) {
+  size_t n = (size_t)src->dsize;
+  L->data_owned = qat_malloc(n + 1);
+  if (!L->data_owned)
+    return qat_fail(QAT_ENOMEM, "out of memory for the %zu-byte data section", n);
+  ssize_t got = read_full(src->fd, L->data_owned, n + 1);
+  if (got < 0) return qat_fail(QAT_EIO, "reading the data section: %s", strerror(errno));
+  if ((size_t)got != n) return qat_fail(QAT_EIO, "file changed size while being read");
+  if (src->crc) {
+    size_t off = 0;
+    while (off < n) {
+      uInt chunk = n - off > (1u << 30) ? (1u << 30) : (uInt)(n - off);
+      *src->crc = (uint32_t)crc32(*src->crc, L->data_owned + off, chunk);
+      off += chunk;
+    }
+  }
+  src->data = L->data_owned;
+  return QAT_OK;
+}
+
+/* Format 2: "sha256.<tensor>" = 64 lowercase hex digits for every tensor,
+ * and for nothing else. Verified before any number is looked at, so a
+ * flipped bit anywhere is reported as what it is, naming the tensor. */
+static qat_err check_sums(json_t *meta, bool v2, const st_tensor *t, size_t n,
+                          uint32_t nl, const uint8_t *data) {
+  const size_t plen = sizeof ST_SUM_PREFIX - 1;
+  const char *k;
+  json_t *v;
+  json_object_foreach(meta, k, v) {
+    if (strncmp(k, ST_SUM_PREFIX, plen) != 0) continue;
+    if (!v2)
+      return qat_fail(QAT_EMETA, "metadata '%.200s': checksums need format_version 2", k);
+    if (tensor_slot(k + plen, nl) < 0)
+      return qat_fail(QAT_EMETA, "metadata '%.200s' names no tensor of this model", k);
+    const char *h = json_string_value(v);
+    bool ok = strlen(h) == 64;
+    for (size_t i = 0; ok && i < 64; i++)
+      ok = (h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f');
+    if (!ok)
+      return qat_fail(QAT_EMETA, "metadata '%.200s' is not 64 lowercase hex digits", k);
+  }
+  if (!v2) return QAT_OK;
+  char key[128], hex[65];
+  for (size_t i = 0; i < n; i++) {
+    snprintf(key, sizeof key, "%s%s", ST_SUM_PREFIX, t[i].name);
+    const char *want = json_string_value(json_object_get(meta, key));
+    if (!want) return qat_fail(QAT_EMISSING, "metadata key '%s' is missing", key);
+    qat_sha256_hex(data + t[i].begin, (size_t)(t[i].end - t[i].begin), hex);
+    if (strcmp(hex, want) != 0)
+      return qat_fail(QAT_ECHECKSUM, "tensor %s: data SHA-256 %.16s... differs from the "
+                      "file's %.16s... (corrupted or edited data)", t[i].name, hex, want);
+  }
+  return QAT_OK;
 }
 
 static qat_err load_meta_list(json_t *meta, const char *key, uint32_t n, item_fn fn,
@@ -299,6 +407,10 @@ static qat_err load_meta_list(json_t *meta, const char *key, uint32_t n, item_fn
 static qat_err load_labels(json_t *meta, st_load *L, qat_model_spec *spec) {
   const char *s = meta_str(meta, "labels");
   if (!s) return QAT_OK; /* optional */
+  size_t nodes = json_nodes(s, strlen(s));
+  if (nodes > 2 * (size_t)QAT_MAX_DIM + 8)
+    return qat_fail(QAT_ELIMIT, "metadata 'labels' has %zu JSON separators; at most %d "
+                    "labels fit", nodes, QAT_MAX_DIM);
   json_error_t err;
   L->labels_json = json_loads(s, JSON_REJECT_DUPLICATES, &err);
   if (!L->labels_json) {
@@ -326,21 +438,27 @@ static qat_err load_labels(json_t *meta, st_load *L, qat_model_spec *spec) {
   return QAT_OK;
 }
 
-static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
-                          qat_model_spec *spec, qat_model **out) {
-  if (len < 8) return qat_fail(QAT_ETRUNC, "file has %zu bytes, less than the 8-byte "
-                               "header length", len);
-  uint64_t hlen;
-  memcpy(&hlen, buf, 8);
-  if (hlen < 2 || hlen > len - 8 || hlen > ST_MAX_HEADER)
-    return qat_fail(QAT_EHDRSIZE, "header length %llu outside [2, %llu] (file has %zu "
-                    "bytes, cap %llu)", (unsigned long long)hlen,
-                    (unsigned long long)(len - 8), len, (unsigned long long)ST_MAX_HEADER);
-  const uint8_t *data = buf + 8 + hlen;
-  const uint64_t dsize = len - 8 - hlen;
+/* hlen from the first 8 bytes, checked against the file size and the cap
+ * before anything else is read. */
+static qat_err header_len(const uint8_t *b8, uint64_t len, uint64_t *hlen) {
+  memcpy(hlen, b8, 8);
+  if (*hlen < 2 || *hlen > len - 8 || *hlen > ST_MAX_HEADER)
+    return qat_fail(QAT_EHDRSIZE, "header length %llu outside [2, %llu] (file has %llu "
+                    "bytes, cap %llu)", (unsigned long long)*hlen,
+                    (unsigned long long)(len - 8), (unsigned long long)len,
+                    (unsigned long long)ST_MAX_HEADER);
+  return QAT_OK;
+}
 
+static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_load *L,
+                          qat_model_spec *spec, qat_model **out) {
+  const uint64_t dsize = src->dsize;
+  size_t nodes = json_nodes((const char *)hdr, (size_t)hlen);
+  if (nodes > ST_MAX_NODES)
+    return qat_fail(QAT_ELIMIT, "JSON header has %zu separators, more than the %d a "
+                    "model can need", nodes, ST_MAX_NODES);
   json_error_t jerr;
-  L->root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+  L->root = json_loadb((const char *)hdr, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
   if (!L->root) {
     if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
       return qat_fail(QAT_ENOMEM, "out of memory parsing the JSON header");
@@ -353,6 +471,9 @@ static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
   json_t *meta = json_object_get(L->root, "__metadata__");
   if (!meta) return qat_fail(QAT_EMISSING, "'__metadata__' is missing");
   if (!json_is_object(meta)) return qat_fail(QAT_EMETA, "'__metadata__' is not an object");
+  if (json_object_size(meta) > ST_MAX_META)
+    return qat_fail(QAT_ELIMIT, "'__metadata__' has %zu keys, more than %d",
+                    json_object_size(meta), ST_MAX_META);
   const char *k;
   json_t *v;
   json_object_foreach(meta, k, v) {
@@ -365,9 +486,10 @@ static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
     return qat_fail(QAT_EMETA, "metadata 'format' = '%.100s', expected 'qatserve'", fmt);
   const char *ver = meta_str(meta, "format_version");
   if (!ver) return qat_fail(QAT_EMISSING, "metadata key 'format_version' is missing");
-  if (strcmp(ver, "1") != 0)
+  if (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0)
     return qat_fail(QAT_EVERSION, "metadata 'format_version' = '%.100s'; this build "
-                    "reads version %d", ver, QAT_FORMAT_VERSION);
+                    "reads versions 1 and 2", ver);
+  const bool v2 = ver[0] == '2';
   const char *arch = meta_str(meta, "architecture");
   uint32_t dims[QAT_MAX_LAYERS + 1], nd;
   if (!arch) return qat_fail(QAT_EMISSING, "metadata key 'architecture' is missing");
@@ -408,6 +530,10 @@ static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
       return qat_fail(QAT_EMISSING, "tensor %s is missing", af[s - nl * N_LF].name);
     }
   if ((e = check_tiling(L->t, nslots, dsize))) return e;
+  /* Only now is the data section worth reading. */
+  if (!src->data && (e = read_data(src, L))) return e;
+  const uint8_t *data = src->data;
+  if ((e = check_sums(meta, v2, L->t, nslots, nl, data))) return e;
 
   /* Shapes against the model: weight_q says [out, in]; layers chain; every
    * other tensor agrees; the architecture string agrees. */
@@ -492,6 +618,7 @@ static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
 
   qat_model *m;
   if ((e = qat_model_create(spec, &m))) return e;
+  m->checksummed = v2;
   /* The stored integer bias must be the one the float bias derives. */
   for (uint32_t i = 0; i < nl; i++)
     for (uint32_t c = 0; c < m->layers[i].out_dim; c++)
@@ -507,68 +634,95 @@ static qat_err load_parse(const uint8_t *buf, size_t len, st_load *L,
 
 qat_err qat_model_load_mem(const void *buf, size_t len, qat_model **out) {
   if ((!buf && len) || !out) return qat_fail(QAT_EINVAL, "qat_model_load_mem: NULL argument");
+  if (len < 8) return qat_fail(QAT_ETRUNC, "file has %zu bytes, less than the 8-byte "
+                               "header length", len);
+  uint64_t hlen;
+  qat_err e = header_len(buf, len, &hlen);
+  if (e) return e;
   st_load L;
   memset(&L, 0, sizeof L);
   qat_model_spec spec;
   memset(&spec, 0, sizeof spec);
-  qat_err e = load_parse(buf, len, &L, &spec, out);
+  st_src src = {(const uint8_t *)buf + 8 + hlen, len - 8 - hlen, -1, NULL};
+  e = load_parse((const uint8_t *)buf + 8, hlen, &src, &L, &spec, out);
   load_free(&L);
   return e;
 }
 
-static ssize_t read_full(int fd, void *buf, size_t n) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = read(fd, (char *)buf + got, n - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) break;
-    got += (size_t)r;
+/* Opens without blocking (a FIFO or device swapped in after the caller's
+ * stat() must not hang the caller in open()), then decides on the open
+ * descriptor: regular file, size within the cap, header length within the
+ * size and the cap, header parsed and checked, and only then the data. */
+static qat_err load_fd(int fd, qat_model **out, qat_file_info *info) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return qat_fail(QAT_EIO, "fstat: %s", strerror(errno));
+  if (info) {
+    info->dev = (uint64_t)st.st_dev;
+    info->ino = (uint64_t)st.st_ino;
+    info->size = (uint64_t)st.st_size;
+    info->mtime_sec = (int64_t)st.st_mtim.tv_sec;
+    info->mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+    info->stat_ok = true;
   }
-  return (ssize_t)got;
+  if (!S_ISREG(st.st_mode)) return qat_fail(QAT_ENOTREG, "not a regular file");
+  /* Back to blocking reads: a regular file never blocks, and this way the
+   * reads below need no EAGAIN handling. */
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  const uint64_t len = (uint64_t)st.st_size;
+  if (len > ST_MAX_FILE)
+    return qat_fail(QAT_ERANGE, "%llu bytes, more than the 1 GiB cap",
+                    (unsigned long long)len);
+  if (len < 8) return qat_fail(QAT_ETRUNC, "file has %llu bytes, less than the 8-byte "
+                               "header length", (unsigned long long)len);
+  uint8_t b8[8];
+  ssize_t got = read_full(fd, b8, 8);
+  if (got != 8) return qat_fail(QAT_EIO, "reading the header length: %s",
+                                got < 0 ? strerror(errno) : "file shrank");
+  uint64_t hlen;
+  qat_err e = header_len(b8, len, &hlen);
+  if (e) return e;
+  uint8_t *hdr = qat_malloc((size_t)hlen);
+  if (!hdr) return qat_fail(QAT_ENOMEM, "out of memory for a %llu-byte header",
+                            (unsigned long long)hlen);
+  got = read_full(fd, hdr, (size_t)hlen);
+  if (got != (ssize_t)hlen) {
+    int err = errno;
+    qat_free(hdr);
+    return qat_fail(QAT_EIO, "reading the header: %s", got < 0 ? strerror(err) : "file shrank");
+  }
+  uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+  crc = (uint32_t)crc32(crc, b8, 8);
+  crc = (uint32_t)crc32(crc, hdr, (uInt)hlen); /* hlen <= 16 MiB */
+  st_load L;
+  memset(&L, 0, sizeof L);
+  qat_model_spec spec;
+  memset(&spec, 0, sizeof spec);
+  st_src src = {NULL, len - 8 - hlen, fd, &crc};
+  e = load_parse(hdr, hlen, &src, &L, &spec, out);
+  load_free(&L);
+  qat_free(hdr);
+  if (!e && info) info->crc32 = crc;
+  return e;
 }
 
-qat_err qat_model_load(const char *path, qat_model **out) {
+qat_err qat_model_load_file(const char *path, qat_model **out, qat_file_info *info) {
   if (!path || !out) return qat_fail(QAT_EINVAL, "qat_model_load: NULL argument");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (info) memset(info, 0, sizeof *info);
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return qat_fail(QAT_EIO, "%s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    close(fd);
-    return qat_fail(QAT_EIO, "%s: %s", path, strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    return qat_fail(QAT_EIO, "%s: not a regular file", path);
-  }
-  if ((uint64_t)st.st_size > ST_MAX_FILE) {
-    close(fd);
-    return qat_fail(QAT_ERANGE, "%s: %lld bytes, more than the 1 GiB cap", path,
-                    (long long)st.st_size);
-  }
-  size_t n = (size_t)st.st_size;
-  uint8_t *buf = qat_malloc(n + 1); /* +1: a file may grow; we notice */
-  if (!buf) {
-    close(fd);
-    return qat_fail(QAT_ENOMEM, "%s: out of memory for %zu bytes", path, n);
-  }
-  ssize_t got = read_full(fd, buf, n + 1);
-  int err = errno;
+  qat_err e = load_fd(fd, out, info);
   close(fd);
-  if (got < 0 || (size_t)got != n) {
-    qat_free(buf);
-    return qat_fail(QAT_EIO, "%s: %s", path,
-                    got < 0 ? strerror(err) : "file changed size while being read");
-  }
-  qat_err e = qat_model_load_mem(buf, n, out);
-  qat_free(buf);
   if (e) {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", qat_errmsg());
     return qat_fail(e, "%s: %s", path, msg);
   }
   return QAT_OK;
+}
+
+qat_err qat_model_load(const char *path, qat_model **out) {
+  return qat_model_load_file(path, out, NULL);
 }
 
 /* ---- save ------------------------------------------------------------- */
@@ -581,10 +735,14 @@ typedef struct st_out {
 /* Fixed tensor order: every 4-byte tensor first (layers in order, then the
  * activations), the I8 weights last, so with an 8-byte-padded header every
  * F32/I32 tensor is 4-byte aligned in the file. */
-static bool add_tensor(json_t *root, const char *name, st_dtype dt, uint64_t d0,
-                       uint64_t d1, int ndim, uint64_t *off, const void *p,
+static bool add_tensor(json_t *root, json_t *meta, const char *name, st_dtype dt,
+                       uint64_t d0, uint64_t d1, int ndim, uint64_t *off, const void *p,
                        st_out *outs, size_t *no) {
   uint64_t bytes = d0 * (ndim == 2 ? d1 : 1) * dt_size[dt];
+  char key[128], hex[65];
+  snprintf(key, sizeof key, "%s%s", ST_SUM_PREFIX, name);
+  qat_sha256_hex(p, (size_t)bytes, hex);
+  if (json_object_set_new(meta, key, json_string(hex)) != 0) return false;
   json_t *shape = ndim == 2 ? json_pack("[II]", (json_int_t)d0, (json_int_t)d1)
                             : json_pack("[I]", (json_int_t)d0);
   json_t *e = json_pack("{s:s, s:o, s:[II]}", "dtype", dt_name[dt], "shape", shape,
@@ -676,7 +834,7 @@ static qat_err build_file(const qat_model *m, char **header, size_t *hlen,
     const uint64_t N = L->out_dim, K = L->in_dim;
 #define T(f, d0, d1, nd, p)                                                     \
   (snprintf(name, sizeof name, "layers.%u.%s", i, lf[f].name),                  \
-   add_tensor(root, name, lf[f].dt, d0, d1, nd, &off, p, outs, no))
+   add_tensor(root, meta, name, lf[f].dt, d0, d1, nd, &off, p, outs, no))
     ok = T(F_WS, N, 0, 1, L->w_scale) && T(F_B, N, 0, 1, L->bias) &&
          T(F_BQ, N, 0, 1, L->bias_q) && T(F_WF, N, K, 2, L->w_fp32) &&
          T(F_BF, N, 0, 1, L->b_fp32);
@@ -690,9 +848,9 @@ static qat_err build_file(const qat_model *m, char **header, size_t *hlen,
     aq[i + 1] = m->layers[i].out.qmax;
   }
   const uint64_t na = m->n_layers + 1;
-  ok = ok && add_tensor(root, af[A_SCALE].name, DT_F32, na, 0, 1, &off, as, outs, no) &&
-       add_tensor(root, af[A_ZP].name, DT_I32, na, 0, 1, &off, az, outs, no) &&
-       add_tensor(root, af[A_QMAX].name, DT_I32, na, 0, 1, &off, aq, outs, no);
+  ok = ok && add_tensor(root, meta, af[A_SCALE].name, DT_F32, na, 0, 1, &off, as, outs, no) &&
+       add_tensor(root, meta, af[A_ZP].name, DT_I32, na, 0, 1, &off, az, outs, no) &&
+       add_tensor(root, meta, af[A_QMAX].name, DT_I32, na, 0, 1, &off, aq, outs, no);
   for (uint32_t i = 0; ok && i < m->n_layers; i++) {
     const qat_mlayer *L = &m->layers[i];
     ok = T(F_WQ, L->out_dim, L->in_dim, 2, L->wq);

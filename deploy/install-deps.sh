@@ -7,10 +7,12 @@
 #   deploy/install-deps.sh --torch    also PyTorch (for the import tests)
 #   deploy/install-deps.sh --fuzz     also clang and libFuzzer
 #   deploy/install-deps.sh --browser  also chromium and node (make browser-test)
+#   deploy/install-deps.sh --infra    also podman, Prometheus, HAProxy, wrk and the Kubernetes
+#                                     client models (docker-test, k8s-test, prometheus-test, lb-test)
 set -eu
 
 pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libuv1-dev check
-libopenblas-dev zlib1g-dev curl dataset-fashion-mnist python3-yaml"
+libopenblas-dev zlib1g-dev curl dataset-fashion-mnist python3-yaml gnuplot-nox"
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy" ;;
@@ -20,8 +22,11 @@ for arg in "$@"; do
     # and Debian's npm package would pull Debian's older nodejs over it.
     --browser) pkgs="$pkgs chromium nodejs"
                command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
-    --all)   pkgs="$pkgs libdnnl-dev wrk gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy clang-14 libclang-rt-14-dev chromium nodejs" ;;
-    *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --fuzz, --browser or --all)" >&2; exit 2 ;;
+    # runc (not crun, which refuses this hybrid cgroup layout) named so that
+    # podman's "crun | runc" dependency takes it; catatonit for kube play.
+    --infra) pkgs="$pkgs podman runc netavark catatonit debootstrap python3-kubernetes prometheus haproxy wrk" ;;
+    --all)   pkgs="$pkgs podman runc netavark catatonit debootstrap python3-kubernetes prometheus haproxy libdnnl-dev wrk gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy clang-14 libclang-rt-14-dev chromium nodejs" ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --fuzz, --browser, --infra or --all)" >&2; exit 2 ;;
   esac
 done
 

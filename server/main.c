@@ -4,10 +4,7 @@
  * the models, start libmicrohttpd, print the banner, mark ready, run the
  * control loop on its own thread until a drain ends, stop libmicrohttpd,
  * unload. */
-#include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
-#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -20,11 +17,13 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "control.h"
-#include "infer.h"
+#include "base/config.h"
+#include "base/jansson_alloc.h"
+#include "base/log.h"
+#include "control/control.h"
+#include "http/http.h"
+#include "model/registry.h"
 #include "options.h"
-#include "registry.h"
-#include "server.h"
 
 /* --probe: a raw HTTP/1.0 request, so the runtime image needs no curl. */
 static int probe(const char *host, unsigned port) {
@@ -130,6 +129,13 @@ int main(int argc, char **argv) {
   }
   pthread_join(ct, NULL);
   int rc = ca.rc;
+  if (qs_control_loader_busy()) {
+    /* A load still runs on the loader thread: freeing the registry under
+     * it would race; the process ends now and the OS takes everything. */
+    qs_log("stopped (a model load was cut short)");
+    fflush(stdout);
+    _exit(rc);
+  }
   qs_http_stop(d);
   qs_registry_shutdown();
   qs_log("stopped");

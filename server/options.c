@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qat.h"
+
 typedef enum {
   K_STR,     /* const char * field */
   K_UINT,    /* unsigned field */

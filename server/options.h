@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-#include "server.h"
+#include "base/config.h"
 
 /* What main() does after parsing. */
 typedef enum { QS_DO_SERVE, QS_DO_PROBE, QS_DO_EXIT } qs_action;

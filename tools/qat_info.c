@@ -49,6 +49,9 @@ int cmd_info(int argc, char **argv) {
   }
   printf("weights: int8 %zu bytes (with int32 bias and scales), fp32 %zu bytes (%.1fx)\n",
          int_bytes, fp_bytes, (double)fp_bytes / int_bytes);
+  printf("tensor checksums: %s\n", qat_model_checksummed(m)
+                                        ? "sha256, every tensor verified"
+                                        : "none (format 1: data corruption goes undetected)");
   uint32_t nlab = qat_model_n_labels(m);
   if (nlab) {
     printf("labels:");

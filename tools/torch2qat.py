@@ -19,11 +19,12 @@ identical under the qnnpack engine. For onednn models it also reports the
 agreement with PyTorch's onednn engine, which differs on CPUs without VNNI
 (see docs/torch.md).
 
-Output: docs/model-format.md (format v1, safetensors), output_mode "requant":
+Output: docs/model-format.md (format v2, safetensors, per-tensor SHA-256), output_mode "requant":
 the last layer requantizes to uint8 and dequantizes, as PyTorch's quantized
 Linear followed by DeQuantize does.
 """
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -376,8 +377,12 @@ def emulate(model, x):
 def write_safetensors(path, tensors, meta):
     """tensors: list of (name, np.ndarray) with dtype int8/int32/float32.
     Data tiles the data section in list order; the header is padded with
-    spaces to a multiple of 8 so the data section stays aligned."""
+    spaces to a multiple of 8 so the data section stays aligned. Format 2:
+    each tensor's SHA-256 goes into the metadata as "sha256.<name>", which
+    the loader verifies (a flipped bit is refused, naming the tensor)."""
     dt = {np.dtype(np.int8): "I8", np.dtype(np.int32): "I32", np.dtype(np.float32): "F32"}
+    meta = dict(meta)
+    meta["format_version"] = "2"
     header = {"__metadata__": meta}
     blobs, off = [], 0
     for name, a in tensors:
@@ -386,6 +391,7 @@ def write_safetensors(path, tensors, meta):
         header[name] = {"dtype": dt[a.dtype], "shape": list(a.shape),
                         "data_offsets": [off, off + len(raw)]}
         blobs.append(raw)
+        meta["sha256." + name] = hashlib.sha256(raw).hexdigest()
         off += len(raw)
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)
@@ -548,7 +554,7 @@ def main(argv=None):
     per_channel = any(L["qscheme"].startswith("per_channel") for L in layers)
     engine = a.engine or ("onednn" if per_channel else "qnnpack")
     dims = [layers[0]["in_dim"]] + [L["out_dim"] for L in layers]
-    meta = {"format": "qatserve", "format_version": "1",
+    meta = {"format": "qatserve", "format_version": "2",
             "architecture": "-".join(str(d) for d in dims),
             "activations": ",".join("relu" if L["relu"] else "none" for L in layers),
             "weight_bits": ",".join("8" for _ in layers),
@@ -565,6 +571,10 @@ def main(argv=None):
         k, sep, v = kv.partition("=")
         if not sep or not k:
             print("torch2qat: --meta %r: expected KEY=VALUE" % kv, file=sys.stderr)
+            return 1
+        if k.startswith("sha256.") or k in ("format", "format_version"):
+            print("torch2qat: --meta %r: %s is written by the converter" % (kv, k),
+                  file=sys.stderr)
             return 1
         meta[k] = v
     write_safetensors(a.out, model_tensors(input_qp, layers), meta)

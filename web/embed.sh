@@ -1,6 +1,6 @@
 #!/bin/sh
 # embed.sh OUT.h FILE... - writes a C header that holds each web file as a
-# byte array plus a table the server looks paths up in (server/page.c).
+# byte array plus a table the server looks paths up in (server/http/page.c).
 # Only POSIX sh, od and sed (coreutils), so the build needs no xxd. The output
 # is generated under $(BUILD)/gen by web/web.mk and never committed.
 #   web/index.html -> "/"      every other file -> "/<basename>"

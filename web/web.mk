@@ -1,6 +1,6 @@
 # web.mk - the browser page (included by the Makefile).
 # web/* is embedded into qatserve at build time: web/embed.sh writes
-# $(BUILD)/gen/page_data.h (byte arrays + a path table) and server/page.c
+# $(BUILD)/gen/page_data.h (byte arrays + a path table) and server/http/page.c
 # includes it. Generated per build folder, so `make` and `make SAN=1` each
 # have their own; builds that skip this (tests/fuzz/fuzz.mk) serve no page.
 #   make browser-test   drive Debian's chromium against a real server
@@ -12,8 +12,8 @@ $(WEB_GEN): web/embed.sh $(WEB_FILES)
 	@mkdir -p $(dir $@)
 	sh web/embed.sh $@ $(WEB_FILES)
 
-$(BUILD)/obj/server/page.o: $(WEB_GEN)
-$(BUILD)/obj/server/page.o: CPPFLAGS += -I$(BUILD)/gen -DQS_PAGE_EMBED
+$(BUILD)/obj/server/http/page.o: $(WEB_GEN)
+$(BUILD)/obj/server/http/page.o: CPPFLAGS += -I$(BUILD)/gen -DQS_PAGE_EMBED
 
 .PHONY: browser-test
 browser-test: $(SERVER) $(QSTOOL)

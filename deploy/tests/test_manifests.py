@@ -3,7 +3,7 @@
 checks it against what the server really does.
 
 The facts come from the server itself, not from this file:
-  - routes: the string literals matched against the URL in server/http.c;
+  - routes: the string literals matched against the URL in server/http/http.c;
   - default port, drain timeout and environment variables: `qatserve --help`;
   - the probe: `qatserve --probe` must fail on a closed port.
 Then every Kubernetes manifest (deploy/k8s/**/*.yaml), the compose file, the
@@ -57,7 +57,7 @@ class Results:
 # --- facts from the server ------------------------------------------------------
 
 def server_facts(server):
-    src = open(os.path.join(ROOT, "server", "http.c")).read()
+    src = open(os.path.join(ROOT, "server", "http", "http.c")).read()
     exact = set(re.findall(r'strcmp\(url,\s*"([^"]+)"\)\s*==\s*0', src))
     prefixes = set(re.findall(r'strncmp\(url,\s*"([^"]+)"', src))
     helptext = subprocess.run([server, "--help"], capture_output=True, text=True, check=True).stdout
@@ -383,7 +383,7 @@ def main():
     R = Results()
     facts = server_facts(a.server)
     R.check({"/v2/health/ready", "/v2/health/live", "/predict"} <= facts["routes"],
-            "server/http.c routes include /predict and the v2 health endpoints (%d routes)" % len(facts["routes"]))
+            "server/http/http.c routes include /predict and the v2 health endpoints (%d routes)" % len(facts["routes"]))
     R.check({"PORT", "QATSERVE_HOST", "QATSERVE_MODELS"} <= facts["envs"],
             "qatserve --help lists the environment variables %s" % sorted(facts["envs"]))
     check_probe(R, a.server)

@@ -10,7 +10,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -pthread -g -O1 -Wall -Wextra -Werror $(FUZZ_SAN) \
                 -Icore -Iserver -I/usr/include/x86_64-linux-gnu/openblas-pthread
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIB_SRC := $(wildcard core/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+FUZZ_LIB_SRC := $(wildcard core/*.c) $(filter-out server/main.c,$(wildcard server/*.c server/*/*.c))
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 
 $(FUZZ_DIR)/obj/%_avx2.o: %_avx2.c

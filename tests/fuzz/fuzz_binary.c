@@ -21,7 +21,7 @@
 #pragma clang diagnostic ignored "-Wunneeded-internal-declaration"
 #include "fuzz_server.h"
 #pragma clang diagnostic pop
-#include "infer.h"
+#include "api/api.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

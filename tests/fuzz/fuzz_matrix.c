@@ -1,4 +1,4 @@
-/* fuzz_matrix.c - server/json.c's number-matrix scanner (the hot half of
+/* fuzz_matrix.c - server/base/json.c's number-matrix scanner (the hot half of
  * both request parsers), called directly.
  *
  * Input: byte 0 picks the width (0 = shape from the text, else 1..7),
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "base/json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -21,8 +21,11 @@
 #include <unistd.h>
 
 #include "qat.h"
-#include "registry.h"
-#include "server.h"
+#include "api/exchange.h"
+#include "base/config.h"
+#include "base/jansson_alloc.h"
+#include "base/log.h"
+#include "model/registry.h"
 
 #define FZ_MAX_BATCH 16
 #define FZ_OUT_CAP (1u << 20)

@@ -1,6 +1,7 @@
 # reliability.mk - abuse, reload/shutdown under load, soak and short fuzz
 # passes (included by the Makefile; docs/reliability.md has the figures).
-#   make abuse-test    hostile clients vs the real server (~20 s; in make test)
+#   make abuse-test    hostile clients vs the real server, then hostile model
+#                      files (hostile-models.py) (~35 s; in make test)
 #   make reload-test   50 model replacements under wrk + SIGTERM under load (~60 s)
 #   make soak          10 minutes of wrk; RSS and open fds at start and end
 #   make fuzz-ci       every fuzz target for FUZZ_CI_SECONDS (20) s each
@@ -9,6 +10,7 @@
 
 abuse-test: all $(BUILD)/qstool
 	BUILD=$(BUILD) tests/reliability/abuse.sh
+	/usr/bin/python3 tests/reliability/hostile-models.py $(BUILD)
 
 reload-test: all $(BUILD)/qstool
 	@deploy/install-deps.sh --bench

@@ -18,6 +18,7 @@ Nothing is downloaded: data is Debian's Fashion-MNIST (or --synthetic).
 """
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -152,6 +153,11 @@ def test_exact(a):
                    if not k.endswith("fp32") and k in tj)
     check(same_int and set(tp) == set(tj),
           "torch.save and TorchScript give the same integer model")
+    check(mp["format_version"] == "2"
+          and all(mp.get("sha256." + k) == hashlib.sha256(
+              tp[k].astype(tp[k].dtype.newbyteorder("<")).tobytes()).hexdigest() for k in tp)
+          and sum(k.startswith("sha256.") for k in mp) == len(tp),
+          "format 2: every tensor's SHA-256 in the metadata, and only those")
     check(mp["baseline"] == "float-model" and mj["baseline"] == "dequantized",
           "metadata says where the fp32 baseline came from")
     check(mp["output_mode"] == "requant" and mp["engine"] == "qnnpack"

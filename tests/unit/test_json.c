@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../server/json.h"
+#include "base/json.h"
 
 Suite *suite_json(void);
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../server/options.h"
+#include "options.h"
 
 Suite *suite_options(void);
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../server/page.h"
+#include "http/page.h"
 
 Suite *suite_page(void);
 

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "model_fixture.h"
@@ -195,8 +198,18 @@ START_TEST(golden_bytes) {
   qat_model_destroy(m);
   const char *want_hdr =
       "{\"__metadata__\":{\"activations\":\"relu\",\"architecture\":\"3-2\","
-      "\"format\":\"qatserve\",\"format_version\":\"1\","
+      "\"format\":\"qatserve\",\"format_version\":\"2\","
       "\"labels\":\"[\\\"no\\\",\\\"yes\\\"]\",\"output_mode\":\"requant\","
+      /* hashlib.sha256 of each tensor's bytes below */
+      "\"sha256.activations.qmax\":\"993e8d8be40d896257ca43366b4e7c88768153029a02269e6fc270e6d76076a3\","
+      "\"sha256.activations.scale\":\"bf262533896fce6ff51ba1348c23a759ea979b70203b20a3dd1c0f7ca7be1ae5\","
+      "\"sha256.activations.zero_point\":\"9ae4c9d0864c30005acac91f21015f39e35691a056d606a097c8cf8380275a17\","
+      "\"sha256.layers.0.bias\":\"e5e0ce39fac89cd93af5ba8bcad2fe35d88c75417c7e44941fe5ee4e48f1cf75\","
+      "\"sha256.layers.0.bias_fp32\":\"e5e0ce39fac89cd93af5ba8bcad2fe35d88c75417c7e44941fe5ee4e48f1cf75\","
+      "\"sha256.layers.0.bias_q\":\"cef74054b35b023462a18e6f90f36fe2af6a38ff6092755df5231b4443e8834d\","
+      "\"sha256.layers.0.weight_fp32\":\"391b2f85e0f636d583a92f4f120cadcf40e49b6d8279cfd0dcc6c3e6a2270ba7\","
+      "\"sha256.layers.0.weight_q\":\"d86a2a1e604fd822693cccaeeaaeb572d6ec784ed8a02eff452749e955b12bcf\","
+      "\"sha256.layers.0.weight_scale\":\"1070572a924b011176aa5c7c79f0b60d549a98a1aecc081ae637e29601a17fac\","
       "\"trained_with\":\"hand\",\"weight_bits\":\"8\"},"
       "\"activations.qmax\":{\"data_offsets\":[72,80],\"dtype\":\"I32\",\"shape\":[2]},"
       "\"activations.scale\":{\"data_offsets\":[56,64],\"dtype\":\"F32\",\"shape\":[2]},"
@@ -448,7 +461,8 @@ START_TEST(metadata) {
     const char *key, *value;
     qat_err want;
   } cases[] = {
-      {"format_version", "2", QAT_EVERSION},
+      {"format_version", "3", QAT_EVERSION},
+      {"format_version", "1", QAT_EMETA}, /* checksums need version 2 */
       {"format_version", "", QAT_EVERSION},
       {"format_version", NULL, QAT_EMISSING},
       {"format", "qatserv", QAT_EMETA},
@@ -604,6 +618,23 @@ START_TEST(dtypes_and_shapes) {
 }
 END_TEST
 
+/* The same file as format 1: version "1", no checksum keys (a blob made by
+ * an older writer). Consumes b. */
+static blob as_v1(blob b) {
+  json_t *j = hdr(&b);
+  json_t *meta = json_object_get(j, "__metadata__");
+  json_t *keep = json_object();
+  const char *k;
+  json_t *v;
+  json_object_foreach(meta, k, v)
+    if (strncmp(k, "sha256.", 7) != 0) json_object_set(keep, k, v);
+  json_object_set_new(keep, "format_version", json_string("1"));
+  json_object_set_new(j, "__metadata__", keep);
+  blob o = rebuild(&b, j, 0);
+  free(b.buf);
+  return o;
+}
+
 static void poke_f32(blob *b, const char *name, size_t idx, float v) {
   memcpy(tensor_at(b, name) + idx * 4, &v, 4);
 }
@@ -612,7 +643,9 @@ static void poke_i32(blob *b, const char *name, size_t idx, int32_t v) {
 }
 
 START_TEST(numbers) {
-  blob b = valid_blob();
+  /* Format 1 (no checksums): the number checks themselves, which in a
+   * format-2 file only see data whose checksum already matched. */
+  blob b = as_v1(valid_blob());
   blob c = {malloc(b.len), b.len};
   ck_assert_ptr_nonnull(c.buf);
 #define FRESH() memcpy(c.buf, b.buf, b.len)
@@ -646,11 +679,190 @@ START_TEST(numbers) {
 }
 END_TEST
 
+/* Format 2: a flipped bit in any tensor is refused as a checksum mismatch
+ * naming that tensor (before any number check could misreport it); format 1
+ * still loads, unverified; the checksum keys themselves are checked. */
+START_TEST(checksums) {
+  blob b = valid_blob();
+  qat_model *m = NULL;
+  ck_assert_int_eq(qat_model_load_mem(b.buf, b.len, &m), QAT_OK);
+  ck_assert(qat_model_checksummed(m));
+  qat_model_destroy(m);
+  json_t *j = hdr(&b);
+  const char *name;
+  json_t *v;
+  int tensors = 0;
+  uint32_t seed = 1;
+  json_object_foreach(j, name, v) {
+    if (strcmp(name, "__metadata__") == 0) continue;
+    json_t *offs = json_object_get(v, "data_offsets");
+    size_t b0 = (size_t)json_integer_value(json_array_get(offs, 0));
+    size_t e0 = (size_t)json_integer_value(json_array_get(offs, 1));
+    /* Every bit of small tensors, a spread of bits in the larger ones. */
+    for (size_t bit = 0; bit < (e0 - b0) * 8; bit += (e0 - b0) > 16 ? 7 + (seed++ % 5) : 1) {
+      uint8_t *p = b.buf + 8 + hdr_len(&b) + b0 + bit / 8;
+      *p ^= (uint8_t)(1u << (bit % 8));
+      EXPECT(b, QAT_ECHECKSUM, name);
+      *p ^= (uint8_t)(1u << (bit % 8));
+    }
+    tensors++;
+  }
+  json_decref(j);
+  ck_assert_int_eq(tensors, 3 * 6 + 3);
+  EXPECT(b, QAT_OK, NULL);
+  /* Format 1: loads, not verified. */
+  blob one = as_v1(valid_blob());
+  ck_assert_int_eq(qat_model_load_mem(one.buf, one.len, &m), QAT_OK);
+  ck_assert(!qat_model_checksummed(m));
+  qat_model_destroy(m);
+  free(one.buf);
+  /* The keys: missing, malformed, for no tensor. */
+  blob o = with_meta(&b, "sha256.layers.1.bias", NULL);
+  EXPECT(o, QAT_EMISSING, "sha256.layers.1.bias");
+  free(o.buf);
+  o = with_meta(&b, "sha256.layers.1.bias", "ABC");
+  EXPECT(o, QAT_EMETA, "sha256.layers.1.bias");
+  free(o.buf);
+  o = with_meta(&b, "sha256.layers.9.bias",
+                "0000000000000000000000000000000000000000000000000000000000000000");
+  EXPECT(o, QAT_EMETA, "sha256.layers.9.bias");
+  free(o.buf);
+  /* Built models are not "checksummed"; a saved one is, once loaded. */
+  qat_fixture *f = fixture_create(dims, 3, 7);
+  ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_OK);
+  ck_assert(!qat_model_checksummed(m));
+  qat_model_destroy(m);
+  fixture_destroy(f);
+  free(b.buf);
+}
+END_TEST
+
+/* A header's size is checked before its JSON is parsed (a file of many
+ * keys is refused in milliseconds, whatever its content), and the count of
+ * metadata keys is capped. */
+static blob many_keys(size_t n, size_t pad_to) {
+  size_t cap = 64 + n * 24 + pad_to;
+  char *h = malloc(cap);
+  ck_assert_ptr_nonnull(h);
+  size_t k = (size_t)snprintf(h, cap, "{\"__metadata__\":{\"format\":\"qatserve\"");
+  for (size_t i = 0; i < n; i++) k += (size_t)snprintf(h + k, cap - k, ",\"k%zu\":\"\"", i);
+  k += (size_t)snprintf(h + k, cap - k, "}}");
+  while (k < pad_to) h[k++] = ' ';
+  blob o = {malloc(8 + k), 8 + k};
+  ck_assert_ptr_nonnull(o.buf);
+  uint64_t n64 = k;
+  memcpy(o.buf, &n64, 8);
+  memcpy(o.buf + 8, h, k);
+  free(h);
+  return o;
+}
+
+START_TEST(header_limits) {
+  blob o = many_keys(200000, 0);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  EXPECT(o, QAT_ELIMIT, "separators");
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+  ck_assert_msg(ms < 500, "200,000 keys took %.0f ms", ms); /* was 154 s */
+  free(o.buf);
+  o = many_keys(5000, 0); /* under the separator cap, over the key cap */
+  EXPECT(o, QAT_ELIMIT, "keys");
+  free(o.buf);
+  /* Labels: a string holding millions of empty arrays is refused unparsed. */
+  blob b = valid_blob();
+  size_t n = 200000;
+  char *lab = malloc(3 * n + 2);
+  ck_assert_ptr_nonnull(lab);
+  lab[0] = '[';
+  for (size_t i = 0; i < n; i++) memcpy(lab + 1 + 3 * i, "[],", 3);
+  lab[3 * n] = ']';
+  lab[3 * n + 1] = '\0';
+  o = with_meta(&b, "labels", lab);
+  EXPECT(o, QAT_ELIMIT, "labels");
+  free(o.buf);
+  free(lab);
+  free(b.buf);
+  /* The C API's own duplicate check is n log n too. */
+  enum { NK = 200000 };
+  char **keys = malloc(NK * sizeof *keys), **vals = malloc(NK * sizeof *vals);
+  ck_assert(keys && vals);
+  for (int i = 0; i < NK; i++) {
+    keys[i] = malloc(16);
+    snprintf(keys[i], 16, "k%d", i);
+    vals[i] = "";
+  }
+  qat_fixture *f = fixture_create(dims, 3, 7);
+  f->spec.n_meta = NK;
+  f->spec.meta_keys = (const char *const *)keys;
+  f->spec.meta_values = (const char *const *)vals;
+  qat_model *m = NULL;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_OK);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+  ck_assert_msg(ms < 2000, "200,000 spec keys took %.0f ms", ms);
+  qat_model_destroy(m);
+  snprintf(keys[NK - 1], 16, "k7"); /* a duplicate, found */
+  ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_EMETA);
+  ck_assert(strstr(qat_errmsg(), "'k7' given twice") != NULL);
+  f->spec.n_meta = 0;
+  fixture_destroy(f);
+  for (int i = 0; i < NK; i++) free(keys[i]);
+  free(keys);
+  free(vals);
+}
+END_TEST
+
+/* Files that must be refused without being read whole or blocking: a FIFO
+ * (open would block without O_NONBLOCK), a sparse 1 GiB file whose small
+ * header does not cover it. */
+START_TEST(file_checks) {
+  make_tmpdir();
+  char p[160];
+  snprintf(p, sizeof p, "%s/m.safetensors", tmpdir);
+  ck_assert_int_eq(mkfifo(p, 0600), 0);
+  qat_model *m = NULL;
+  qat_file_info fi;
+  ck_assert_int_eq(qat_model_load_file(p, &m, &fi), QAT_ENOTREG);
+  ck_assert(fi.stat_ok);
+  unlink(p);
+  blob b = valid_blob();
+  FILE *f = fopen(p, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(b.buf, 1, b.len, f), b.len);
+  fclose(f);
+  ck_assert_int_eq(qat_model_load_file(p, &m, &fi), QAT_OK);
+  ck_assert_uint_eq(fi.size, b.len);
+  ck_assert_uint_ne(fi.crc32, 0);
+  qat_model_destroy(m);
+  ck_assert_int_eq(truncate(p, (off_t)1 << 30), 0); /* sparse: 1 GiB of holes */
+  struct rusage r0, r1;
+  getrusage(RUSAGE_SELF, &r0);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_eq(qat_model_load_file(p, &m, &fi), QAT_EOVERLAP);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  getrusage(RUSAGE_SELF, &r1);
+  ck_assert(strstr(qat_errmsg(), "after the last tensor") != NULL);
+  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+  ck_assert_msg(ms < 200, "sparse file took %.0f ms", ms);
+  ck_assert_int_eq(truncate(p, ((off_t)1 << 30) + 1), 0);
+  ck_assert_int_eq(qat_model_load_file(p, &m, &fi), QAT_ERANGE);
+  /* A header length beyond the file, checked before reading it. */
+  ck_assert_int_eq(truncate(p, 64), 0);
+  ck_assert_int_eq(qat_model_load_file(p, &m, &fi), QAT_EHDRSIZE);
+  unlink(p);
+  free(b.buf);
+  remove_tmpdir();
+}
+END_TEST
+
 START_TEST(load_from_path) {
   qat_model *m = NULL;
   ck_assert_int_eq(qat_model_load("/nonexistent/dir/m.safetensors", &m), QAT_EIO);
   ck_assert(strstr(qat_errmsg(), "/nonexistent/dir/m.safetensors") != NULL);
-  ck_assert_int_eq(qat_model_load("/tmp", &m), QAT_EIO);
+  ck_assert_int_eq(qat_model_load("/tmp", &m), QAT_ENOTREG);
   make_tmpdir();
   char p[128];
   snprintf(p, sizeof p, "%s/m.safetensors", tmpdir);
@@ -765,6 +977,9 @@ Suite *suite_safetensors(void) {
   tcase_add_test(t, dtypes_and_shapes);
   tcase_add_test(t, numbers);
   tcase_add_test(t, load_from_path);
+  tcase_add_test(t, checksums);
+  tcase_add_test(t, header_limits);
+  tcase_add_test(t, file_checks);
   tcase_add_test(t, load_alloc_failures);
   suite_add_tcase(s, t);
   return s;

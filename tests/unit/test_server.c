@@ -10,10 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../server/infer.h"
-#include "../../server/metrics.h"
-#include "../../server/registry.h"
-#include "../../server/server.h"
+#include "api/api.h"
+#include "base/metrics.h"
+#include "model/registry.h"
+#include "base/config.h"
+#include "base/jansson_alloc.h"
+#include "base/log.h"
 
 Suite *suite_server(void);
 

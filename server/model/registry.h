@@ -13,6 +13,7 @@
 #define QS_REGISTRY_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,6 +25,7 @@
 #define QS_CTX_POOL 64
 #define QS_CTX_ROWS 64 /* rows per qat_ctx chunk */
 #define QS_MAX_MODEL_FILE (1024UL * 1024 * 1024)
+#define QS_MAX_DIR_FILES 4096 /* *.safetensors files one sync considers */
 
 /* What identifies a file's content without reading it again. */
 typedef struct qs_filesig {
@@ -51,11 +53,14 @@ typedef struct qs_model {
   pthread_mutex_t pool_lock;
   qat_ctx *pool[QS_CTX_POOL];
   int npool;
-  /* Dynamic batching (batch.c): the group now gathering requests. */
+  /* Dynamic batching (infer/batch.c; the registry only inits and destroys): the group now gathering requests. */
   pthread_mutex_t batch_lock;
   pthread_cond_t batch_cond;
   struct qs_batch_group *batch_open;
 } qs_model;
+
+/* Checks a model name: 1..128 of [A-Za-z0-9._-], no leading dot. */
+bool qs_name_valid(const char *name);
 
 void qs_registry_init(void);
 /* Unloads everything (drops the registry's references). */
@@ -79,10 +84,14 @@ void qs_model_ctx_put(qs_model *m, qat_ctx *c);
 /* Brings the registry in line with the directory: loads new files, reloads
  * changed ones (by device, inode, size, mtime), unloads names whose file is
  * gone; a file that fails to load is refused (logged, counted) and any
- * version already serving stays. An unreadable directory changes nothing.
+ * version already serving stays. Files are taken in name order; once
+ * QS_MAX_MODELS are loaded, further new files are refused for the cap
+ * (logged once per file, without being read) until a slot frees up. An unreadable directory changes nothing.
  * Returns the number of models loaded afterwards, or -1 if the directory
  * could not be read. */
 int qs_registry_sync(const char *dir);
+/* Set at shutdown: a running sync stops between files. */
+extern atomic_bool qs_registry_stop;
 
 /* Loads one file into a new qs_model (not registered). Exposed for tests. */
 qat_err qs_model_load_file(const char *dir, const char *file, const char *name,

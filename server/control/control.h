@@ -5,6 +5,7 @@
 #define QS_CONTROL_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 struct MHD_Daemon;
 
@@ -15,5 +16,9 @@ void qs_control_block_signals(void);
 /* Runs the loop until a SIGINT/SIGTERM drain ends. Returns 0 after a clean
  * drain, 1 when the drain timed out with requests still in flight. */
 int qs_control_run(struct MHD_Daemon *d);
+
+/* After qs_control_run: true when a model load was still running at the
+ * drain deadline (the registry must then be left alone; the process exits). */
+bool qs_control_loader_busy(void);
 
 #endif

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "qat.h"
-#include "registry.h"
 
 static const int status_codes[] = {200, 400, 404, 405, 413, 415, 422, 500, 503, 0};
 #define N_STATUS (sizeof status_codes / sizeof *status_codes)
@@ -33,6 +33,8 @@ static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t requests[QS_METRIC_MODELS][QS_EP_COUNT][N_STATUS];
 static hist lat[QS_METRIC_MODELS][QS_LAT_COUNT];
 static _Atomic uint64_t loads, reloads, refusals, unloads;
+/* Set by the registry after each change (metrics import nothing above them). */
+static _Atomic size_t models_loaded;
 
 static const char *const lat_names[QS_LAT_COUNT] = {"int8", "fp32", "total"};
 
@@ -88,6 +90,7 @@ void qs_metrics_model_load(void) { atomic_fetch_add(&loads, 1); }
 void qs_metrics_model_reload(void) { atomic_fetch_add(&reloads, 1); }
 void qs_metrics_model_refusal(void) { atomic_fetch_add(&refusals, 1); }
 void qs_metrics_model_unload(void) { atomic_fetch_add(&unloads, 1); }
+void qs_metrics_models_loaded(size_t n) { atomic_store(&models_loaded, n); }
 uint64_t qs_metrics_refusals(void) { return atomic_load(&refusals); }
 
 /* Label values are model names (validated [A-Za-z0-9._-]) and fixed
@@ -164,10 +167,16 @@ void qs_metrics_render(qs_buf *b) {
   qs_buf_printf(b,
                 "# HELP qatserve_models_loaded Models serving now.\n"
                 "# TYPE qatserve_models_loaded gauge\n");
-  qs_buf_printf(b, "qatserve_models_loaded %zu\n", qs_registry_count());
+  qs_buf_printf(b, "qatserve_models_loaded %zu\n", atomic_load(&models_loaded));
   qs_buf_printf(b,
                 "# HELP qatserve_build_info Version and int8 kernel in use.\n"
                 "# TYPE qatserve_build_info gauge\n"
                 "qatserve_build_info{version=\"%s\",kernel=\"%s\"} 1\n",
                 QAT_VERSION, qat_kernel_name());
+}
+
+const char *qs_endpoint_name(qs_endpoint e) {
+  static const char *const names[QS_EP_COUNT] = {
+      "predict", "v2_infer", "v2_model", "v2_health", "v2_server", "models", "metrics", "other"};
+  return (unsigned)e < QS_EP_COUNT ? names[e] : "other";
 }

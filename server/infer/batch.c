@@ -28,11 +28,14 @@
  * If the batched run fails (it should not: inputs were checked finite),
  * every request is rerun alone, so one request cannot fail another. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "infer.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "infer/infer.h"
 
 typedef struct qs_batch_entry {
   /* in */
@@ -55,21 +58,6 @@ typedef struct qs_batch_group {
   size_t rows;
   size_t n;
 } qs_batch_group;
-
-void qs_batcher_init(qs_model *m) {
-  pthread_mutex_init(&m->batch_lock, NULL);
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(&m->batch_cond, &a);
-  pthread_condattr_destroy(&a);
-  m->batch_open = NULL;
-}
-
-void qs_batcher_destroy(qs_model *m) {
-  pthread_cond_destroy(&m->batch_cond);
-  pthread_mutex_destroy(&m->batch_lock);
-}
 
 static void run_alone(qs_model *m, qs_batch_entry *e, uint64_t t_start) {
   e->err = qs_compute(m, e->x, e->rows, e->baseline, false, e->y8, e->y32, &e->ns_int8, &e->ns_fp32);
@@ -122,11 +110,10 @@ static void run_group(qs_model *m, qs_batch_group *g) {
   free(y32);
 }
 
-bool qs_batch_compute(qs_req *r, qs_run *run) {
-  qs_model *m = run->m;
+bool qs_batch_compute(qs_model *m, const float *x, qs_infer_res *run, qs_err *err) {
   size_t max = qs_g.cfg.max_batch;
-  qs_batch_entry e = {.x = run->x, .rows = run->rows, .baseline = run->baseline,
-                      .y8 = run->y8, .y32 = run->y32, .t_enter = qs_now_ns()};
+  qs_batch_entry e = {.x = x, .rows = run->rows, .baseline = run->baseline,
+                      .y8 = run->buf8, .y32 = run->buf32, .t_enter = qs_now_ns()};
   pthread_mutex_lock(&m->batch_lock);
   qs_batch_group *open = m->batch_open;
   if (open && open->rows + e.rows <= max) {
@@ -163,7 +150,7 @@ bool qs_batch_compute(qs_req *r, qs_run *run) {
     pthread_mutex_unlock(&m->batch_lock);
   }
   if (e.err != QAT_OK) {
-    qs_reply_infer_error(r, e.err, e.errmsg);
+    qs_infer_error(err, e.err, e.errmsg);
     return false;
   }
   run->ns_int8 = e.ns_int8;

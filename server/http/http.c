@@ -20,11 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "deadline.h"
-#include "metrics.h"
-#include "page.h"
-#include "registry.h"
-#include "server.h"
+#include "api/exchange.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "http/deadline.h"
+#include "http/http.h"
+#include "http/page.h"
+#include "model/registry.h"
 
 #define OUT_CAP (64u * 1024 * 1024) /* largest reply we build */
 
@@ -202,6 +205,47 @@ static void budget_release(qs_req *r) {
   r->accounted = 0;
 }
 
+static bool has_type(const char *h, const char *type) {
+  if (!h) return false;
+  size_t n = strlen(type);
+  for (const char *p = h; *p; p++)
+    if (strncasecmp(p, type, n) == 0) return true;
+  return false;
+}
+
+static void copy_arg(char *dst, size_t cap, const char *v) {
+  if (!v) return;
+  size_t n = strlen(v);
+  if (n >= cap) n = cap - 1; /* a longer value stays invalid: cap-1 bytes of it */
+  memcpy(dst, v, n);
+  dst[n] = '\0';
+  if (strlen(v) >= cap) dst[0] = '\x01'; /* marks "too long" so it is refused */
+}
+
+/* Reads the binary-payload headers and query arguments into r (the
+ * decoders in api/ see only the values). */
+static void read_binary_headers(qs_req *r, struct MHD_Connection *c) {
+  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+  r->bin_in = ct && strncasecmp(ct, "application/octet-stream", 24) == 0;
+  r->bin_out = has_type(acc, "application/octet-stream");
+  const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
+  if (!m) m = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Model");
+  copy_arg(r->qmodel, sizeof r->qmodel, m);
+  copy_arg(r->qbaseline, sizeof r->qbaseline,
+           MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "baseline"));
+  copy_arg(r->qmode, sizeof r->qmode, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mode"));
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Inference-Header-Content-Length");
+  if (h) {
+    char *end;
+    unsigned long long v = strtoull(h, &end, 10);
+    r->v2_bin = true;
+    /* Anything unparsable is answered 400 by the handler. */
+    r->v2_hlen_bad = !(*h >= '0' && *h <= '9' && !*end && v <= (1ULL << 40));
+    r->v2_hlen = r->v2_hlen_bad ? 0 : (size_t)v;
+  }
+}
+
 static bool is_post_route(int rt) { return rt == R_PREDICT || rt == R_V2_INFER; }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -234,7 +278,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         qs_reply_error(r, 415, "send the body as application/json or application/octet-stream");
         return send_reply(c, r);
       }
-      qs_binary_headers(r, c);
+      read_binary_headers(r, c);
       const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
       if (cl) {
         char *end;

@@ -9,7 +9,7 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
-#include "server.h"
+#include "api/exchange.h"
 
 typedef struct qs_asset {
   const char *path;         /* "/" for index.html, else "/<file>" */

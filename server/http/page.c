@@ -5,7 +5,7 @@
  * answer carries a Content-Security-Policy that allows only this origin and
  * no inline script or style, nosniff, and no-cache with an ETag so a browser
  * revalidates (304) and picks up a new page as soon as the binary changes. */
-#include "page.h"
+#include "http/page.h"
 
 #include <string.h>
 

@@ -5,41 +5,70 @@
  * happens outside the lock; the swap itself is a pointer store under the
  * write lock. The refused table remembers files that failed, so an
  * unchanged bad file is not retried (and re-counted) on every sync. */
-#include "registry.h"
+#include "model/registry.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#include "infer.h"
-#include "metrics.h"
-#include "server.h"
+#include "base/config.h"
+#include "base/jansson_alloc.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static qs_model *table[QS_MAX_MODELS]; /* sorted by name, n entries */
 static size_t n_models;
 static _Atomic uint64_t next_version = 1;
 
+/* Files that failed (or found the model cap reached), remembered by name and
+ * signature so an unchanged file is neither retried nor re-logged on every
+ * directory event. Grows on demand up to QS_MAX_DIR_FILES entries. */
 typedef struct refused {
   char name[129];
   qs_filesig sig;
+  bool cap; /* refused only because QS_MAX_MODELS were loaded */
 } refused;
-static refused refused_tab[QS_MAX_MODELS];
-static size_t n_refused;
+static refused *refused_tab;
+static size_t n_refused, cap_refused;
+
 
 void qs_registry_init(void) {}
+
+bool qs_name_valid(const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > 128 || name[0] == '.') return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+/* The batcher's lock and condition (infer/batch.c uses them; the registry
+ * only owns their lifetime, so it calls nothing above it). */
+static void batch_state_init(qs_model *m) {
+  pthread_mutex_init(&m->batch_lock, NULL);
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(&m->batch_cond, &a);
+  pthread_condattr_destroy(&a);
+  m->batch_open = NULL;
+}
 
 static void model_free(qs_model *m) {
   for (int i = 0; i < m->npool; i++) qat_ctx_destroy(m->pool[i]);
   pthread_mutex_destroy(&m->pool_lock);
-  qs_batcher_destroy(m);
+  pthread_cond_destroy(&m->batch_cond);
+  pthread_mutex_destroy(&m->batch_lock);
   qat_model_destroy(m->model);
   free(m);
 }
@@ -149,6 +178,7 @@ static qs_model *install(qs_model *m) {
     memmove(&table[i + 1], &table[i], (n_models - i) * sizeof *table);
     table[i] = m;
     n_models++;
+    qs_metrics_models_loaded(n_models);
   } else {
     old = m; /* table full: refuse by handing it straight back */
   }
@@ -165,6 +195,7 @@ static qs_model *uninstall(const char *name) {
     old = table[i];
     memmove(&table[i], &table[i + 1], (n_models - i - 1) * sizeof *table);
     n_models--;
+    qs_metrics_models_loaded(n_models);
   }
   pthread_rwlock_unlock(&lock);
   return old;
@@ -176,9 +207,13 @@ void qs_registry_shutdown(void) {
   qs_model *all[QS_MAX_MODELS];
   memcpy(all, table, n * sizeof *table);
   n_models = 0;
+  qs_metrics_models_loaded(0);
   pthread_rwlock_unlock(&lock);
   for (size_t i = 0; i < n; i++) qs_model_release(all[i]);
   n_refused = 0;
+  free(refused_tab);
+  refused_tab = NULL;
+  cap_refused = 0;
 }
 
 static bool sig_equal(const qs_filesig *a, const qs_filesig *b) {
@@ -199,60 +234,29 @@ qat_err qs_model_load_file(const char *dir, const char *file, const char *name,
     return QAT_EINVAL;
   }
   uint64_t t0 = qs_now_ns();
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    qs_log("model %s: cannot open %s: %s", name, path, strerror(errno));
-    return QAT_EIO;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    qs_log("model %s: %s is not a regular file", name, path);
-    return QAT_EIO;
-  }
-  if ((uint64_t)st.st_size > QS_MAX_MODEL_FILE) {
-    close(fd);
-    qs_log("model %s: %s is larger than %lu bytes", name, path, QS_MAX_MODEL_FILE);
-    return QAT_ERANGE;
-  }
-  size_t size = (size_t)st.st_size;
-  unsigned char *buf = malloc(size ? size : 1);
-  if (!buf) {
-    close(fd);
-    return QAT_ENOMEM;
-  }
-  /* Read what fstat promised; a file that shrinks underneath us (being
-   * rewritten in place) is refused as truncated and retried on the next
-   * change event. */
-  size_t got = 0;
-  while (got < size) {
-    ssize_t k = read(fd, buf + got, size - got);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) break;
-    got += (size_t)k;
-  }
-  close(fd);
-  if (got != size) {
-    free(buf);
-    qs_log("model %s: short read of %s (%zu of %zu bytes)", name, path, got, size);
-    return QAT_ETRUNC;
-  }
+  /* The loader opens without blocking, checks the open descriptor (regular
+   * file, size cap), and reads the data only after the header holds up. */
   qat_model *qm = NULL;
+  qat_file_info fi;
   qs_json_alloc_failed();
-  qat_err e = qat_model_load_mem(buf, size, &qm);
+  qat_err e = qat_model_load_file(path, &qm, &fi);
   if (e != QAT_OK && qs_json_alloc_failed()) e = QAT_ENOMEM; /* not the file's fault */
-  uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
-  size_t off = 0;
-  while (e == QAT_OK && off < size) {
-    uInt chunk = size - off > (1u << 30) ? (1u << 30) : (uInt)(size - off);
-    crc = (uint32_t)crc32(crc, buf + off, chunk);
-    off += chunk;
-  }
-  free(buf);
   if (e != QAT_OK) {
-    qs_log("model %s: refused %s: %s (%s)", name, path, qat_errmsg(), qat_err_name(e));
+    qs_log("model %s: refused: %s (%s)", name, qat_errmsg(), qat_err_name(e));
     return e;
   }
+  if (!qat_model_checksummed(qm))
+    qs_log("model %s: warning: %s has no tensor checksums (format 1); corruption in its "
+           "data cannot be detected (re-save it with qat or torch2qat)", name, file);
+  struct stat st;
+  memset(&st, 0, sizeof st);
+  st.st_dev = (dev_t)fi.dev;
+  st.st_ino = (ino_t)fi.ino;
+  st.st_size = (off_t)fi.size;
+  st.st_mtim.tv_sec = (time_t)fi.mtime_sec;
+  st.st_mtim.tv_nsec = (long)fi.mtime_nsec;
+  size_t size = (size_t)fi.size;
+  uint32_t crc = fi.crc32;
   qs_model *m = calloc(1, sizeof *m);
   if (!m) {
     qat_model_destroy(qm);
@@ -270,43 +274,47 @@ qat_err qs_model_load_file(const char *dir, const char *file, const char *name,
   m->load_ms = (double)(qs_now_ns() - t0) * 1e-6;
   m->metrics_slot = qs_metrics_slot(name);
   pthread_mutex_init(&m->pool_lock, NULL);
-  qs_batcher_init(m);
+  batch_state_init(m);
   *out = m;
   return QAT_OK;
 }
 
 static const char SUFFIX[] = ".safetensors";
 
-/* Names seen in one sync pass. */
-typedef struct seen_set {
-  char names[QS_MAX_MODELS][129];
-  size_t n;
-} seen_set;
 
-static bool refused_unchanged(const char *name, const qs_filesig *sig) {
+/* The previous pass's ignored file names (bad names), so each is logged
+ * once, not on every event. */
+static char (*ignored_prev)[256], (*ignored_cur)[256];
+static size_t n_ignored_prev, n_ignored_cur;
+
+atomic_bool qs_registry_stop;
+
+static refused *refused_find(const char *name) {
   for (size_t i = 0; i < n_refused; i++)
-    if (strcmp(refused_tab[i].name, name) == 0) return sig_equal(&refused_tab[i].sig, sig);
-  return false;
+    if (strcmp(refused_tab[i].name, name) == 0) return &refused_tab[i];
+  return NULL;
 }
 
-static void refused_set(const char *name, const qs_filesig *sig) {
-  for (size_t i = 0; i < n_refused; i++)
-    if (strcmp(refused_tab[i].name, name) == 0) {
-      refused_tab[i].sig = *sig;
-      return;
+static void refused_set(const char *name, const qs_filesig *sig, bool cap) {
+  refused *r = refused_find(name);
+  if (!r) {
+    if (n_refused == cap_refused) {
+      size_t nc = cap_refused ? cap_refused * 2 : 64;
+      refused *t = nc <= QS_MAX_DIR_FILES ? realloc(refused_tab, nc * sizeof *t) : NULL;
+      if (!t) return; /* then it is retried next time; nothing is lost */
+      refused_tab = t;
+      cap_refused = nc;
     }
-  if (n_refused < QS_MAX_MODELS) {
-    snprintf(refused_tab[n_refused].name, sizeof refused_tab[n_refused].name, "%s", name);
-    refused_tab[n_refused++].sig = *sig;
+    r = &refused_tab[n_refused++];
+    snprintf(r->name, sizeof r->name, "%s", name);
   }
+  r->sig = *sig;
+  r->cap = cap;
 }
 
 static void refused_clear(const char *name) {
-  for (size_t i = 0; i < n_refused; i++)
-    if (strcmp(refused_tab[i].name, name) == 0) {
-      refused_tab[i] = refused_tab[--n_refused];
-      return;
-    }
+  refused *r = refused_find(name);
+  if (r) *r = refused_tab[--n_refused];
 }
 
 static void sync_one(const char *dir, const char *file, const char *name,
@@ -316,14 +324,28 @@ static void sync_one(const char *dir, const char *file, const char *name,
   bool unchanged = cur && sig_equal(&cur->sig, &sig);
   unsigned long long cur_version = cur ? (unsigned long long)cur->version : 0;
   qs_model_release(cur);
-  if (unchanged || refused_unchanged(name, &sig)) return;
+  if (unchanged) return;
+  refused *r = refused_find(name);
+  bool full = qs_registry_count() >= QS_MAX_MODELS;
+  /* An unchanged bad file stays refused; a file refused for the cap waits
+   * while the registry is full. */
+  if (r && sig_equal(&r->sig, &sig) && (!r->cap || full)) return;
+  if (!cur_version && full) {
+    /* Decided before loading: the cap costs no file read, and files load in
+     * name order, so which ones serve does not depend on event timing. */
+    qs_log("model %s: not loaded: %d models are loaded (the cap; files load in name "
+           "order)", name, QS_MAX_MODELS);
+    qs_metrics_model_refusal();
+    refused_set(name, &sig, true);
+    return;
+  }
   qs_model *m = NULL;
   qat_err e = qs_model_load_file(dir, file, name, &m);
   if (e != QAT_OK) {
     qs_metrics_model_refusal();
     /* A bad file is not retried until it changes; running out of memory
      * says nothing about the file, so the next sync tries it again. */
-    if (e != QAT_ENOMEM) refused_set(name, &sig);
+    if (e != QAT_ENOMEM) refused_set(name, &sig, false);
     if (cur_version) qs_log("model %s: keeps serving version %llu", name, cur_version);
     return;
   }
@@ -331,8 +353,7 @@ static void sync_one(const char *dir, const char *file, const char *name,
   uint64_t version = m->version;
   uint32_t in = qat_model_in_dim(m->model), out = qat_model_out_dim(m->model);
   qs_model *old = install(m);
-  if (old == m) {
-    qs_log("model %s: refused: more than %d models", name, QS_MAX_MODELS);
+  if (old == m) { /* only the control thread installs: cannot happen */
     qs_metrics_model_refusal();
     qs_model_release(m);
     return;
@@ -349,6 +370,41 @@ static void sync_one(const char *dir, const char *file, const char *name,
   }
 }
 
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void ignore(const char *file, const char *why) {
+  bool known = false;
+  for (size_t i = 0; i < n_ignored_prev && !known; i++)
+    known = strncmp(ignored_prev[i], file, 255) == 0;
+  if (!known) qs_log("models: ignoring %s: %s", file, why);
+  if (!ignored_cur) ignored_cur = calloc(QS_MAX_DIR_FILES, sizeof *ignored_cur);
+  if (ignored_cur && n_ignored_cur < QS_MAX_DIR_FILES)
+    snprintf(ignored_cur[n_ignored_cur++], 256, "%s", file);
+}
+
+/* Model name of a directory entry, or false (logged once) when the entry is
+ * not a model file or its name is not a valid model name. */
+static bool model_name(const char *file, char name[129]) {
+  size_t len = strlen(file);
+  if (len <= sizeof SUFFIX - 1 || strcmp(file + len - (sizeof SUFFIX - 1), SUFFIX) != 0)
+    return false;
+  if (file[0] == '.') return false; /* editors' and our own temp files */
+  size_t nl = len - (sizeof SUFFIX - 1);
+  if (nl >= 129) {
+    ignore(file, "name longer than 128 characters");
+    return false;
+  }
+  memcpy(name, file, nl);
+  name[nl] = '\0';
+  if (!qs_name_valid(name)) {
+    ignore(file, "model names use only A-Z a-z 0-9 . _ -");
+    return false;
+  }
+  return true;
+}
+
 int qs_registry_sync(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) {
@@ -356,59 +412,100 @@ int qs_registry_sync(const char *dir) {
            qs_registry_count());
     return -1;
   }
-  static seen_set seen; /* only the control thread syncs */
-  seen.n = 0;
+  /* Every model file first, sorted by name: loads (and the cap) follow name
+   * order, whatever order readdir gives. */
+  char **files = NULL;
+  size_t nf = 0, capf = 0;
+  bool too_many = false, oom = false;
+  n_ignored_cur = 0;
   struct dirent *de;
   while ((de = readdir(d))) {
-    size_t len = strlen(de->d_name);
-    if (len <= sizeof SUFFIX - 1 || strcmp(de->d_name + len - (sizeof SUFFIX - 1), SUFFIX) != 0)
-      continue;
-    if (de->d_name[0] == '.') continue; /* editors' and our own temp files */
     char name[129];
-    size_t nl = len - (sizeof SUFFIX - 1);
-    if (nl >= sizeof name) {
-      qs_log("models: ignoring %s: name longer than 128 characters", de->d_name);
-      continue;
+    if (!model_name(de->d_name, name)) continue;
+    if (nf == QS_MAX_DIR_FILES) {
+      too_many = true;
+      break;
     }
-    memcpy(name, de->d_name, nl);
-    name[nl] = '\0';
-    if (!qs_name_valid(name)) {
-      qs_log("models: ignoring %s: model names use only A-Z a-z 0-9 . _ -", de->d_name);
-      continue;
+    if (nf == capf) {
+      size_t nc = capf ? capf * 2 : 64;
+      char **t = realloc(files, nc * sizeof *t);
+      if (!t) {
+        oom = true;
+        break;
+      }
+      files = t;
+      capf = nc;
     }
-    char path[PATH_MAX];
-    struct stat st;
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path ||
-        stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-      continue;
-    if (seen.n < QS_MAX_MODELS) snprintf(seen.names[seen.n++], 129, "%s", name);
-    sync_one(dir, de->d_name, name, &st);
+    size_t fl = strlen(de->d_name) + 1;
+    if (!(files[nf] = malloc(fl))) { /* malloc, not strdup: the tests count malloc */
+      oom = true;
+      break;
+    }
+    memcpy(files[nf], de->d_name, fl);
+    nf++;
   }
   closedir(d);
-  /* Unload names whose file is gone. */
-  qs_model *all[QS_MAX_MODELS];
+  qs_model **all = oom ? NULL : malloc(QS_MAX_MODELS * sizeof *all);
+  if (!all) {
+    /* A partial listing would unload models whose files are there. */
+    qs_log("models: out of memory listing %s (keeping %zu models; retried on the next "
+           "change)", dir, qs_registry_count());
+    for (size_t i = 0; i < nf; i++) free(files[i]);
+    free(files);
+    return (int)qs_registry_count();
+  }
+  if (too_many)
+    qs_log("models: more than %d model files in %s; the rest are ignored", QS_MAX_DIR_FILES,
+           dir);
+  qsort(files, nf, sizeof *files, cmp_str);
+  /* The ignored-names memory moves on one pass. */
+  char (*t)[256] = ignored_prev;
+  ignored_prev = ignored_cur;
+  n_ignored_prev = n_ignored_cur;
+  ignored_cur = t;
+  n_ignored_cur = 0;
+
+  /* Unload names whose file is gone first, so their slots are free for the
+   * files below. */
   size_t n = qs_registry_list(all, QS_MAX_MODELS);
+  char key[sizeof SUFFIX + 129];
   for (size_t i = 0; i < n; i++) {
-    bool present = false;
-    for (size_t j = 0; j < seen.n && !present; j++) present = strcmp(seen.names[j], all[i]->name) == 0;
-    if (!present) {
+    snprintf(key, sizeof key, "%s%s", all[i]->name, SUFFIX);
+    const char *k = key;
+    if (!bsearch(&k, files, nf, sizeof *files, cmp_str)) {
       qs_model *old = uninstall(all[i]->name);
       if (old) {
         qs_log("model %s: unloaded (file removed)", old->name);
         qs_metrics_model_unload();
         qs_model_release(old);
       }
-      refused_clear(all[i]->name);
     }
     qs_model_release(all[i]);
   }
+  free(all);
   for (size_t i = 0; i < n_refused;) {
-    bool present = false;
-    for (size_t j = 0; j < seen.n && !present; j++) present = strcmp(seen.names[j], refused_tab[i].name) == 0;
-    if (!present)
+    snprintf(key, sizeof key, "%s%s", refused_tab[i].name, SUFFIX);
+    const char *k = key;
+    if (!bsearch(&k, files, nf, sizeof *files, cmp_str))
       refused_tab[i] = refused_tab[--n_refused];
     else
       i++;
   }
+
+  for (size_t i = 0; i < nf; i++) {
+    /* Shutdown asked: stop between files (each load is bounded). */
+    if (atomic_load(&qs_registry_stop)) break;
+    char name[129], path[PATH_MAX];
+    size_t nl = strlen(files[i]) - (sizeof SUFFIX - 1);
+    memcpy(name, files[i], nl);
+    name[nl] = '\0';
+    struct stat st;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, files[i]) >= sizeof path ||
+        stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    sync_one(dir, files[i], name, &st);
+  }
+  for (size_t i = 0; i < nf; i++) free(files[i]);
+  free(files);
   return (int)qs_registry_count();
 }

@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infer.h"
-#include "metrics.h"
+#include "api/api.h"
+#include "base/config.h"
+#include "base/log.h"
 
 #define QS_PLATFORM "qatserve_int8"
 
@@ -17,9 +18,10 @@ void qs_handle_v2_server(qs_req *r) {
 }
 
 static qs_model *model_or_404(qs_req *r) {
-  qs_model *m = qs_registry_get(r->name);
-  if (!m) {
-    qs_reply_error(r, 404, "model '%s' not found", r->name);
+  qs_model *m = NULL;
+  qs_err err;
+  if (!qs_infer_model(r->name, "in the URL", &m, &err)) {
+    qs_reply_err(r, &err);
     return NULL;
   }
   r->model_slot = m->metrics_slot;
@@ -266,13 +268,20 @@ static void qs_v2_infer_json(qs_req *r, const char *bin, size_t bin_len) {
     qs_reply_error(r, 422, "data does not match shape [%zu, %zu]", nb, in);
     goto done;
   }
-  qs_run run = {.m = m, .x = x, .rows = nb, .baseline = baseline, .dynamic = dynamic};
-  if (!qs_run_model(r, &run)) goto done;
+  qs_infer_req req = {.x = x, .rows = nb, .cols = in, .baseline = baseline, .dynamic = dynamic,
+                      .t0_ns = r->t0_ns};
+  qs_infer_res run;
+  qs_err err;
+  if (!qs_infer_run(m, &req, &run, &err)) {
+    qs_reply_err(r, &err);
+    goto done;
+  }
+  m = NULL; /* the result holds the reference now */
   qs_buf *b = &r->out;
   r->status = 200;
   qs_buf_puts(b, "{\"model_name\":");
-  qs_buf_json_str(b, m->name);
-  qs_buf_printf(b, ",\"model_version\":\"%llu\"", (unsigned long long)m->version);
+  qs_buf_json_str(b, run.m->name);
+  qs_buf_printf(b, ",\"model_version\":\"%llu\"", (unsigned long long)run.m->version);
   if (id) {
     qs_buf_puts(b, ",\"id\":");
     qs_buf_json_str(b, json_string_value(id));
@@ -302,7 +311,7 @@ static void qs_v2_infer_json(qs_req *r, const char *bin, size_t bin_len) {
     qs_buf_float_array(b, run.y8, nb * out);
     qs_buf_puts(b, "}]}\n");
   }
-  qs_run_free(&run);
+  qs_infer_res_done(&run);
 done:
   free(x);
   json_decref(root);

@@ -1,5 +1,5 @@
 /* deadline.c - see deadline.h. */
-#include "deadline.h"
+#include "http/deadline.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -7,7 +7,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "server.h"
+#include "base/config.h"
+#include "base/log.h"
 
 typedef struct conn_entry {
   struct conn_entry *prev, *next;

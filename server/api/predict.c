@@ -13,16 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "infer.h"
-#include "metrics.h"
-
-void qs_test_delay(void) {
-  unsigned ms = qs_g.cfg.test_delay_ms;
-  if (!ms) return;
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
+#include "api/api.h"
+#include "base/config.h"
+#include "base/jansson_alloc.h"
+#include "base/log.h"
 
 static void reply_parse_error(qs_req *r, qs_jerr e, size_t width, size_t max_rows, size_t errpos);
 
@@ -74,88 +68,7 @@ static void reply_parse_error(qs_req *r, qs_jerr e, size_t width, size_t max_row
   }
 }
 
-size_t qs_argmax(const float *v, size_t n) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; i++)
-    if (v[i] > v[best]) best = i;
-  return best;
-}
-
-void qs_run_free(qs_run *run) {
-  free(run->y8);
-  free(run->y32);
-  run->y8 = run->y32 = NULL;
-}
-
-qat_err qs_compute(qs_model *m, const float *x, size_t rows, bool baseline, bool dynamic,
-                   float *y8, float *y32, uint64_t *ns8, uint64_t *ns32) {
-  const qat_model *qm = m->model;
-  qat_ctx *ctx = qs_model_ctx_get(m);
-  if (!ctx) return QAT_ENOMEM;
-  uint64_t t0 = qs_now_ns();
-  qat_err e = dynamic ? qat_infer_dynamic(qm, ctx, x, rows, y8) : qat_infer_int8(qm, ctx, x, rows, y8);
-  uint64_t t1 = qs_now_ns();
-  if (e == QAT_OK && baseline) e = qat_infer_fp32(qm, ctx, x, rows, y32);
-  uint64_t t2 = qs_now_ns();
-  qs_model_ctx_put(m, ctx);
-  *ns8 = t1 - t0;
-  *ns32 = baseline ? t2 - t1 : 0;
-  return e;
-}
-
-void qs_reply_infer_error(qs_req *r, qat_err e, const char *msg) {
-  if (e == QAT_ENOMEM)
-    qs_reply_error(r, 503, "out of memory");
-  else if (e == QAT_ENOTFINITE || e == QAT_ERANGE)
-    qs_reply_error(r, 422, "inference refused the input: %s", msg);
-  else
-    qs_reply_error(r, 500, "inference failed: %s", msg);
-}
-
-bool qs_run_model(qs_req *r, qs_run *run) {
-  const qat_model *qm = run->m->model;
-  size_t out = qat_model_out_dim(qm);
-  run->y8 = malloc(run->rows * out * sizeof(float));
-  run->y32 = run->baseline ? malloc(run->rows * out * sizeof(float)) : NULL;
-  if (!run->y8 || (run->baseline && !run->y32)) {
-    qs_run_free(run);
-    qs_reply_error(r, 503, "out of memory");
-    return false;
-  }
-  /* Dynamic batching joins concurrent static-mode requests into one product
-   * (batch.c); dynamic mode measures ranges per block of rows, so a row's
-   * answer would depend on its neighbours: it always runs alone. */
-  bool ok;
-  if (qs_g.cfg.batch_window_us && !run->dynamic && run->rows < qs_g.cfg.max_batch) {
-    ok = qs_batch_compute(r, run);
-  } else {
-    qat_err e = qs_compute(run->m, run->x, run->rows, run->baseline, run->dynamic, run->y8, run->y32,
-                           &run->ns_int8, &run->ns_fp32);
-    if (e != QAT_OK) qs_reply_infer_error(r, e, qat_errmsg());
-    ok = e == QAT_OK;
-  }
-  if (!ok) {
-    qs_run_free(run);
-    return false;
-  }
-  qs_metrics_observe(run->m->metrics_slot, QS_LAT_INT8, run->ns_int8);
-  if (run->baseline) {
-    qs_metrics_observe(run->m->metrics_slot, QS_LAT_FP32, run->ns_fp32);
-    float md = 0;
-    size_t agree = 0;
-    for (size_t i = 0; i < run->rows; i++) {
-      const float *a = run->y8 + i * out, *b = run->y32 + i * out;
-      for (size_t j = 0; j < out; j++) {
-        float d = fabsf(a[j] - b[j]);
-        if (d > md) md = d;
-      }
-      agree += qs_argmax(a, out) == qs_argmax(b, out);
-    }
-    run->max_abs_diff = md;
-    run->argmax_agree = agree;
-  }
-  return true;
-}
+void qs_reply_err(qs_req *r, const qs_err *e) { qs_reply_error(r, e->status, "%s", e->msg); }
 
 bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic) {
   json_t *b = obj ? json_object_get(obj, "baseline") : NULL;
@@ -179,25 +92,6 @@ bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic) {
     }
   }
   return true;
-}
-
-/* jansson reports its own allocation failures as whatever parse error it
- * was in the middle of ("string expected", or no message at all), so its
- * allocator records them per thread and callers ask. */
-static _Thread_local bool json_alloc_fail;
-
-static void *json_alloc(size_t n) {
-  void *p = malloc(n);
-  if (!p) json_alloc_fail = true;
-  return p;
-}
-
-void qs_json_alloc_init(void) { json_set_alloc_funcs(json_alloc, free); }
-
-bool qs_json_alloc_failed(void) {
-  bool f = json_alloc_fail;
-  json_alloc_fail = false;
-  return f;
 }
 
 json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
@@ -236,37 +130,31 @@ json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found) {
   return root;
 }
 
-/* Resolves the model named by the "model" member (or the only one). */
+/* Resolves the model named by the "model" member (or the default one). */
 static qs_model *resolve_model(qs_req *r, json_t *root) {
   json_t *jm = json_object_get(root, "model");
-  if (!jm) {
-    size_t count;
-    qs_model *m = qs_registry_get_only(&count);
-    if (!m) {
-      if (count == 0)
-        qs_reply_error(r, 503, "no models loaded");
-      else
-        qs_reply_error(r, 400, "\"model\" is required when %zu models are loaded", count);
+  const char *name = NULL;
+  if (jm) {
+    name = json_string_value(jm);
+    if (!name) {
+      qs_reply_error(r, 400, "\"model\" must be a string");
+      return NULL;
     }
-    return m;
+    if (!*name || strlen(name) != json_string_length(jm)) {
+      qs_reply_error(r, 400, "invalid model name (1-128 of A-Z a-z 0-9 . _ -, no leading dot)");
+      return NULL;
+    }
   }
-  const char *name = json_string_value(jm);
-  if (!name) {
-    qs_reply_error(r, 400, "\"model\" must be a string");
-    return NULL;
-  }
-  if (!qs_name_valid(name) || strlen(name) != json_string_length(jm)) {
-    qs_reply_error(r, 400, "invalid model name (1-128 of A-Z a-z 0-9 . _ -, no leading dot)");
-    return NULL;
-  }
-  qs_model *m = qs_registry_get(name);
-  if (!m) qs_reply_error(r, 404, "model '%s' not found", name);
+  qs_model *m = NULL;
+  qs_err err;
+  if (!qs_infer_model(name, "\"model\"", &m, &err)) qs_reply_err(r, &err);
   return m;
 }
 
-void qs_predict_reply(qs_req *r, qs_model *m, const qs_run *run, bool want32) {
+void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
+  qs_model *m = run->m;
   if (r->bin_out) {
-    qs_predict_reply_binary(r, m, run);
+    qs_predict_reply_binary(r, run);
     return;
   }
   const qat_model *qm = m->model;
@@ -388,22 +276,17 @@ void qs_handle_predict(qs_req *r) {
     return;
   }
   r->model_slot = m->metrics_slot;
-  const qat_model *qm = m->model;
-  size_t in = qat_model_in_dim(qm);
-  if (cols != in) {
-    free(x);
-    qs_model_release(m);
-    qs_reply_error(r, 422, "wrong input width: every row needs %zu numbers, got %zu", in, cols);
-    return;
-  }
-  qs_run run = {.m = m, .x = x, .rows = rows, .baseline = baseline, .dynamic = dynamic};
-  bool ok = qs_run_model(r, &run);
+  qs_infer_req req = {.x = x, .rows = rows, .cols = cols, .baseline = baseline, .dynamic = dynamic,
+                      .t0_ns = r->t0_ns};
+  qs_infer_res run;
+  qs_err err;
+  bool ok = qs_infer_run(m, &req, &run, &err);
   free(x);
   if (!ok) {
     qs_model_release(m);
+    qs_reply_err(r, &err);
     return;
   }
-  qs_predict_reply(r, m, &run, want32);
-  qs_run_free(&run);
-  qs_model_release(m);
+  qs_predict_reply(r, &run, want32);
+  qs_infer_res_done(&run);
 }

@@ -2,8 +2,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "registry.h"
-#include "server.h"
+#include "api/api.h"
 
 static int bits_of(int32_t qmin, int32_t qmax) {
   uint32_t levels = (uint32_t)(qmax - qmin) + 1;
@@ -25,9 +24,10 @@ static void write_model(qs_buf *b, const qs_model *m) {
   qs_buf_json_str(b, m->file);
   qs_buf_printf(b,
                 ",\"file_size\":%llu,\"checksum\":{\"algorithm\":\"crc32\",\"value\":\"%08x\"},"
-                "\"loaded_at\":\"%s\",\"load_ms\":%.3f,\"in_dim\":%u,\"out_dim\":%u,"
+                "\"tensor_checksums\":\"%s\",\"loaded_at\":\"%s\",\"load_ms\":%.3f,\"in_dim\":%u,\"out_dim\":%u,"
                 "\"out_mode\":\"%s\",\"kernel\":\"%s\",\"input\":{\"scale\":",
-                (unsigned long long)m->file_size, m->crc32, when, m->load_ms,
+                (unsigned long long)m->file_size, m->crc32,
+                qat_model_checksummed(qm) ? "sha256" : "none", when, m->load_ms,
                 qat_model_in_dim(qm), qat_model_out_dim(qm),
                 qat_model_out_mode(qm) == QAT_OUT_REQUANT ? "requant" : "dequant_acc",
                 qat_kernel_name());

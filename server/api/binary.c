@@ -20,82 +20,20 @@
  *   X-Predictions: 3,1,...                      X-Drift: max_abs_diff=..., argmax_agreement=...
  *   X-Latency-Us: int8=..., fp32=..., speedup=...[, queue=..., batch_rows=...], total=... */
 #include <math.h>
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "infer.h"
-#include "metrics.h"
+#include "api/api.h"
+#include "base/config.h"
+#include "base/log.h"
 
 /* This file assumes the host is little-endian, as the wire format is. */
 _Static_assert(sizeof(float) == 4, "float32");
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "binary payloads assume a little-endian host"
 #endif
-
-#define QS_XH_CAP 1536 /* room for every X-* header of a binary reply */
-
-void qs_req_header(qs_req *r, const char *name, const char *fmt, ...) {
-  char v[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(v, sizeof v, fmt, ap);
-  va_end(ap);
-  size_t nl = strlen(name);
-  if (n < 0 || (size_t)n >= sizeof v || r->xh_len + nl + 1 + (size_t)n + 1 > QS_XH_CAP) return;
-  if (!r->xh && !(r->xh = malloc(QS_XH_CAP))) {
-    /* A binary reply without its headers cannot be read (the JSON header's
-     * length travels in one): fail the reply, http.c answers 500. */
-    r->out.failed = true;
-    return;
-  }
-  memcpy(r->xh + r->xh_len, name, nl + 1);
-  r->xh_len += nl + 1;
-  memcpy(r->xh + r->xh_len, v, (size_t)n + 1);
-  r->xh_len += (size_t)n + 1;
-}
-
-static bool has_type(const char *h, const char *type) {
-  if (!h) return false;
-  size_t n = strlen(type);
-  for (const char *p = h; *p; p++)
-    if (strncasecmp(p, type, n) == 0) return true;
-  return false;
-}
-
-static void copy_arg(char *dst, size_t cap, const char *v) {
-  if (!v) return;
-  size_t n = strlen(v);
-  if (n >= cap) n = cap - 1; /* a longer value stays invalid: cap-1 bytes of it */
-  memcpy(dst, v, n);
-  dst[n] = '\0';
-  if (strlen(v) >= cap) dst[0] = '\x01'; /* marks "too long" so it is refused */
-}
-
-void qs_binary_headers(qs_req *r, struct MHD_Connection *c) {
-  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-  r->bin_in = ct && strncasecmp(ct, "application/octet-stream", 24) == 0;
-  r->bin_out = has_type(acc, "application/octet-stream");
-  const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
-  if (!m) m = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Model");
-  copy_arg(r->qmodel, sizeof r->qmodel, m);
-  copy_arg(r->qbaseline, sizeof r->qbaseline,
-           MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "baseline"));
-  copy_arg(r->qmode, sizeof r->qmode, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mode"));
-  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Inference-Header-Content-Length");
-  if (h) {
-    char *end;
-    unsigned long long v = strtoull(h, &end, 10);
-    r->v2_bin = true;
-    /* Anything unparsable is answered 400 by the handler. */
-    r->v2_hlen_bad = !(*h >= '0' && *h <= '9' && !*end && v <= (1ULL << 40));
-    r->v2_hlen = r->v2_hlen_bad ? 0 : (size_t)v;
-  }
-}
 
 bool qs_binary_floats(qs_req *r, const char *p, size_t nfloats, size_t width, float **x) {
   float *buf = malloc((nfloats ? nfloats : 1) * sizeof *buf);
@@ -115,7 +53,8 @@ bool qs_binary_floats(qs_req *r, const char *p, size_t nfloats, size_t width, fl
   return true;
 }
 
-void qs_predict_reply_binary(qs_req *r, qs_model *m, const qs_run *run) {
+void qs_predict_reply_binary(qs_req *r, const qs_infer_res *run) {
+  qs_model *m = run->m;
   size_t out = qat_model_out_dim(m->model);
   r->status = 200;
   r->ctype = "application/octet-stream";
@@ -179,27 +118,11 @@ void qs_handle_predict_binary(qs_req *r) {
       return;
     }
   }
-  qs_model *m;
-  if (r->qmodel[0]) {
-    if (!qs_name_valid(r->qmodel)) {
-      qs_reply_error(r, 400, "invalid model name (1-128 of A-Z a-z 0-9 . _ -, no leading dot)");
-      return;
-    }
-    m = qs_registry_get(r->qmodel);
-    if (!m) {
-      qs_reply_error(r, 404, "model '%s' not found", r->qmodel);
-      return;
-    }
-  } else {
-    size_t count;
-    m = qs_registry_get_only(&count);
-    if (!m) {
-      if (count == 0)
-        qs_reply_error(r, 503, "no models loaded");
-      else
-        qs_reply_error(r, 400, "name the model (?model=NAME or X-Model) when %zu models are loaded", count);
-      return;
-    }
+  qs_model *m = NULL;
+  qs_err err;
+  if (!qs_infer_model(r->qmodel, "?model=NAME or X-Model", &m, &err)) {
+    qs_reply_err(r, &err);
+    return;
   }
   r->model_slot = m->metrics_slot;
   size_t in = qat_model_in_dim(m->model);
@@ -221,12 +144,16 @@ void qs_handle_predict_binary(qs_req *r) {
     qs_model_release(m);
     return;
   }
-  qs_run run = {.m = m, .x = x, .rows = rows, .baseline = baseline, .dynamic = dynamic};
-  bool ok = qs_run_model(r, &run);
+  qs_infer_req req = {.x = x, .rows = rows, .cols = in, .baseline = baseline, .dynamic = dynamic,
+                      .t0_ns = r->t0_ns};
+  qs_infer_res run;
+  bool ok = qs_infer_run(m, &req, &run, &err);
   free(x);
-  if (ok) {
-    qs_predict_reply(r, m, &run, false);
-    qs_run_free(&run);
+  if (!ok) {
+    qs_model_release(m);
+    qs_reply_err(r, &err);
+    return;
   }
-  qs_model_release(m);
+  qs_predict_reply(r, &run, false);
+  qs_infer_res_done(&run);
 }

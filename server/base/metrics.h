@@ -8,12 +8,27 @@
 #ifndef QS_METRICS_H
 #define QS_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "json.h"
-#include "server.h"
 
 #define QS_METRIC_MODELS 64
+
+/* Endpoints, for metrics labels (and routing, in http/). */
+typedef enum qs_endpoint {
+  QS_EP_PREDICT = 0,
+  QS_EP_V2_INFER,
+  QS_EP_V2_MODEL,
+  QS_EP_V2_HEALTH,
+  QS_EP_V2_SERVER,
+  QS_EP_MODELS,
+  QS_EP_METRICS,
+  QS_EP_OTHER,
+  QS_EP_COUNT
+} qs_endpoint;
+
+const char *qs_endpoint_name(qs_endpoint e);
 
 typedef enum qs_lat_kind { QS_LAT_INT8 = 0, QS_LAT_FP32, QS_LAT_TOTAL, QS_LAT_COUNT } qs_lat_kind;
 
@@ -25,6 +40,8 @@ void qs_metrics_model_load(void);
 void qs_metrics_model_reload(void);
 void qs_metrics_model_refusal(void);
 void qs_metrics_model_unload(void);
+/* The models_loaded gauge (the registry sets it after each change). */
+void qs_metrics_models_loaded(size_t n);
 /* Counter values, for tests. */
 uint64_t qs_metrics_requests(int slot, qs_endpoint ep, int status);
 uint64_t qs_metrics_refusals(void);
