@@ -172,13 +172,14 @@ void qs_options_usage(FILE *f) {
     }
     fprintf(f, "%*s", (int)(indent - col), "");
     col = indent;
-    put_plain(f, o->brief, &col, indent, width);
+    /* Environment and default first, so they stay on the flag's line. */
     if (o->env || *o->def_doc) {
       char extra[160];
       snprintf(extra, sizeof extra, "(%s%s%s%s%s)", o->env ? "env " : "", o->env ? o->env : "",
                o->env && *o->def_doc ? "; " : "", *o->def_doc ? "default " : "", o->def_doc);
       put_plain(f, extra, &col, indent, width);
     }
+    put_plain(f, o->brief, &col, indent, width);
     fputc('\n', f);
   }
   fprintf(f, "  --help, --version\n");
