@@ -1,7 +1,7 @@
 # qatserve container image.
 #
 #   docker build -t qatserve .
-#   docker run --rm -p 8080:8080 qatserve
+#   docker run --rm -p 8080:8080 -p 8081:8081 qatserve    # REST on 8080, gRPC on 8081
 #   docker run --rm -p 8080:8080 -v "$PWD/models:/models:ro" qatserve   # your models, hot reload
 #
 # Stages, all from Debian 12 packages:
@@ -25,6 +25,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc make libc6-dev pkg-config \
       libmicrohttpd-dev libjansson-dev libuv1-dev libopenblas-dev zlib1g-dev \
+      libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -45,7 +46,7 @@ FROM ${DEBIAN} AS runtime-libs
 # libmicrohttpd) are already in slim; named for clarity.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libjansson4 libuv1 libopenblas0-pthread zlib1g \
+      libmicrohttpd12 libjansson4 libuv1 libopenblas0-pthread zlib1g libnghttp2-14 libprotobuf-c1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 qatserve \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
@@ -54,7 +55,7 @@ COPY --from=build /out/bin/ /usr/local/bin/
 COPY --from=build /out/models/ /models/
 USER 10001:10001
 ENV QATSERVE_HOST=0.0.0.0 QATSERVE_MODELS=/models PORT=8080
-EXPOSE 8080
+EXPOSE 8080 8081
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/qatserve"]
 
@@ -92,7 +93,7 @@ ENV PATH=/usr/local/bin \
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 WORKDIR /models
-EXPOSE 8080
+EXPOSE 8080 8081
 # The server drains in-flight requests on SIGTERM and exits 0 (--drain-timeout,
 # default 10 s: keep the orchestrator's stop timeout above it).
 STOPSIGNAL SIGTERM

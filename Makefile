@@ -37,7 +37,8 @@ TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c server/*/*.c))
 SRV_OBJ   := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
-UNIT_SRC  := $(wildcard tests/unit/*.c)
+include server/grpc/grpc.mk
+UNIT_SRC  := $(wildcard tests/unit/*.c) tests/lib/model_fixture.c
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
 LIB      := $(BUILD)/libqat.a
@@ -60,11 +61,19 @@ all: $(BINS)
 deps:
 	@deploy/install-deps.sh --torch
 
-# AVX2 code lives in *_avx2.c alone and is chosen at run time (core/cpu.c),
-# so the rest of the binary stays baseline x86-64.
+# Each kernel tier lives in its own *_TIER.c, compiled with that tier's
+# flags alone and chosen at run time (core/cpu.c), so the rest of the binary
+# stays baseline x86-64 and runs on any x86-64 CPU.
 $(BUILD)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -mavx2 -mfma -MMD -MP -c $< -o $@
+$(BUILD)/obj/%_avxvnni.o: %_avxvnni.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -mavx2 -mfma -mavxvnni -MMD -MP -c $< -o $@
+$(BUILD)/obj/%_avx512vnni.o: %_avx512vnni.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
+	  -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -85,10 +94,15 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration abuse-test torch-test deploy-test browser-test docs-test
+	@$(MAKE) --no-print-directory unit integration grpc-test layering-test abuse-test torch-test deploy-test browser-test docs-test
 
-unit: $(UNIT)
-	$(UNIT)
+# The unit suite once per int8 kernel tier this machine runs (qstool tiers,
+# fastest first; test_kernels itself compares every tier with the reference
+# in each run).
+unit: $(UNIT) $(BUILD)/qstool
+	@for t in $$($(BUILD)/qstool tiers); do \
+	  echo "unit: int8 kernel tier $$t (QAT_KERNEL=$$t)"; \
+	  QAT_KERNEL=$$t $(UNIT) || exit 1; done
 
 # Integration tests start the real server on a free loopback port.
 integration: all
@@ -96,7 +110,9 @@ integration: all
 
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
+-include tests/num/num.mk
 -include tests/reliability/reliability.mk
+-include tests/layering/layering.mk
 -include models/models.mk
 -include deploy/deploy.mk
 -include deploy/container.mk

@@ -7,11 +7,11 @@ BENCH_DNNL := $(shell printf '\#include <dnnl.h>\n' | $(CC) -E -x c - >/dev/null
 BENCH_KERNELS_DEFS := $(if $(BENCH_DNNL),-DHAVE_DNNL)
 BENCH_KERNELS_LIBS := $(if $(BENCH_DNNL),-ldnnl)
 
-.PHONY: bench bench-kernels bench-mlp bench-http bench-latency bench-startup
+.PHONY: bench bench-kernels bench-mlp bench-http bench-grpc bench-latency bench-startup
 # The whole suite, one run (~6-8 min on 2 cores): kernels, the whole MLP vs
 # PyTorch, /predict under wrk vs the peers, the int8/fp32 latency
 # distribution, start-up time and memory. Results and plots: $(BUILD)/bench/.
-bench: bench-kernels bench-mlp bench-http bench-latency bench-startup
+bench: bench-kernels bench-json bench-mlp bench-http bench-grpc bench-latency bench-startup
 	@echo "bench: results in $(BUILD)/bench/ (*.txt, *.csv, *.png)"
 
 bench-kernels: $(BUILD)/bench_kernels
@@ -42,6 +42,12 @@ bench-mlp: $(BUILD)/bench_core $(BENCH_MODEL)
 bench-http: $(SERVER) $(BUILD)/qstool $(BUILD)/mhd_jansson
 	BUILD=$(BUILD) bench/bench_http.sh
 
+# gRPC ModelInfer (raw and fp32_contents) vs the REST binary path, one server,
+# one load generator (h2load), interleaved: req/s and server CPU per request.
+bench-grpc: $(SERVER) $(BUILD)/qstool
+	@deploy/install-deps.sh --bench
+	/usr/bin/python3 bench/bench_grpc.py $(BUILD) $${DURATION:-5} $${REPEAT:-3} $${CONNS:-16}
+
 # The server's own per-request int8 and fp32 compute times, as a CDF.
 bench-latency: $(SERVER) $(BENCH_MODEL)
 	@mkdir -p $(BUILD)/bench/latency-models
@@ -64,3 +70,14 @@ bench-startup: $(SERVER) $(BENCH_MODEL)
 	@/usr/bin/python3 deploy/wrk/mkbodies.py $(BUILD)/wrk >/dev/null 2>&1 || true
 	/usr/bin/python3 bench/bench_startup.py $(SERVER) $(if $(wildcard models/*.safetensors),models,$(BUILD)/bench/startup-models) 7 \
 	  | tee $(BUILD)/bench/startup.txt
+
+# Number parsing and printing, ns per number (5- and 17-digit numbers), vs
+# strtof and snprintf "%.9g" in the same run.
+.PHONY: bench-json
+bench-json: $(BUILD)/bench_json
+	@mkdir -p $(BUILD)/bench
+	$(BUILD)/bench_json --out $(BUILD)/bench
+
+$(BUILD)/obj/bench/bench_json.o: CPPFLAGS += -Iserver
+$(BUILD)/bench_json: $(BUILD)/obj/bench/bench_json.o $(filter %/json.o %/num.o,$(SRV_OBJ))
+	$(CC) $(LDFLAGS) -o $@ $^ -lm

@@ -1,13 +1,20 @@
 /* cpu.c - instruction-set detection; chooses the kernel tier once per
  * process.
  *
- * AVX2 is usable only when the CPU has it (CPUID leaf 7 EBX bit 5) AND the
- * OS saves the YMM state on context switches (CPUID leaf 1 ECX bit 27
- * OSXSAVE, then XGETBV(0) with XCR0 bits 1 (SSE) and 2 (AVX) set). The
- * AVX2 file is compiled with -mfma too, so FMA (leaf 1 ECX bit 12) is
- * required as well. AVX-512 is reported but deliberately unused: the
- * target is any AVX2 x86-64. QAT_KERNEL=ref forces the scalar reference;
- * QAT_KERNEL=avx2 asks for AVX2 and still falls back if unusable. */
+ * A tier is usable only when the CPU has every instruction set its file is
+ * compiled with (Makefile: one pattern rule per tier) AND the OS saves the
+ * registers it uses on context switches:
+ *   avx2:       CPUID.1:ECX bits 12 (FMA), 27 (OSXSAVE), 28 (AVX);
+ *               CPUID.7.0:EBX bit 5 (AVX2); XCR0 bits 1, 2 (XMM, YMM state).
+ *   avxvnni:    avx2's + CPUID.7.1:EAX bit 4 (AVX-VNNI, VEX vpdpbusd).
+ *   avx512vnni: avx2's + CPUID.7.0:EBX bits 16 (AVX512F), 30 (AVX512BW),
+ *               31 (AVX512VL), CPUID.7.0:ECX bit 11 (AVX512_VNNI); XCR0
+ *               bits 5, 6, 7 as well (opmask, upper ZMM0-15, ZMM16-31).
+ * The default is the fastest usable tier. QAT_KERNEL=ref|avx2|avxvnni|
+ * avx512vnni forces one; an unknown name or a tier the machine cannot run
+ * is an error with a message naming what is missing (qat_kernel_check), and
+ * qat_kernels_get then returns NULL: never a fallback that hides the
+ * mistake, never an instruction the CPU lacks (SIGILL). */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,14 +29,13 @@
 #endif
 
 typedef struct cpu_caps {
-  bool sse42, avx, avx2, fma, osxsave, os_ymm, os_zmm, avx512f, avx512bw,
+  bool sse42, avx, avx2, fma, osxsave, os_ymm, os_zmm, avx512f, avx512bw, avx512vl,
       avx512vnni, avxvnni;
 } cpu_caps;
 
-static const qat_kernels *chosen;
 static cpu_caps caps;
-static char features[160];
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static char features[200];
+static pthread_once_t detected = PTHREAD_ONCE_INIT;
 
 #if defined(__x86_64__)
 static unsigned long long xgetbv0(void) {
@@ -53,25 +59,50 @@ static void detect(cpu_caps *c) {
   }
   if (__get_cpuid_max(0, NULL) >= 7) {
     __cpuid_count(7, 0, a, b, cx, d);
+    unsigned max_sub = a;
     c->avx2 = b & (1u << 5);
     c->avx512f = b & (1u << 16);
     c->avx512bw = b & (1u << 30);
+    c->avx512vl = b & (1u << 31);
     c->avx512vnni = cx & (1u << 11);
-    __cpuid_count(7, 1, a, b, cx, d);
-    c->avxvnni = a & (1u << 4);
+    if (max_sub >= 1) {
+      __cpuid_count(7, 1, a, b, cx, d);
+      c->avxvnni = a & (1u << 4);
+    }
   }
 }
 #else
 static void detect(cpu_caps *c) { memset(c, 0, sizeof *c); }
 #endif
 
-static bool avx2_usable(const cpu_caps *c) {
-  return c->avx && c->avx2 && c->fma && c->osxsave && c->os_ymm;
+/* What tier t needs that this machine lacks, "" when nothing. */
+static const char *missing(const cpu_caps *c, const char *tier) {
+  if (strcmp(tier, "ref") == 0) return "";
+#if defined(__x86_64__)
+  if (!c->avx || !c->osxsave) return "AVX (CPUID.1:ECX bits 28, 27)";
+  if (!c->os_ymm) return "OS support for YMM state (XCR0 bits 1-2)";
+  if (!c->avx2) return "AVX2 (CPUID.7:EBX bit 5)";
+  if (!c->fma) return "FMA (CPUID.1:ECX bit 12)";
+  if (strcmp(tier, "avx2") == 0) return "";
+  if (strcmp(tier, "avxvnni") == 0)
+    return c->avxvnni ? "" : "AVX-VNNI (CPUID.(EAX=7,ECX=1):EAX bit 4)";
+  if (strcmp(tier, "avx512vnni") == 0 || strcmp(tier, "avxvnni-evex") == 0) {
+    if (!c->avx512f) return "AVX512F (CPUID.7:EBX bit 16)";
+    if (!c->avx512bw) return "AVX512BW (CPUID.7:EBX bit 30)";
+    if (!c->avx512vl) return "AVX512VL (CPUID.7:EBX bit 31)";
+    if (!c->avx512vnni) return "AVX512_VNNI (CPUID.7:ECX bit 11)";
+    if (!c->os_zmm) return "OS support for AVX-512 state (XCR0 bits 5-7)";
+    return "";
+  }
+  return "a tier unknown to this build";
+#else
+  (void)c;
+  return "an x86-64 CPU";
+#endif
 }
 
 static void describe(const cpu_caps *c) {
-  /* Each flag: what the CPU reports; "(unused)" marks what we do not use. */
-  snprintf(features, sizeof features, "%s%s%s%s%s%s%s%s%s",
+  snprintf(features, sizeof features, "%s%s%s%s%s%s%s%s%s%s",
 #if defined(__x86_64__)
            "x86-64",
 #else
@@ -79,35 +110,93 @@ static void describe(const cpu_caps *c) {
 #endif
            c->sse42 ? " sse4.2" : "", c->avx && c->os_ymm ? " avx" : "",
            c->avx2 && c->os_ymm ? " avx2" : "", c->fma && c->os_ymm ? " fma" : "",
-           c->avx512f && c->os_zmm ? " avx512f(unused)" : "",
-           c->avx512bw && c->os_zmm ? " avx512bw(unused)" : "",
-           c->avx512vnni && c->os_zmm ? " avx512vnni(unused)" : "",
-           c->avxvnni && c->os_ymm ? " avxvnni(unused)" : "");
+           c->avx512f && c->os_zmm ? " avx512f" : "",
+           c->avx512bw && c->os_zmm ? " avx512bw" : "",
+           c->avx512vl && c->os_zmm ? " avx512vl" : "",
+           c->avx512vnni && c->os_zmm ? " avx512vnni" : "",
+           c->avxvnni && c->os_ymm ? " avxvnni" : "");
 }
 
 static void detect_once(void) {
   detect(&caps);
   describe(&caps);
 }
-static pthread_once_t detected = PTHREAD_ONCE_INIT;
 
-const qat_kernels *qat_kernels_select(const char *qat_kernel_env) {
-  pthread_once(&detected, detect_once);
-  if (qat_kernel_env && strcmp(qat_kernel_env, "ref") == 0) return &qat_kernels_ref;
+/* Selectable tiers, fastest first. */
+static const qat_kernels *const tiers[] = {
 #if defined(__x86_64__)
-  if (avx2_usable(&caps)) return &qat_kernels_avx2;
+    &qat_kernels_avx512vnni, &qat_kernels_avxvnni, &qat_kernels_avx2,
 #endif
-  return &qat_kernels_ref;
+    &qat_kernels_ref,
+};
+#define NTIERS (sizeof tiers / sizeof *tiers)
+
+bool qat_kernels_runnable(const qat_kernels *t) {
+  pthread_once(&detected, detect_once);
+  return t && missing(&caps, t->name)[0] == '\0';
 }
 
-static void choose(void) { chosen = qat_kernels_select(getenv("QAT_KERNEL")); }
+qat_err qat_kernels_select(const char *env, const qat_kernels **out) {
+  pthread_once(&detected, detect_once);
+  *out = NULL;
+  if (!env || !env[0]) {
+    for (size_t i = 0; i < NTIERS; i++)
+      if (qat_kernels_runnable(tiers[i])) {
+        *out = tiers[i];
+        return QAT_OK;
+      }
+    return qat_fail(QAT_EUNSUPPORTED, "no int8 kernel tier runs here"); /* unreachable: ref */
+  }
+  for (size_t i = 0; i < NTIERS; i++)
+    if (strcmp(env, tiers[i]->name) == 0) {
+      const char *miss = missing(&caps, env);
+      if (miss[0])
+        return qat_fail(QAT_EUNSUPPORTED,
+                        "QAT_KERNEL=%s: this CPU/OS lacks %s (cpu: %s); unset QAT_KERNEL "
+                        "to use the fastest tier available", env, miss, features);
+      *out = tiers[i];
+      return QAT_OK;
+    }
+  return qat_fail(QAT_EINVAL,
+                  "QAT_KERNEL=%s: unknown kernel tier (use ref, avx2, avxvnni or avx512vnni, "
+                  "or unset it)", env);
+}
+
+size_t qat_kernels_available(const qat_kernels **out, size_t cap, bool with_twins) {
+  size_t n = 0;
+  for (size_t i = 0; i < NTIERS; i++)
+    if (qat_kernels_runnable(tiers[i]) && n < cap) out[n++] = tiers[i];
+#if defined(__x86_64__)
+  if (with_twins && qat_kernels_runnable(&qat_kernels_avxvnni_evex) && n < cap)
+    out[n++] = &qat_kernels_avxvnni_evex;
+#endif
+  return n;
+}
+
+static const qat_kernels *chosen;
+static qat_err chosen_err;
+static char chosen_msg[400];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void choose(void) {
+  chosen_err = qat_kernels_select(getenv("QAT_KERNEL"), &chosen);
+  if (chosen_err) snprintf(chosen_msg, sizeof chosen_msg, "%s", qat_errmsg());
+}
 
 const qat_kernels *qat_kernels_get(void) {
   pthread_once(&once, choose);
   return chosen;
 }
 
-const char *qat_kernel_name(void) { return qat_kernels_get()->name; }
+qat_err qat_kernel_check(void) {
+  pthread_once(&once, choose);
+  return chosen_err ? qat_fail(chosen_err, "%s", chosen_msg) : QAT_OK;
+}
+
+const char *qat_kernel_name(void) {
+  const qat_kernels *k = qat_kernels_get();
+  return k ? k->name : "none";
+}
 
 const char *qat_cpu_features(void) {
   pthread_once(&detected, detect_once);
@@ -116,5 +205,5 @@ const char *qat_cpu_features(void) {
 
 bool qat_cpu_has_avx2(void) {
   pthread_once(&detected, detect_once);
-  return avx2_usable(&caps);
+  return missing(&caps, "avx2")[0] == '\0';
 }

@@ -1,6 +1,7 @@
 /* kernels.h - the int8 kernel table: one signature per operation, a scalar
  * reference tier (kernel_ref.c, the specification) and faster tiers
- * (kernel_avx2.c) that must return the same int32 for every input.
+ * (kernel_avx2.c, kernel_avxvnni.c, kernel_avx512vnni.c, each compiled alone
+ * with its own -m flags) that must return the same int32 for every input.
  *
  * The product computed is the raw one, acc[m][n] = sum_k x[m][k] * w[n][k]
  * with x uint8 (0..255) and w int8 (-128..127); the caller subtracts
@@ -17,8 +18,9 @@
  *          acc[m*N + n] = sum_k x[m*ldx + k] * w[n*K + k]. M == 1 takes a
  *          gemv path inside the same entry; blocks of x with no value >= 128
  *          take a faster (still exact) path. Thread-safe, allocates nothing
- *          (its x panels, at most 18 KB, are on the stack). The AVX2 packed
- *          buffer holds two layouts, about 2*N*K bytes.
+ *          (the AVX2 tier's x panels, at most 18 KB, are on the stack; the
+ *          VNNI tiers read x in place). The AVX2 packed buffer holds two
+ *          layouts, about 2*N*K bytes; the VNNI tiers' one, N*K rounded up.
  *   void   requant_u8(const int32_t *acc, size_t M, size_t N,
  *                     const int32_t *bias, const float *mult, int32_t out_zp,
  *                     int32_t lo, int32_t hi, uint8_t *out, size_t ldo);
@@ -70,14 +72,36 @@ typedef struct qat_kernels {
 extern const qat_kernels qat_kernels_ref;
 #if defined(__x86_64__)
 extern const qat_kernels qat_kernels_avx2;
+extern const qat_kernels qat_kernels_avxvnni;
+extern const qat_kernels qat_kernels_avx512vnni;
+/* Test-only twin of the avxvnni tier: the same source (kernel_avxvnni.c)
+ * compiled with the EVEX encoding of vpdpbusd ymm (AVX512-VNNI + VL), so a
+ * machine with AVX-512 VNNI but no AVX-VNNI still runs that tier's code.
+ * Never chosen by qat_kernels_get. */
+extern const qat_kernels qat_kernels_avxvnni_evex;
+/* The AVX2 tier's requant_u8 and quantize_u8, which the avxvnni tier reuses
+ * (every AVX-VNNI CPU has AVX2; there is no 8-bit dot product in either). */
+void qat_avx2_requant_u8(const int32_t *acc, size_t M, size_t N, const int32_t *bias,
+                         const float *mult, int32_t out_zp, int32_t lo, int32_t hi,
+                         uint8_t *out, size_t ldo);
+void qat_avx2_quantize_u8(const float *x, size_t n, const qat_qparams *p, uint8_t *q);
 #endif
 
-/* The table chosen once for this process: AVX2 when CPUID and the OS allow
- * it, the reference when not or when QAT_KERNEL=ref. */
+/* The table chosen once for this process: the fastest tier the CPU and OS
+ * allow (avx512vnni, avxvnni, avx2, ref), or the one QAT_KERNEL names.
+ * NULL when QAT_KERNEL names an unknown tier or one this CPU cannot run
+ * (qat_kernel_check says why); nothing is ever run that would SIGILL. */
 const qat_kernels *qat_kernels_get(void);
-/* The table a given QAT_KERNEL value would choose on this machine (NULL =
- * unset), without caching: what qat_kernels_get uses, exposed for tests. */
-const qat_kernels *qat_kernels_select(const char *qat_kernel_env);
+/* What a given QAT_KERNEL value would choose on this machine (NULL = unset),
+ * without caching: what qat_kernels_get uses, exposed for tests. Fails with
+ * QAT_EINVAL for an unknown name, QAT_EUNSUPPORTED (naming the missing CPU
+ * feature) for a tier this machine lacks. */
+qat_err qat_kernels_select(const char *qat_kernel_env, const qat_kernels **out);
+/* Every tier this machine can run, fastest first, the reference last, plus
+ * the test-only twins when with_twins; returns how many (at most 8). */
+size_t qat_kernels_available(const qat_kernels **out, size_t cap, bool with_twins);
+/* Whether the CPU and OS allow tier t (false for tiers unknown here). */
+bool qat_kernels_runnable(const qat_kernels *t);
 /* True when the CPU and the OS allow the AVX2 tier. */
 bool qat_cpu_has_avx2(void);
 

@@ -318,6 +318,8 @@ qat_err qat_model_create(const qat_model_spec *spec, qat_model **out) {
   static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
   pthread_once(&blas_once, qat_blas_single_thread);
 
+  /* An unusable QAT_KERNEL is refused here too, not only at start-up. */
+  if ((e = qat_kernel_check())) return e;
   qat_model *m = qat_calloc(1, sizeof *m);
   if (!m) return qat_fail(QAT_ENOMEM, "out of memory creating a model");
   m->k = qat_kernels_get();
@@ -544,6 +546,13 @@ static qat_err dynamic_chunk(const qat_model *m, qat_ctx *c, const float *x,
                           c->scale, L->bias, L->act == QAT_ACT_RELU, o);
     in = o;
   }
+  /* Each layer's input is checked above; the last layer's output is not an
+   * input: an input range near FLT_MAX can overflow it to infinity. */
+  float lo, hi;
+  const uint32_t out_dim = m->layers[m->n_layers - 1].out_dim;
+  if (!qat_layer_minmax(y, rows * out_dim, &lo, &hi))
+    return qat_fail(QAT_ENOTFINITE, "qat_infer_dynamic: the output overflows float "
+                    "(input range too wide)");
   return QAT_OK;
 }
 

@@ -420,13 +420,22 @@ QAT_MUST_CHECK qat_err qat_net_to_model(const qat_net *n, uint32_t n_labels,
 
 /* ---- the machine ------------------------------------------------------- */
 
-/* Name of the int8 kernel tier in use ("avx2" or "ref"). QAT_KERNEL=ref in
- * the environment forces the scalar reference; chosen once, on first use. */
+/* Name of the int8 kernel tier in use: "avx512vnni", "avxvnni", "avx2" or
+ * "ref" (the fastest this CPU runs), chosen once, on first use.
+ * QAT_KERNEL=ref|avx2|avxvnni|avx512vnni in the environment forces one;
+ * "none" when QAT_KERNEL names a tier this machine cannot run. */
 const char *qat_kernel_name(void);
+/* QAT_OK, or why QAT_KERNEL cannot be honoured here (QAT_EUNSUPPORTED with
+ * the missing CPU feature, QAT_EINVAL for an unknown name): programs call
+ * it at start-up and exit with qat_errmsg(); qat_model_create fails with
+ * the same error. */
+QAT_MUST_CHECK qat_err qat_kernel_check(void);
 /* "x86-64 avx2 fma" etc.: what the CPU and OS offer. */
 const char *qat_cpu_features(void);
 /* Forces OpenBLAS to one thread (the baseline is single-threaded by design). */
 void qat_blas_single_thread(void);
+/* OpenBLAS's kernel family in use, e.g. "Haswell", "Cooperlake". */
+const char *qat_blas_corename(void);
 
 #ifdef __cplusplus
 }

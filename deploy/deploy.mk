@@ -3,9 +3,11 @@
 
 # Test-only helper: random models and core's reference outputs.
 QSTOOL := $(BUILD)/qstool
-$(QSTOOL): tests/integration/qstool.c $(LIB)
+# It prints outputs with the server's own float printer (server/base/num.c) and
+# makes models with the test model maker (tests/lib/model_fixture.c).
+$(QSTOOL): tests/integration/qstool.c tests/lib/model_fixture.c server/base/num.c server/base/num.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LDFLAGS) $(LIB) $(CORE_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $(filter %.c,$^) $(LDFLAGS) $(LIB) $(CORE_LIBS)
 
 integration: $(QSTOOL)
 

@@ -21,6 +21,7 @@
 #include "base/jansson_alloc.h"
 #include "base/log.h"
 #include "control/control.h"
+#include "grpc/grpc.h"
 #include "http/http.h"
 #include "model/registry.h"
 #include "options.h"
@@ -65,8 +66,10 @@ static void banner(struct MHD_Daemon *d) {
   const qs_config *cfg = &qs_g.cfg;
   qs_log("%s %s (libmicrohttpd %s, jansson %s, libuv %s)", QS_NAME, QAT_VERSION, MHD_get_version(),
          jansson_version_str(), uv_version_string());
-  qs_log("cpu: %s; int8 kernel: %s; %u HTTP threads; max body %zu B, max batch %zu rows",
-         qat_cpu_features(), qat_kernel_name(), cfg->threads, cfg->max_body, cfg->max_batch);
+  qs_log("cpu: %s; int8 kernel: %s; fp32 baseline: OpenBLAS %s; %u HTTP threads; max body %zu B, "
+         "max batch %zu rows",
+         qat_cpu_features(), qat_kernel_name(), qat_blas_corename(), cfg->threads, cfg->max_body,
+         cfg->max_batch);
   if (cfg->batch_window_us)
     qs_log("dynamic batching: window %u us, up to %zu rows (static mode)", cfg->batch_window_us,
            cfg->max_batch);
@@ -83,6 +86,9 @@ static void banner(struct MHD_Daemon *d) {
   const char *h = cfg->host;
   bool v6 = strchr(h, ':') != NULL;
   qs_log("listening on http://%s%s%s:%u", v6 ? "[" : "", h, v6 ? "]" : "", qs_http_port(d));
+  if (qs_grpc_port())
+    qs_log("listening on grpc://%s%s%s:%u (KServe v2 gRPC, HTTP/2 cleartext)", v6 ? "[" : "", h, v6 ? "]" : "",
+           qs_grpc_port());
 }
 
 typedef struct control_arg {
@@ -102,6 +108,12 @@ int main(int argc, char **argv) {
   int prc = qs_options_parse(argc, argv, cfg, &run);
   if (prc || run == QS_DO_EXIT) return prc;
   if (run == QS_DO_PROBE) return probe(cfg->host, cfg->port);
+  /* An unusable QAT_KERNEL stops start-up with its reason: never a silent
+   * fallback, never a SIGILL later. */
+  if (qat_kernel_check() != QAT_OK) {
+    fprintf(stderr, "qatserve: %s\n", qat_errmsg());
+    return 2;
+  }
 
   qs_control_block_signals();
   signal(SIGPIPE, SIG_IGN);
@@ -115,6 +127,19 @@ int main(int argc, char **argv) {
     qs_registry_shutdown();
     return 1;
   }
+  /* With --port 0 (tests, several servers side by side) the gRPC port is
+   * any free one too unless given. A default port that is taken is not
+   * fatal: the server runs without gRPC and says so; a port asked for is. */
+  bool grpc_set = qs_options_given("grpc-port");
+  if (!grpc_set && cfg->port == 0) cfg->grpc_port = 0;
+  if (cfg->grpc_port >= 0 && !qs_grpc_start()) {
+    if (grpc_set) {
+      qs_http_stop(d);
+      qs_registry_shutdown();
+      return 1;
+    }
+    qs_log("gRPC is off: the default port %d is taken (choose one with --grpc-port)", cfg->grpc_port);
+  }
   banner(d);
   atomic_store(&qs_g.ready, true);
   /* The control loop gets its own thread; main only waits for it. */
@@ -123,12 +148,14 @@ int main(int argc, char **argv) {
   int perr = pthread_create(&ct, NULL, control_thread, &ca);
   if (perr) {
     qs_log("cannot start the control thread: %s", strerror(perr));
+    qs_grpc_stop();
     qs_http_stop(d);
     qs_registry_shutdown();
     return 1;
   }
   pthread_join(ct, NULL);
   int rc = ca.rc;
+  qs_grpc_stop();
   if (qs_control_loader_busy()) {
     /* A load still runs on the loader thread: freeing the registry under
      * it would race; the process ends now and the OS takes everything. */

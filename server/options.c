@@ -16,6 +16,7 @@ typedef enum {
   K_STR,     /* const char * field */
   K_UINT,    /* unsigned field */
   K_SIZE,    /* size_t field */
+  K_PORT,    /* int field: a port in [min, max], or -1 = off */
   K_BOOL,    /* switch, sets a bool field */
   K_PROBE,   /* --probe */
   K_HELP,    /* --help */
@@ -56,12 +57,18 @@ static const opt opts[] = {
     {"port", "N", "PORT", K_UINT, CFG(port), NULL, 8080, 0, 65535, "`8080`",
      "TCP port; `0` picks a free port",
      "TCP port; `0` picks a free one (the log line `listening on http://HOST:PORT` names it)", 0},
+    {"grpc-port", "N", "QATSERVE_GRPC_PORT", K_PORT, CFG(grpc_port), NULL, 8081, 0, 65535, "`8081`",
+     "gRPC (KServe v2 GRPCInferenceService, h2c); `0` picks a free port (also the default with "
+     "`--port 0`), `-1` disables", NULL, 0},
     {"threads", "N", "QATSERVE_THREADS", K_UINT, CFG(threads), NULL, 0, 1, 1024, "online cores",
-     "libmicrohttpd worker threads", "libmicrohttpd worker threads (epoll, one thread pool)", 0},
+     "libmicrohttpd worker threads, and as many gRPC I/O threads",
+     "libmicrohttpd worker threads (epoll, one thread pool), and as many gRPC I/O threads", 0},
     {"max-body", "BYTES", NULL, K_SIZE, CFG(max_body), NULL, 4u << 20, 64, 1UL << 30,
-     "`4194304` (4 MiB)", "largest request body, checked before it is buffered (413)", NULL, 0},
+     "`4194304` (4 MiB)",
+     "largest request body, checked before it is buffered (413); the largest gRPC message "
+     "(RESOURCE_EXHAUSTED)", NULL, 0},
     {"max-batch", "N", NULL, K_SIZE, CFG(max_batch), NULL, 1024, 1, 1000000, "`1024`",
-     "most rows per request (413)", NULL, 0},
+     "most rows per request (413, gRPC RESOURCE_EXHAUSTED)", NULL, 0},
     {"max-inflight-bytes", "BYTES", NULL, K_SIZE, CFG(max_inflight), NULL, 256UL << 20, 64,
      1UL << 40, "`268435456` (256 MiB)",
      "request body bytes all requests together may hold (at least `--max-body`); more gets 503",
@@ -88,14 +95,25 @@ static const opt opts[] = {
     {"version", NULL, NULL, K_VERSION, 0, NULL, 0, 0, 0, "", "print the version", NULL, F_HIDDEN},
     {"help-markdown", "TABLE", NULL, K_MD, 0, NULL, 0, 0, 0, "", "the docs' flag table", NULL,
      F_HIDDEN},
-    {NULL, NULL, "QAT_KERNEL", K_DOC, 0, NULL, 0, 0, 0, "unset",
-     "`ref` forces the scalar reference kernels", NULL, 0},
+    {NULL, NULL, "QAT_KERNEL", K_DOC, 0, NULL, 0, 0, 0, "unset (the fastest tier the CPU runs)",
+     "`ref`, `avx2`, `avxvnni` or `avx512vnni` forces an int8 kernel tier; one the CPU lacks stops "
+     "start-up (exit 2) naming the missing feature", NULL, 0},
     {NULL, NULL, "QATSERVE_TEST_DELAY_MS", K_UINT, CFG(test_delay_ms), NULL, 0, 0, 60000, "`0`",
      "test only: every inference request sleeps this long first",
      "**test only**: every inference request sleeps this long first, so tests can have a request "
      "in flight during SIGTERM. Never set it in production", F_API_ONLY},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
+
+/* Set by the last qs_options_parse: which options the environment or a
+ * flag gave (main decides some defaults by it, e.g. the gRPC port). */
+static bool given[N_OPTS];
+
+bool qs_options_given(const char *flag) {
+  for (size_t i = 0; i < N_OPTS; i++)
+    if (opts[i].flag && strcmp(opts[i].flag, flag) == 0) return given[i];
+  return false;
+}
 
 static void *field(qs_config *cfg, const opt *o) { return (char *)cfg + o->off; }
 
@@ -107,12 +125,14 @@ static int set_number(qs_config *cfg, const opt *o, const char *what, const char
   bool ok = s && *s >= '0' && *s <= '9';
   if (ok) v = strtoul(s, &end, 10);
   if (!ok || errno || *end || v < o->min || v > o->max) {
-    fprintf(stderr, "qatserve: %s must be an integer in [%lu, %lu], not '%s'\n", what, o->min,
-            o->max, s ? s : "");
+    fprintf(stderr, "qatserve: %s must be an integer in [%lu, %lu]%s, not '%s'\n", what, o->min,
+            o->max, o->kind == K_PORT ? " or -1" : "", s ? s : "");
     return 2;
   }
   if (o->kind == K_UINT)
     *(unsigned *)field(cfg, o) = (unsigned)v;
+  else if (o->kind == K_PORT)
+    *(int *)field(cfg, o) = (int)v;
   else
     *(size_t *)field(cfg, o) = v;
   return 0;
@@ -121,6 +141,12 @@ static int set_number(qs_config *cfg, const opt *o, const char *what, const char
 static int set_value(qs_config *cfg, const opt *o, const char *what, const char *s) {
   switch (o->kind) {
     case K_STR: *(const char **)field(cfg, o) = s; return 0;
+    case K_PORT:
+      if (s && strcmp(s, "-1") == 0) {
+        *(int *)field(cfg, o) = -1;
+        return 0;
+      }
+      return set_number(cfg, o, what, s);
     case K_UINT:
     case K_SIZE: return set_number(cfg, o, what, s);
     case K_BOOL: *(bool *)field(cfg, o) = true; return 0;
@@ -231,6 +257,7 @@ static void defaults(qs_config *cfg) {
     if (o->kind == K_STR) *(const char **)field(cfg, o) = o->defs;
     if (o->kind == K_UINT) *(unsigned *)field(cfg, o) = (unsigned)o->defn;
     if (o->kind == K_SIZE) *(size_t *)field(cfg, o) = o->defn;
+    if (o->kind == K_PORT) *(int *)field(cfg, o) = (int)o->defn;
   }
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (!cfg->threads) cfg->threads = cores > 0 ? (unsigned)cores : 1;
@@ -239,11 +266,13 @@ static void defaults(qs_config *cfg) {
 int qs_options_parse(int argc, char **argv, qs_config *cfg, qs_action *run) {
   defaults(cfg);
   *run = QS_DO_SERVE;
+  memset(given, 0, sizeof given);
   for (size_t i = 0; i < N_OPTS; i++) {
     const opt *o = &opts[i];
     const char *env = o->env ? getenv(o->env) : NULL;
     if (o->kind == K_DOC || !env || !*env) continue;
     if (set_value(cfg, o, o->env, env)) return 2;
+    given[i] = true;
   }
   struct option lo[N_OPTS + 1];
   size_t n = 0;
@@ -270,6 +299,7 @@ int qs_options_parse(int argc, char **argv, qs_config *cfg, qs_action *run) {
       case K_MD: *run = QS_DO_EXIT; return qs_options_markdown(stdout, optarg);
       default:
         if (set_value(cfg, o, what, optarg)) return 2;
+        given[c - 1] = true;
     }
   }
   if (optind < argc) {

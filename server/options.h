@@ -7,6 +7,7 @@
 #ifndef QS_OPTIONS_H
 #define QS_OPTIONS_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "base/config.h"
@@ -19,6 +20,10 @@ typedef enum { QS_DO_SERVE, QS_DO_PROBE, QS_DO_EXIT } qs_action;
  * unknown flag prints a message (and the usage) on stderr and returns 2,
  * the exit status. --help/--version print and set *run = QS_DO_EXIT. */
 int qs_options_parse(int argc, char **argv, qs_config *cfg, qs_action *run);
+
+/* Whether the last qs_options_parse got FLAG (without "--") from the
+ * command line or its environment variable. */
+bool qs_options_given(const char *flag);
 
 /* --help text. */
 void qs_options_usage(FILE *f);

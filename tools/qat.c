@@ -23,6 +23,10 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  if (qat_kernel_check() != QAT_OK) { /* a bad QAT_KERNEL: say why, never SIGILL */
+    fprintf(stderr, "qat: %s\n", qat_errmsg());
+    return 2;
+  }
   const char *c = argv[1];
   if (!strcmp(c, "train")) {
     /* OpenBLAS picks its kernels by CPU when the library loads; AVX-512

@@ -70,6 +70,7 @@ def server_facts(server):
         "prefixes": prefixes,
         "port": int(re.search(r"default (\d+)", port_line).group(1)),
         "drain": int(re.search(r"default (\d+)", drain_line).group(1)),
+        "grpc_port": int(re.search(r"--grpc-port.*?default (\d+)", helptext, re.S).group(1)),
         "envs": envs,
         "flags": flags,
         "help": helptext,
@@ -278,7 +279,8 @@ def check_dockerfile(R, facts):
     R.check(set(env) - {"PATH"} <= facts["envs"], "Dockerfile: ENV names %s are read by the server" % sorted(env))
     R.check(int(env.get("PORT", 0)) == facts["port"], "Dockerfile: ENV PORT == server default %d" % facts["port"])
     R.check(env.get("QATSERVE_HOST") in ("0.0.0.0", "::"), "Dockerfile: QATSERVE_HOST listens on all addresses")
-    R.check(instr.get("EXPOSE") == [str(facts["port"])], "Dockerfile: EXPOSE %d" % facts["port"])
+    R.check(instr.get("EXPOSE") == ["%d %d" % (facts["port"], facts["grpc_port"])],
+            "Dockerfile: EXPOSE %d %d (HTTP, gRPC)" % (facts["port"], facts["grpc_port"]))
     R.check(instr.get("STOPSIGNAL") == ["SIGTERM"], "Dockerfile: STOPSIGNAL SIGTERM")
     hc = " ".join(instr.get("HEALTHCHECK", []))
     R.check('"--probe"' in hc and "qatserve" in hc, "Dockerfile: HEALTHCHECK is `qatserve --probe`")

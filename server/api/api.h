@@ -11,39 +11,61 @@
 
 #include "api/exchange.h"
 #include "base/json.h"
+#include "base/json_walk.h"
+#include "base/scratch.h"
 #include "infer/infer.h"
 #include "model/registry.h"
+
+/* Each thread's decoding scratch, reused request after request: the input
+ * floats and the JSON walker's key table. A request's floats live here from
+ * its decoding to its reply (one thread runs the whole request). */
+typedef struct qs_api_ctx {
+  qs_scratch x;
+  qs_jkeys keys;
+} qs_api_ctx;
+
+#define QS_API_KEEP_BYTES (1u << 20) /* input scratch kept between requests */
+
+/* NULL when out of memory (the first request of a thread only). */
+qs_api_ctx *qs_api_ctx_get(void);
+/* Room for n floats in c (NULL when out of memory). */
+float *qs_api_floats(qs_api_ctx *c, size_t n);
+/* Frees the calling thread's context (tests walking first-request
+ * allocation failures). */
+void qs_api_ctx_drop(void);
+/* End of a request: trims a scratch grown past QS_API_KEEP_BYTES. */
+void qs_api_ctx_done(qs_api_ctx *c);
 
 /* The error reply for an error of the infer step. */
 void qs_reply_err(qs_req *r, const qs_err *e);
 
-/* Parses the array text s[0..n) into a new float buffer *x (caller frees).
- * width > 0: rows of exactly width numbers (flat = one row); width == 0:
- * shape taken from the text. max_rows caps the rows, max_numbers the total.
- * The buffer is sized by the smaller of max_numbers and what n bytes can
- * hold, never by a count from the client. On failure sets the error reply
- * and returns false. */
-bool qs_parse_batch(qs_req *r, const char *s, size_t n, size_t width, size_t max_rows,
-                    size_t max_numbers, float **x, size_t *rows, size_t *cols);
+/* The error reply for a number array that did not parse (json.h's
+ * qs_json_parse_matrix): width as passed to it, max_rows the row cap. */
+void qs_reply_matrix_error(qs_req *r, qs_jerr e, size_t width, size_t max_rows, size_t errpos);
 
 /* Reads the optional "baseline" (bool) and "mode" ("static"|"dynamic")
  * members of obj (may be NULL). Sets the error reply on a wrong type. */
 bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic);
 
-/* Parses r->body with the span sp (if found) replaced by 0, through jansson
- * (duplicate keys refused); the root must be an object. Sets the error reply
- * and returns NULL on failure. */
-json_t *qs_parse_envelope(qs_req *r, qs_span sp, bool found);
+/* Parses text[0..len) with the span sp (if found) replaced by [], through
+ * jansson (duplicate keys refused); the root must be an object. Sets the
+ * error reply and returns NULL on failure. */
+json_t *qs_parse_envelope(qs_req *r, const char *text, size_t len, qs_span sp, bool found);
 
 /* Writes the 200 answer of /predict for a finished run: JSON, or raw
  * float32 outputs when the client asked (r->bin_out). */
 void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32);
 void qs_predict_reply_binary(qs_req *r, const qs_infer_res *run);
 
-/* Copies nfloats little-endian float32 from p into a new buffer *x (caller
- * frees), refusing non-finite values (422; width names the row and column).
- * Sets the error reply and returns false on failure. */
-bool qs_binary_floats(qs_req *r, const char *p, size_t nfloats, size_t width, float **x);
+/* Copies nfloats little-endian float32 from p into ctx's scratch (*x),
+ * refusing non-finite values (422; width names the row and column). Sets
+ * the error reply and returns false on failure. */
+bool qs_binary_floats(qs_req *r, qs_api_ctx *ctx, const char *p, size_t nfloats, size_t width,
+                      const float **x);
+
+/* v2_meta.c: the model named in the URL (its metrics slot noted), or NULL
+ * with a 404 reply. */
+qs_model *qs_v2_model_or_404(qs_req *r);
 
 /* Sleeps cfg.test_delay_ms (test-only knob; 0 = off). */
 void qs_test_delay(void);

@@ -53,6 +53,14 @@ typedef struct qs_req {
   size_t xh_len;
 } qs_req;
 
+/* Makes r ready for the next request on the same thread, keeping its
+ * buffers (body, reply, extra headers) for reuse: nothing is allocated for
+ * a request once a thread's records have grown to its size. Buffers grown
+ * past keep bytes are freed instead. */
+void qs_req_reset(qs_req *r, size_t keep);
+/* Frees r's buffers (not r). */
+void qs_req_free_buffers(qs_req *r);
+
 /* Adds a reply header (dropped if r->xh is full). */
 void qs_req_header(qs_req *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

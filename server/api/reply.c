@@ -59,3 +59,32 @@ void qs_test_delay(void) {
   while (nanosleep(&ts, &ts) != 0) {
   }
 }
+
+void qs_reply_err(qs_req *r, const qs_err *e) { qs_reply_error(r, e->status, "%s", e->msg); }
+
+void qs_req_reset(qs_req *r, size_t keep) {
+  char *body = r->body, *xh = r->xh;
+  size_t body_size = r->body_size;
+  qs_buf out = r->out;
+  if (body_size > keep) {
+    free(body);
+    body = NULL;
+    body_size = 0;
+  }
+  if (out.size > keep || out.failed) qs_buf_free(&out);
+  *r = (qs_req){0};
+  r->body = body;
+  r->body_size = body_size;
+  r->xh = xh;
+  r->out.data = out.data;
+  r->out.size = out.data ? out.size : 0;
+  if (r->out.data) r->out.data[0] = '\0';
+}
+
+void qs_req_free_buffers(qs_req *r) {
+  free(r->body);
+  free(r->xh);
+  qs_buf_free(&r->out);
+  r->body = r->xh = NULL;
+  r->body_size = r->body_len = 0;
+}

@@ -19,6 +19,7 @@ typedef struct qs_config {
   const char *default_model; /* --default-model: used when a request names none */
   const char *host;         /* default "127.0.0.1"; "0.0.0.0" or "::" for all */
   unsigned port;            /* default 8080 */
+  int grpc_port;            /* gRPC (grpc/), default 8081; 0 = any free port, -1 = off */
   unsigned threads;         /* default: online cores */
   size_t max_body;          /* bytes, default 4 MiB */
   size_t max_batch;         /* rows per request, default 1024 */

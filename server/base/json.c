@@ -1,19 +1,10 @@
 /* json.c - locating values and parsing number arrays without a tree.
- *
- * Numbers: a strict JSON token is scanned once. If it has at most 19
- * significant digits and the value is m * 10^e with m < 2^53 and |e| <= 22,
- * the double m*10^e (or m/10^-e) is exact-operands-one-rounding, hence the
- * correctly rounded double of the decimal (Clinger's fast path). Converting
- * that double to float rounds a second time; that second rounding can only
- * differ from rounding the decimal directly when the double sits exactly on
- * a midpoint between two floats (the midpoints are doubles, and rounding to
- * double is monotonic, so a decimal and its double lie on the same side of
- * every other midpoint). Those cases, and every token outside the fast path,
- * go to strtof, which rounds correctly. The unit suite checks the result
- * against strtof bit for bit. */
+ * Each number token goes to server/base/num.c (exact, strtof-identical parsing;
+ * shortest round-trip printing). */
 #include "json.h"
 
-#include <errno.h>
+#include "num.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -224,198 +215,15 @@ qs_jerr qs_json_array_first(const char *s, size_t n, size_t *count, qs_span *fir
 
 /* ---- numbers ----------------------------------------------------------- */
 
-static const double pow10d[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
-static const float pow10f[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f,
-                                 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
-
-#define QS_MAX_NUMBER_CHARS 511
-
-static qs_jerr slow_number(const char *s, size_t len, float *out) {
-  char tmp[QS_MAX_NUMBER_CHARS + 1];
-  if (len > QS_MAX_NUMBER_CHARS) return QS_JSYNTAX;
-  memcpy(tmp, s, len);
-  tmp[len] = '\0';
-  errno = 0;
-  char *end;
-  float f = strtof(tmp, &end);
-  if (end != tmp + len) return QS_JSYNTAX;
-  if (!isfinite(f)) return QS_JNONFINITE;
-  *out = f; /* underflow (ERANGE with a tiny result) is a finite value */
-  return QS_JOK;
-}
-
 qs_jerr qs_json_number(const char *s, size_t n, size_t *pos, float *out) {
-  size_t p = *pos, start = p;
-  bool neg = false;
-  if (p < n && s[p] == '-') {
-    neg = true;
-    p++;
+  switch (qs_num_parse(s, n, pos, out)) {
+    case QS_NUM_OK: return QS_JOK;
+    case QS_NUM_NONFINITE: return QS_JNONFINITE;
+    default: return QS_JSYNTAX;
   }
-  if (p < n && (s[p] == 'N' || s[p] == 'I')) {
-    /* Not JSON, but clients send them; name the problem precisely. */
-    if ((!neg && n - p >= 3 && memcmp(s + p, "NaN", 3) == 0) ||
-        (n - p >= 8 && memcmp(s + p, "Infinity", 8) == 0))
-      return QS_JNONFINITE;
-    return QS_JSYNTAX;
-  }
-  uint64_t m = 0;
-  int sig = 0, exp10 = 0;
-  bool exact = true;
-  if (p >= n) return QS_JSYNTAX;
-  if (s[p] == '0') {
-    p++;
-  } else if (is_digit(s[p])) {
-    while (p < n && is_digit(s[p])) {
-      if (sig < 19) {
-        m = m * 10 + (uint64_t)(s[p] - '0');
-        if (m) sig++;
-      } else {
-        exact = false;
-      }
-      p++;
-    }
-  } else {
-    return QS_JSYNTAX;
-  }
-  if (p < n && s[p] == '.') {
-    p++;
-    if (p >= n || !is_digit(s[p])) return QS_JSYNTAX;
-    while (p < n && is_digit(s[p])) {
-      if (sig < 19) {
-        m = m * 10 + (uint64_t)(s[p] - '0');
-        if (m) sig++;
-        exp10--;
-      } else {
-        exact = false;
-      }
-      p++;
-    }
-  }
-  if (p < n && (s[p] == 'e' || s[p] == 'E')) {
-    p++;
-    bool eneg = false;
-    if (p < n && (s[p] == '+' || s[p] == '-')) eneg = s[p++] == '-';
-    if (p >= n || !is_digit(s[p])) return QS_JSYNTAX;
-    int e = 0;
-    while (p < n && is_digit(s[p])) {
-      if (e < 100000) e = e * 10 + (s[p] - '0');
-      p++;
-    }
-    exp10 += eneg ? -e : e;
-  }
-  /* The token must end here for strtof to agree on where it ends (e.g.
-   * "0x1" is JSON "0" followed by garbage, but hex to strtof). */
-  if (p < n && !(is_ws(s[p]) || s[p] == ',' || s[p] == ']' || s[p] == '}'))
-    return QS_JSYNTAX;
-  *pos = p;
-  if (exact && m <= (UINT64_C(1) << 24) && exp10 >= -10 && exp10 <= 10) {
-    /* Both operands exact in float: one float operation, one rounding. */
-    float f = (float)m;
-    f = exp10 >= 0 ? f * pow10f[exp10] : f / pow10f[-exp10];
-    *out = neg ? -f : f;
-    return QS_JOK;
-  }
-  if (exact && m < (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
-    double d = (double)m;
-    d = exp10 >= 0 ? d * pow10d[exp10] : d / pow10d[-exp10];
-    float f = (float)d; /* d > 0 and below FLT_MAX here */
-    double fd = (double)f;
-    if (fd != d) {
-      /* The other float neighbour of d: one ulp up or down (f > 0). */
-      uint32_t u;
-      memcpy(&u, &f, 4);
-      u = d > fd ? u + 1 : u - 1;
-      float g;
-      memcpy(&g, &u, 4);
-      if (((double)f + (double)g) * 0.5 == d) return slow_number(s + start, p - start, out);
-    }
-    *out = neg ? -f : f;
-    return QS_JOK;
-  }
-  return slow_number(s + start, p - start, out);
 }
 
 size_t qs_json_numbers_bound(size_t n) { return n / 2 + 1; }
-
-/* The common short token ("0", "1", "0.466667", "-0.25"): an integer part
- * of at most 7 digits, a fraction of at most 7, no exponent, and the digits
- * read as one integer m <= 2^24. m and 10^k (k <= 7) are exact floats, so
- * one float division rounds correctly (the same argument as above).
- * Anything else - including every malformed token - returns false and
- * takes the general path, which also reports the error.
- *
- * The fraction is read 8 bytes at a time when the buffer allows: x = bytes
- * ^ '0' holds digit values 0..9 in digit bytes; ((x + 0x76) | x) & 0x80 per
- * byte flags the non-digits. A carry out of a byte only comes from a flagged
- * byte, so the lowest flag - the end of the digits - is always right. */
-static const uint32_t pow10u[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
-
-static inline uint32_t swar8_value(uint64_t x) {
-  /* x: 8 digit values, first digit in the lowest byte. */
-  x = (x * 10) + (x >> 8);
-  x = (((x & 0x000000FF000000FFull) * (100 + (1000000ull << 32))) +
-       (((x >> 16) & 0x000000FF000000FFull) * (1 + (10000ull << 32)))) >> 32;
-  return (uint32_t)x;
-}
-
-static inline bool number_short(const char *s, size_t n, size_t *pos, float *out) {
-  size_t p = *pos;
-  bool neg = false;
-  if (p < n && s[p] == '-') {
-    neg = true;
-    p++;
-  }
-  uint32_t ip = 0;
-  int idig = 0;
-  if (p < n && s[p] == '0') {
-    p++;
-  } else {
-    while (p < n && is_digit(s[p])) {
-      ip = ip * 10 + (uint32_t)(s[p++] - '0');
-      if (++idig > 7) return false;
-    }
-    if (idig == 0) return false;
-  }
-  uint32_t m = ip;
-  int frac = 0;
-  if (p < n && s[p] == '.') {
-    p++;
-    if (n - p >= 8) {
-      uint64_t v;
-      memcpy(&v, s + p, 8);
-      uint64_t x = v ^ 0x3030303030303030ull;
-      uint64_t flags = ((x + 0x7676767676767676ull) | x) & 0x8080808080808080ull;
-      if (!flags) return false; /* 8 or more fraction digits */
-      frac = __builtin_ctzll(flags) >> 3;
-      if (frac == 0) return false;
-      uint64_t y = x << (8 * (8 - frac)); /* leading zero digits */
-      uint64_t mm = (uint64_t)ip * pow10u[frac] + swar8_value(y);
-      if (mm > (1u << 24)) return false;
-      m = (uint32_t)mm;
-      p += (size_t)frac;
-    } else {
-      size_t f0 = p;
-      uint64_t mm = ip;
-      while (p < n && is_digit(s[p])) {
-        mm = mm * 10 + (uint64_t)(s[p++] - '0');
-        if (++frac > 7) return false;
-      }
-      if (p == f0 || mm > (1u << 24)) return false;
-      m = (uint32_t)mm;
-    }
-  } else if (m > (1u << 24)) {
-    return false;
-  }
-  if (p >= n || !(s[p] == ',' || s[p] == ']' || is_ws(s[p]))) return false;
-  float f = (float)m;
-  if (frac) f /= pow10f[frac];
-  *out = neg ? -f : f;
-  *pos = p;
-  return true;
-}
 
 /* An element that is not a number: say whether it is a wrong type (400 with
  * a clear message) or plain garbage. */
@@ -451,8 +259,9 @@ static qs_jerr parse_row(const char *s, size_t n, size_t *pos, size_t limit, flo
       e = QS_JROWS;
       break;
     }
-    if (!number_short(s, n, &p, &out[*count]) && (e = qs_json_number(s, n, &p, &out[*count])))
-      break;
+    /* On an error p stays at the token's start: error offsets point at
+     * the start of the offending number (NaN and 1e999 alike). */
+    if ((e = qs_json_number(s, n, &p, &out[*count]))) break;
     (*count)++;
     (*rc)++;
     p = skip_ws(s, n, p);
@@ -649,9 +458,8 @@ void qs_buf_float(qs_buf *b, float v) {
     qs_buf_put(b, "null", 4);
     return;
   }
-  char tmp[32];
-  int k = snprintf(tmp, sizeof tmp, "%.9g", (double)v);
-  qs_buf_put(b, tmp, (size_t)k);
+  char tmp[QS_NUM_FORMAT_MAX];
+  qs_buf_put(b, tmp, qs_num_format(tmp, v));
 }
 
 void qs_buf_float_array(qs_buf *b, const float *v, size_t n) {

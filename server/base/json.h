@@ -86,7 +86,8 @@ size_t qs_json_numbers_bound(size_t n);
 
 /* One JSON number token (strict JSON grammar, or NaN/Infinity/-Infinity,
  * which are reported as QS_JNONFINITE) at s[*pos..n) to the nearest float,
- * exactly as strtof rounds. Leaves *pos after the token. */
+ * exactly as strtof rounds (qs_num_parse). Leaves *pos after the token on
+ * success, at its start on an error. */
 qs_jerr qs_json_number(const char *s, size_t n, size_t *pos, float *out);
 
 /* ---- output buffer --------------------------------------------------- */
@@ -107,7 +108,8 @@ void qs_buf_puts(qs_buf *b, const char *s);
 void qs_buf_printf(qs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string literal with escapes (control chars as \u00XX). */
 void qs_buf_json_str(qs_buf *b, const char *s);
-/* A float that parses back to the same float ("%.9g"); non-finite as null. */
+/* The shortest decimal that parses back to the same float (qs_num_format:
+ * "0.1", "1e-05"); non-finite as null. */
 void qs_buf_float(qs_buf *b, float v);
 /* [v0, v1, ...] */
 void qs_buf_float_array(qs_buf *b, const float *v, size_t n);

@@ -36,6 +36,17 @@ static _Atomic uint64_t loads, reloads, refusals, unloads;
 /* Set by the registry after each change (metrics import nothing above them). */
 static _Atomic size_t models_loaded;
 
+/* gRPC calls: method (api/grpc_service.h's qs_gmethod order) x status code. */
+#define N_GMETHODS 7
+#define N_GCODES 17
+static const char *const gmethod_names[N_GMETHODS] = {
+    "unknown", "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer"};
+static const char *const gcode_names[N_GCODES] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+    "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+static _Atomic uint64_t grpc_calls[QS_METRIC_MODELS][N_GMETHODS][N_GCODES];
+
 static const char *const lat_names[QS_LAT_COUNT] = {"int8", "fp32", "total"};
 
 int qs_metrics_slot(const char *name) {
@@ -72,6 +83,17 @@ void qs_metrics_request(int slot, qs_endpoint ep, int status) {
                             memory_order_relaxed);
 }
 
+void qs_metrics_grpc(int slot, int method, int code) {
+  if (method < 0 || method >= N_GMETHODS) method = 0;
+  if (code < 0 || code >= N_GCODES) code = 2; /* UNKNOWN */
+  atomic_fetch_add_explicit(&grpc_calls[clamp_slot(slot)][method][code], 1, memory_order_relaxed);
+}
+
+uint64_t qs_metrics_grpc_calls(int slot, int method, int code) {
+  if (method < 0 || method >= N_GMETHODS || code < 0 || code >= N_GCODES) return 0;
+  return atomic_load(&grpc_calls[clamp_slot(slot)][method][code]);
+}
+
 uint64_t qs_metrics_requests(int slot, qs_endpoint ep, int status) {
   return atomic_load(&requests[clamp_slot(slot)][ep][status_index(status)]);
 }
@@ -98,7 +120,7 @@ uint64_t qs_metrics_refusals(void) { return atomic_load(&refusals); }
 void qs_metrics_render(qs_buf *b) {
   int n = atomic_load_explicit(&n_slots, memory_order_acquire);
   qs_buf_puts(b,
-              "# HELP qatserve_requests_total HTTP requests by model, endpoint and status.\n"
+              "# HELP qatserve_requests_total Requests by model, endpoint (route or gRPC method), status and protocol.\n"
               "# TYPE qatserve_requests_total counter\n");
   for (int m = 0; m < n; m++)
     for (int e = 0; e < QS_EP_COUNT; e++)
@@ -110,8 +132,16 @@ void qs_metrics_render(qs_buf *b) {
           snprintf(code, sizeof code, "%d", status_codes[s]);
         else
           strcpy(code, "other");
-        qs_buf_printf(b, "qatserve_requests_total{model=\"%s\",endpoint=\"%s\",code=\"%s\"} %llu\n",
+        qs_buf_printf(b, "qatserve_requests_total{model=\"%s\",endpoint=\"%s\",code=\"%s\",protocol=\"http\"} %llu\n",
                       slot_names[m], qs_endpoint_name((qs_endpoint)e), code, (unsigned long long)v);
+      }
+  for (int m = 0; m < n; m++)
+    for (int e = 0; e < N_GMETHODS; e++)
+      for (int k = 0; k < N_GCODES; k++) {
+        uint64_t v = atomic_load_explicit(&grpc_calls[m][e][k], memory_order_relaxed);
+        if (v)
+          qs_buf_printf(b, "qatserve_requests_total{model=\"%s\",endpoint=\"%s\",code=\"%s\",protocol=\"grpc\"} %llu\n",
+                        slot_names[m], gmethod_names[e], gcode_names[k], (unsigned long long)v);
       }
   for (int k = 0; k < QS_LAT_COUNT; k++) {
     qs_buf_printf(b,

@@ -36,6 +36,10 @@ typedef enum qs_lat_kind { QS_LAT_INT8 = 0, QS_LAT_FP32, QS_LAT_TOTAL, QS_LAT_CO
 int qs_metrics_slot(const char *name);
 void qs_metrics_request(int slot, qs_endpoint ep, int status);
 void qs_metrics_observe(int slot, qs_lat_kind kind, uint64_t ns);
+/* A gRPC call (grpc/): method is a qs_gmethod (0 = unknown method), code
+ * its gRPC status. Counted in qatserve_requests_total with protocol="grpc". */
+void qs_metrics_grpc(int slot, int method, int code);
+uint64_t qs_metrics_grpc_calls(int slot, int method, int code);
 void qs_metrics_model_load(void);
 void qs_metrics_model_reload(void);
 void qs_metrics_model_refusal(void);

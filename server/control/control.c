@@ -28,6 +28,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "grpc/grpc.h"
 #include "http/http.h"
 #include "model/registry.h"
 
@@ -192,6 +193,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   atomic_store(&qs_g.ready, false);
   atomic_store(&qs_g.draining, true);
   qs_http_quiesce(c->daemon);
+  qs_grpc_quiesce();
   c->drain_started = qs_now_ns();
   c->drain_deadline = c->drain_started + (uint64_t)qs_g.cfg.drain_timeout_s * 1000000000u;
   uv_timer_start(&c->drain, on_drain_tick, 0, DRAIN_POLL_MS);

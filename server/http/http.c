@@ -24,6 +24,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/scratch.h"
 #include "http/deadline.h"
 #include "http/http.h"
 #include "http/page.h"
@@ -154,12 +155,12 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qs_req *r) {
     qs_reply_error(r, 500, "reply too large or out of memory");
     if (r->out.failed) return MHD_NO;
   }
+  /* The reply stays in r->out, which r keeps until on_completed: the
+   * request is complete only once its reply has been sent. */
   struct MHD_Response *resp =
-      MHD_create_response_from_buffer(r->out.len, r->out.data, MHD_RESPMEM_MUST_FREE);
-  if (!resp) return MHD_NO; /* r->out still owns the buffer */
+      MHD_create_response_from_buffer(r->out.len, r->out.data, MHD_RESPMEM_PERSISTENT);
+  if (!resp) return MHD_NO;
   r->bytes_out = r->out.len;
-  r->out.data = NULL; /* now libmicrohttpd's */
-  r->out.len = r->out.size = 0;
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                           r->ctype ? r->ctype
                           : r->route == R_METRICS && r->status == 200
@@ -248,111 +249,181 @@ static void read_binary_headers(qs_req *r, struct MHD_Connection *c) {
 
 static bool is_post_route(int rt) { return rt == R_PREDICT || rt == R_V2_INFER; }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **con_cls) {
-  (void)cls;
-  (void)version;
-  qs_req *r = *con_cls;
-  const qs_config *cfg = &qs_g.cfg;
-  if (!r) {
-    r = calloc(1, sizeof *r);
-    if (!r) return MHD_NO;
-    r->t0_ns = qs_now_ns();
-    r->model_slot = -1;
-    atomic_fetch_add(&qs_g.inflight, 1);
-    *con_cls = r;
-    copy_clean(r->method, sizeof r->method, method);
-    copy_clean(r->path, sizeof r->path, url);
-    r->head = strcmp(method, "HEAD") == 0;
+/* ---- request records ------------------------------------------------ */
+
+/* Each pool thread keeps a few finished request records with their buffers
+ * (body, reply, extra headers): a connection's requests all run on the
+ * thread that owns it, so a warm thread allocates no record, body buffer or
+ * reply buffer per request. Buffers above KEEP_BYTES are not kept. */
+#define KEEP_RECORDS 8
+#define KEEP_BYTES (64u * 1024)
+
+typedef struct req_pool {
+  qs_req *free[KEEP_RECORDS];
+  int n;
+} req_pool;
+
+static void req_pool_free(void *p) {
+  req_pool *pool = p;
+  for (int i = 0; i < pool->n; i++) {
+    qs_req_free_buffers(pool->free[i]);
+    free(pool->free[i]);
+  }
+  free(pool);
+}
+
+static qs_tls pool_tls = {.free_fn = req_pool_free};
+
+static qs_req *req_take(void) {
+  req_pool *pool = qs_tls_get(&pool_tls, sizeof *pool);
+  qs_req *r = pool && pool->n ? pool->free[--pool->n] : calloc(1, sizeof *r);
+  if (!r) return NULL;
+  qs_req_reset(r, KEEP_BYTES);
+  if (r->out.data) {
+    r->out.cap = OUT_CAP;
+  } else {
     qs_buf_init(&r->out, 1024, OUT_CAP);
-    route(r, method, url);
-    if (r->status) return send_reply(c, r);
-    if (r->route == R_PAGE) return qs_page_send(c, r, url);
-    if (is_post_route(r->route)) {
-      /* While draining, a request on a connection accepted before the
-       * signal is still served (it may have waited in a busy thread's
-       * queue since before SIGTERM); its reply closes the connection. */
-      const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-      if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
-        qs_reply_error(r, 415, "send the body as application/json or application/octet-stream");
-        return send_reply(c, r);
-      }
-      read_binary_headers(r, c);
-      const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-      if (cl) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(cl, &end, 10);
-        if (errno || end == cl || *end || v > cfg->max_body) {
-          /* Refused before a byte of it is read or buffered. */
-          qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
-          return send_reply(c, r);
-        }
-        /* Sized by a header already checked against the cap, but only up
-         * to 64 KiB: beyond that the buffer grows as bytes really arrive,
-         * so clients that announce big bodies and send slowly hold no
-         * more memory than they sent. */
-        size_t first = v < 65536 ? (size_t)v : 65536;
-        if (!budget_take(r, first)) {
-          qs_reply_error(r, 503, "server busy: too many request bodies in flight, retry");
-          return send_reply(c, r);
-        }
-        r->body = malloc(first + 1);
-        if (!r->body) {
-          qs_reply_error(r, 503, "out of memory");
-          return send_reply(c, r);
-        }
-        r->body_size = first;
-      }
-      r->pending = true;
-      atomic_fetch_add(&qs_g.pending, 1);
+  }
+  return r;
+}
+
+/* Back to this thread's pool (the thread that took it: libmicrohttpd
+ * completes a request on the thread that owns its connection). */
+static void req_give(qs_req *r) {
+  req_pool *pool = qs_tls_peek(&pool_tls);
+  if (pool && pool->n < KEEP_RECORDS) {
+    pool->free[pool->n++] = r;
+    return;
+  }
+  qs_req_free_buffers(r);
+  free(r);
+}
+
+/* ---- one request, by phase ------------------------------------------- */
+
+/* Reserves the first body buffer for a POST with a Content-Length (checked
+ * against --max-body before a byte is read). False with a reply set. */
+static bool body_start(qs_req *r, struct MHD_Connection *c) {
+  const qs_config *cfg = &qs_g.cfg;
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  size_t first = 0;
+  if (cl) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(cl, &end, 10);
+    if (errno || end == cl || *end || v > cfg->max_body) {
+      /* Refused before a byte of it is read or buffered. */
+      qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
+      return false;
     }
+    /* Sized by a header already checked against the cap, but only up to
+     * 64 KiB: beyond that the buffer grows as bytes really arrive, so
+     * clients that announce big bodies and send slowly hold no more memory
+     * than they sent. */
+    first = v < 65536 ? (size_t)v : 65536;
+  }
+  /* The buffer this record kept from an earlier request counts too. */
+  size_t held = r->body_size > first ? r->body_size : first;
+  if (held && !budget_take(r, held)) {
+    qs_reply_error(r, 503, "server busy: too many request bodies in flight, retry");
+    return false;
+  }
+  if (first > r->body_size) {
+    char *nb = realloc(r->body, first + 1);
+    if (!nb) {
+      qs_reply_error(r, 503, "out of memory");
+      return false;
+    }
+    r->body = nb;
+    r->body_size = first;
+  }
+  return true;
+}
+
+/* First callback: the headers are in. Routes, checks the method and the
+ * body's announced size, and may answer at once. */
+static enum MHD_Result on_headers(struct MHD_Connection *c, const char *url, const char *method,
+                                  void **con_cls) {
+  qs_req *r = req_take();
+  if (!r) return MHD_NO;
+  r->t0_ns = qs_now_ns();
+  r->model_slot = -1;
+  atomic_fetch_add(&qs_g.inflight, 1);
+  *con_cls = r;
+  copy_clean(r->method, sizeof r->method, method);
+  copy_clean(r->path, sizeof r->path, url);
+  r->head = strcmp(method, "HEAD") == 0;
+  route(r, method, url);
+  if (r->status) return send_reply(c, r);
+  if (r->route == R_PAGE) return qs_page_send(c, r, url);
+  if (is_post_route(r->route)) {
+    /* While draining, a request on a connection accepted before the signal
+     * is still served (it may have waited in a busy thread's queue since
+     * before SIGTERM); its reply closes the connection. */
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
+      qs_reply_error(r, 415, "send the body as application/json or application/octet-stream");
+      return send_reply(c, r);
+    }
+    read_binary_headers(r, c);
+    if (!body_start(r, c)) return send_reply(c, r);
+    r->pending = true;
+    atomic_fetch_add(&qs_g.pending, 1);
+  }
+  return MHD_YES;
+}
+
+/* Frees the body of a request that will be refused at its end. */
+static void body_drop(qs_req *r, size_t n) {
+  free(r->body);
+  r->body = NULL;
+  r->body_len = r->body_size = 0;
+  r->discarded = n;
+}
+
+/* A chunk of body: appended, never past --max-body or the process-wide
+ * --max-inflight-bytes. */
+static enum MHD_Result on_body_chunk(qs_req *r, const char *upload, size_t n) {
+  const qs_config *cfg = &qs_g.cfg;
+  if (r->queued) return MHD_YES;
+  if (r->too_big || r->busy) {
+    /* libmicrohttpd cannot answer in the middle of a body: discard the
+     * rest (nothing is kept) and answer 413/503 at its end, unless the
+     * client keeps sending far past the cap: then close the connection. */
+    r->discarded += n;
+    return r->discarded > 16 * (uint64_t)cfg->max_body ? MHD_NO : MHD_YES;
+  }
+  if (n > cfg->max_body - r->body_len) {
+    /* A chunked body (no Content-Length) went past the cap. */
+    r->too_big = true;
+    body_drop(r, n);
     return MHD_YES;
   }
-  if (*upload_size) {
-    size_t n = *upload_size;
-    *upload_size = 0;
-    if (r->queued) return MHD_YES;
-    if (r->too_big || r->busy) {
-      /* libmicrohttpd cannot answer in the middle of a body: discard the
-       * rest (nothing is kept) and answer 413/503 at its end, unless the
-       * client keeps sending far past the cap: then close the connection. */
-      r->discarded += n;
-      return r->discarded > 16 * (uint64_t)cfg->max_body ? MHD_NO : MHD_YES;
-    }
-    if (n > cfg->max_body - r->body_len) {
-      /* A chunked body (no Content-Length) went past the cap. */
-      r->too_big = true;
-      free(r->body);
-      r->body = NULL;
-      r->body_len = r->body_size = 0;
-      r->discarded = n;
+  if (r->body_len + n > r->body_size) {
+    size_t ns = r->body_size ? r->body_size : 4096;
+    while (ns < r->body_len + n) ns = ns > cfg->max_body / 2 ? cfg->max_body : ns * 2;
+    if (!budget_take(r, ns - r->body_size)) {
+      /* Every body in flight together is capped too: this one waits its
+       * turn (503) rather than pushing the process out of memory. */
+      r->busy = true;
+      body_drop(r, n);
+      budget_release(r);
       return MHD_YES;
     }
-    if (r->body_len + n > r->body_size) {
-      size_t ns = r->body_size ? r->body_size : 4096;
-      while (ns < r->body_len + n) ns = ns > cfg->max_body / 2 ? cfg->max_body : ns * 2;
-      if (!budget_take(r, ns - r->body_size)) {
-        /* Every body in flight together is capped too: this one waits its
-         * turn (503) rather than pushing the process out of memory. */
-        r->busy = true;
-        free(r->body);
-        r->body = NULL;
-        r->body_len = r->body_size = 0;
-        budget_release(r);
-        r->discarded = n;
-        return MHD_YES;
-      }
-      char *nb = realloc(r->body, ns + 1);
-      if (!nb) return MHD_NO; /* out of memory: drop this connection only */
-      r->body = nb;
-      r->body_size = ns;
-    }
-    memcpy(r->body + r->body_len, upload, n);
-    r->body_len += n;
-    return MHD_YES;
+    char *nb = realloc(r->body, ns + 1);
+    if (!nb) return MHD_NO; /* out of memory: drop this connection only */
+    r->body = nb;
+    r->body_size = ns;
   }
+  memcpy(r->body + r->body_len, upload, n);
+  r->body_len += n;
+  return MHD_YES;
+}
+
+/* The last callback: the body is complete. Runs the handler on this thread
+ * and queues its reply. */
+static enum MHD_Result on_request_done(struct MHD_Connection *c, qs_req *r) {
+  const qs_config *cfg = &qs_g.cfg;
   if (r->queued) return MHD_YES;
   if (r->too_big) {
     qs_reply_error(r, 413, "body larger than %zu bytes", cfg->max_body);
@@ -372,6 +443,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   return send_reply(c, r);
 }
 
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls) {
+  (void)cls;
+  (void)version;
+  qs_req *r = *con_cls;
+  if (!r) return on_headers(c, url, method, con_cls);
+  if (*upload_size) {
+    size_t n = *upload_size;
+    *upload_size = 0;
+    return on_body_chunk(r, upload, n);
+  }
+  return on_request_done(c, r);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   (void)cls;
@@ -389,11 +475,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
            (unsigned long long)(dt / 1000),
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
   if (r->pending) atomic_fetch_sub(&qs_g.pending, 1);
-  free(r->xh);
-  free(r->body);
   budget_release(r);
-  qs_buf_free(&r->out);
-  free(r);
+  req_give(r);
   atomic_fetch_sub(&qs_g.inflight, 1);
 }
 

@@ -39,7 +39,9 @@ typedef struct qs_infer_req {
   uint64_t t0_ns;     /* when the request arrived (qs_now_ns), for "total" */
 } qs_infer_req;
 
-/* What an encoder reads. y8/y32 belong to the step until qs_infer_res_done. */
+/* What an encoder reads. y8/y32 are the calling thread's buffers: valid
+ * until qs_infer_res_done or the thread's next qs_infer_run (nothing is
+ * allocated per request once a thread has served one of this size). */
 typedef struct qs_infer_res {
   qs_model *m;        /* the model that ran (a reference, dropped by _done) */
   size_t rows, out;   /* outputs are rows x out */
@@ -71,8 +73,24 @@ bool qs_infer_model(const char *name, const char *how_to_name, qs_model **m, qs_
  * failure the reference stays with the caller. */
 bool qs_infer_run(qs_model *m, const qs_infer_req *req, qs_infer_res *res, qs_err *err);
 void qs_infer_res_done(qs_infer_res *res);
+/* Frees the calling thread's output buffers (tests; a thread that stops). */
+void qs_infer_thread_drop(void);
 
 size_t qs_argmax(const float *v, size_t n);
+
+/* The timing and drift block every encoder writes, computed in one place:
+ * microseconds, the fp32/int8 speedup, and the drift figures. */
+typedef struct qs_summary {
+  bool baseline, batched;
+  double int8_us, fp32_us, speedup; /* fp32_us, speedup: baseline only */
+  double queue_us;                  /* batched only */
+  size_t batch_rows;                /* batched only */
+  double total_us;                  /* from t0_ns to now */
+  float max_abs_diff;               /* baseline only */
+  double argmax_agreement;          /* baseline only: share of rows */
+} qs_summary;
+
+void qs_infer_summary(const qs_infer_res *res, uint64_t t0_ns, qs_summary *s);
 
 /* ---- inside the step (run.c, batch.c) ------------------------------- */
 

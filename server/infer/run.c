@@ -8,6 +8,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/scratch.h"
 #include "infer/infer.h"
 
 void qs_err_set(qs_err *e, int status, const char *fmt, ...) {
@@ -89,9 +90,24 @@ void qs_infer_error(qs_err *err, qat_err e, const char *msg) {
     qs_err_set(err, 500, "inference failed: %s", msg);
 }
 
+/* Each thread's output buffers, reused request after request: sized by the
+ * largest answer so far (at most --max-batch rows of the widest model). */
+typedef struct out_ctx {
+  qs_scratch y8, y32;
+} out_ctx;
+
+static void out_ctx_free(void *p) {
+  out_ctx *c = p;
+  qs_scratch_free(&c->y8);
+  qs_scratch_free(&c->y32);
+  free(c);
+}
+
+static qs_tls out_tls = {.free_fn = out_ctx_free};
+
+void qs_infer_thread_drop(void) { qs_tls_drop(&out_tls); }
+
 void qs_infer_res_done(qs_infer_res *res) {
-  free(res->buf8);
-  free(res->buf32);
   res->buf8 = res->buf32 = NULL;
   res->y8 = res->y32 = NULL;
   qs_model_release(res->m);
@@ -125,8 +141,10 @@ bool qs_infer_run(qs_model *m, const qs_infer_req *req, qs_infer_res *res, qs_er
                req->cols);
     return false;
   }
-  res->buf8 = malloc(req->rows * out * sizeof(float));
-  res->buf32 = req->baseline ? malloc(req->rows * out * sizeof(float)) : NULL;
+  out_ctx *oc = qs_tls_get(&out_tls, sizeof *oc);
+  size_t bytes = req->rows * out * sizeof(float);
+  res->buf8 = oc ? qs_scratch_get(&oc->y8, bytes) : NULL;
+  res->buf32 = oc && req->baseline ? qs_scratch_get(&oc->y32, bytes) : NULL;
   if (!res->buf8 || (req->baseline && !res->buf32)) {
     qs_infer_res_done(res);
     qs_err_set(err, 503, "out of memory");
@@ -157,4 +175,20 @@ bool qs_infer_run(qs_model *m, const qs_infer_req *req, qs_infer_res *res, qs_er
   }
   res->m = m;
   return true;
+}
+
+void qs_infer_summary(const qs_infer_res *res, uint64_t t0_ns, qs_summary *s) {
+  double us8 = (double)res->ns_int8 * 1e-3, us32 = (double)res->ns_fp32 * 1e-3;
+  *s = (qs_summary){.baseline = res->baseline, .batched = res->batch_rows != 0, .int8_us = us8};
+  if (res->baseline) {
+    s->fp32_us = us32;
+    s->speedup = us8 > 0 ? us32 / us8 : 0.0;
+    s->max_abs_diff = res->max_abs_diff;
+    s->argmax_agreement = (double)res->argmax_agree / (double)res->rows;
+  }
+  if (s->batched) {
+    s->queue_us = (double)res->ns_queue * 1e-3;
+    s->batch_rows = res->batch_rows;
+  }
+  s->total_us = (double)(qs_now_ns() - t0_ns) * 1e-3;
 }

@@ -126,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_t *labels = json_object_get(reply, "labels");
     assert(json_array_size(preds) == rows);
     assert(strcmp(name, "m") == 0 ? json_array_size(labels) == rows : labels == NULL);
-    static const char *const lab[] = {"zero", "one", "two"};
+    static const char *const lab[] = {"l0", "l1", "l2"}; /* fz_make_model's labels */
     for (size_t i = 0; i < rows; i++) {
       json_t *row = json_array_get(outputs, i);
       assert(fz_check_finite_row(row) == width);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "qat.h"
+#include "../lib/model_fixture.h"
 #include "api/exchange.h"
 #include "base/config.h"
 #include "base/jansson_alloc.h"
@@ -30,52 +31,14 @@
 #define FZ_MAX_BATCH 16
 #define FZ_OUT_CAP (1u << 20)
 
-static uint32_t fz_rs = 12345;
-static uint32_t fz_rnd(void) {
-  fz_rs ^= fz_rs << 13;
-  fz_rs ^= fz_rs >> 17;
-  fz_rs ^= fz_rs << 5;
-  return fz_rs;
-}
-
-/* Random weights through the public API, saved as a real model file. */
+/* Random models from the one test model maker (tests/lib/model_fixture.c),
+ * saved as real model files. */
 static void fz_make_model(const char *path, const uint32_t *dims, uint32_t nl, bool labels) {
-  qat_layer_spec L[4];
-  memset(L, 0, sizeof L);
-  qat_model_spec s = {0};
-  assert(qat_qparams_from_range(0.0f, 1.0f, 8, false, &s.input) == QAT_OK);
-  for (uint32_t i = 0; i < nl; i++) {
-    uint32_t K = dims[i], N = dims[i + 1];
-    int8_t *wq = malloc((size_t)N * K);
-    float *ws = malloc(N * sizeof *ws), *b = malloc(N * sizeof *b);
-    assert(wq && ws && b);
-    for (size_t j = 0; j < (size_t)N * K; j++) wq[j] = (int8_t)((int)(fz_rnd() % 255) - 127);
-    for (uint32_t c = 0; c < N; c++) {
-      ws[c] = (0.5f + (float)(fz_rnd() % 1000) / 1000.0f) / 1016.0f;
-      b[c] = ((float)(fz_rnd() % 1000) / 1000.0f - 0.5f) * 0.2f;
-    }
-    L[i] = (qat_layer_spec){.in_dim = K, .out_dim = N,
-                            .act = i + 1 < nl ? QAT_ACT_RELU : QAT_ACT_NONE,
-                            .wq = wq, .w_scale = ws, .bias = b, .w_bits = 8};
-    assert(qat_qparams_from_range(i + 1 < nl ? 0.0f : -4.0f, 4.0f, 8, false, &L[i].out) == QAT_OK);
-  }
-  s.n_layers = nl;
-  s.layers = L;
-  s.out_mode = QAT_OUT_DEQUANT_ACC;
-  static const char *const lab[] = {"zero", "one", "two", "three"};
-  if (labels) {
-    s.n_labels = dims[nl];
-    s.labels = lab;
-  }
-  qat_model *m;
-  assert(qat_model_create(&s, &m) == QAT_OK);
-  assert(qat_model_save(m, path) == QAT_OK);
-  qat_model_destroy(m);
-  for (uint32_t i = 0; i < nl; i++) {
-    free((void *)L[i].wq);
-    free((void *)L[i].w_scale);
-    free((void *)L[i].bias);
-  }
+  fixture_opts o = {.label_prefix = labels ? "l" : NULL};
+  qat_fixture *f = fixture_create_opts(dims, nl, 12345, &o);
+  assert(f);
+  assert(fixture_save(f, path) == QAT_OK);
+  fixture_destroy(f);
 }
 
 /* Writes both models into a fresh temporary directory and loads it. */

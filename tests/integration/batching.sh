@@ -12,14 +12,9 @@ cd "$(dirname "$0")/../.."
 SERVER=$BUILD/qatserve
 QSTOOL=$BUILD/qstool
 PY=/usr/bin/python3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-batch.XXXXXX")
-SPID=""
-cleanup() {
-  if [ -n "$SPID" ]; then kill -9 "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init batch
+tmp=$QS_TMP
 
 N=24
 mkdir -p "$tmp/models"
@@ -32,16 +27,9 @@ done
 
 # A long window (50 ms) so that concurrent requests surely meet.
 : >"$tmp/server.log"
-"$SERVER" --models "$tmp/models" --host 127.0.0.1 --port 0 --threads 64 --max-batch 64 \
-  --batch-window-us 50000 --quiet >"$tmp/server.log" 2>&1 &
-SPID=$!
-PORT=""
-for _ in $(seq 1 200); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -n 1)
-  [ -n "$PORT" ] && break
-  kill -0 "$SPID" 2>/dev/null || break
-  sleep 0.05
-done
+qs_start "$tmp/server.log" --models "$tmp/models" --threads 64 --max-batch 64 \
+  --batch-window-us 50000 --quiet
+PORT=$QS_PORT
 [ -n "$PORT" ] || { cat "$tmp/server.log"; echo "batching: 0 passed, 1 failed"; exit 1; }
 grep -q "dynamic batching: window 50000 us" "$tmp/server.log" || { echo "FAIL: banner" >&2; exit 1; }
 

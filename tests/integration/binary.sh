@@ -12,14 +12,9 @@ cd "$(dirname "$0")/../.."
 SERVER=$BUILD/qatserve
 QSTOOL=$BUILD/qstool
 PY=/usr/bin/python3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-bin.XXXXXX")
-SPID=""
-cleanup() {
-  if [ -n "$SPID" ]; then kill -9 "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init bin
+tmp=$QS_TMP
 
 mkdir -p "$tmp/models"
 "$QSTOOL" mkmodel "$tmp/models/fmnist.safetensors" 784,32,10 1 class- >/dev/null || exit 1
@@ -31,16 +26,9 @@ mkdir -p "$tmp/models"
 "$QSTOOL" expect "$tmp/models/tiny.safetensors" "$tmp/rows_tiny.txt" >"$tmp/etiny.txt" || exit 1
 
 : >"$tmp/server.log"
-"$SERVER" --models "$tmp/models" --host 127.0.0.1 --port 0 --threads 2 --max-body 1000000 \
-  --max-batch 64 --quiet >"$tmp/server.log" 2>&1 &
-SPID=$!
-PORT=""
-for _ in $(seq 1 200); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -n 1)
-  [ -n "$PORT" ] && break
-  kill -0 "$SPID" 2>/dev/null || break
-  sleep 0.05
-done
+qs_start "$tmp/server.log" --models "$tmp/models" --threads 2 --max-body 1000000 \
+  --max-batch 64 --quiet
+PORT=$QS_PORT
 [ -n "$PORT" ] || { cat "$tmp/server.log"; echo "binary: 0 passed, 1 failed"; exit 1; }
 
 "$PY" - "$PORT" "$tmp" <<'EOF'

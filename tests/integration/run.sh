@@ -2,8 +2,8 @@
 # run.sh - integration tests: the real qatserve on a free loopback port,
 # driven with curl. Models are random ones made by qstool through core's
 # public API; qstool also computes core's outputs for the same input text, so
-# the server's int8 outputs are checked bit for bit ("%.9g" text of the same
-# float on both sides).
+# the server's int8 outputs are checked bit for bit (the same shortest
+# round-trip text of the same float on both sides: server/base/num.c).
 #   BUILD=build tests/integration/run.sh      (make integration / make test)
 #   BUILD=build/san ...                       (make test SAN=1)
 # Ends with "integration: N passed, M failed"; exits non-zero on any failure.
@@ -17,24 +17,17 @@ for b in "$SERVER" "$QSTOOL"; do
   [ -x "$b" ] || { echo "integration: $b missing (make $b)"; echo "integration: 0 passed, 1 failed"; exit 1; }
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-integ.XXXXXX")
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init integ
+tmp=$QS_TMP
 SPID=""
 pass=0
 fail=0
 stop_server() {
-  if [ -n "$SPID" ]; then
-    kill -9 "$SPID" 2>/dev/null
-    wait "$SPID" 2>/dev/null
-    SPID=""
-  fi
+  [ -n "$SPID" ] && qs_stop "$SPID"
+  SPID=""
 }
-cleanup() {
-  stop_server
-  [ "$fail" -gt 0 ] && [ -f "$tmp/server.log" ] && { echo "--- last server log lines:" >&2; tail -n 30 "$tmp/server.log" >&2; }
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+qs_on_exit '[ "$fail" -gt 0 ] && [ -f "$tmp/server.log" ] && { echo "--- last server log lines:" >&2; tail -n 30 "$tmp/server.log" >&2; }'
 
 ok() { pass=$((pass + 1)); }
 bad() {
@@ -86,16 +79,11 @@ is_error() { status_is "$1" && jtrue 'isinstance(d.get("error"), str) and len(d)
 # start_server [flags]: starts on port 0, reads the bound port from the log.
 start_server() {
   : >"$tmp/server.log"
-  "$SERVER" --models "$tmp/models" --host 127.0.0.1 --port 0 --threads 4 --max-body 3000000 \
-    --max-batch 256 --drain-timeout 10 "$@" >>"$tmp/server.log" 2>&1 &
-  SPID=$!
   PORT=""
-  for _ in $(seq 1 200); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -n 1)
-    [ -n "$PORT" ] && break
-    kill -0 "$SPID" 2>/dev/null || break
-    sleep 0.05
-  done
+  qs_start "$tmp/server.log" --models "$tmp/models" --threads 4 --max-body 3000000 \
+    --max-batch 256 --drain-timeout 10 "$@" 2>/dev/null
+  SPID=$QS_PID
+  PORT=$QS_PORT
   [ -n "$PORT" ]
 }
 # wait_for COMMAND...: retries for up to 10 s (reloads are debounced).
@@ -330,20 +318,20 @@ check "a good request still answers right after the abuse" jtrue "s['outputs'] =
 metric() { # metric NAME_WITH_LABELS -> value (0 if absent)
   curl -s "http://127.0.0.1:$PORT/metrics" | awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'
 }
-before=$(metric 'qatserve_requests_total{model="fmnist",endpoint="predict",code="200"}')
+before=$(metric 'qatserve_requests_total{model="fmnist",endpoint="predict",code="200",protocol="http"}')
 req POST /predict --data-binary @"$tmp/p3.json"
 req POST /predict --data-binary @"$tmp/p3.json"
-after=$(metric 'qatserve_requests_total{model="fmnist",endpoint="predict",code="200"}')
+after=$(metric 'qatserve_requests_total{model="fmnist",endpoint="predict",code="200",protocol="http"}')
 check "requests_total moves by 2 (was $before, now $after)" [ "$after" -eq $((before + 2)) ]
 req GET /metrics
 check "metrics content type is Prometheus text" sh -c "curl -s -D - -o /dev/null http://127.0.0.1:$PORT/metrics | grep -qi 'Content-Type: text/plain; version=0.0.4'"
 m=$(curl -s "http://127.0.0.1:$PORT/metrics")
 for want in 'qatserve_int8_latency_seconds_bucket{model="fmnist",le="+Inf"}' 'qatserve_fp32_latency_seconds_count{model="fmnist"}' \
   'qatserve_total_latency_seconds_sum{model="fmnist"}' 'qatserve_requests_in_flight ' 'qatserve_model_loads_total 2' \
-  'qatserve_model_refusals_total 1' 'qatserve_build_info{version=' 'qatserve_requests_total{model="",endpoint="predict",code="404"}'; do
+  'qatserve_model_refusals_total 1' 'qatserve_build_info{version=' 'qatserve_requests_total{model="",endpoint="predict",code="404",protocol="http"}'; do
   check "metrics has $want" grep -qF "$want" <<<"$m"
 done
-check "422s are counted" grep -qE 'qatserve_requests_total\{model="fmnist",endpoint="predict",code="422"\} [1-9]' <<<"$m"
+check "422s are counted" grep -qE 'qatserve_requests_total\{model="fmnist",endpoint="predict",code="422",protocol="http"\} [1-9]' <<<"$m"
 
 # ---- concurrency -------------------------------------------------------------------
 for i in 1 2 3 4 5 6 7 8; do
@@ -393,8 +381,7 @@ check "model added before SIGHUP is served" wait_for sh -c "curl -sf http://127.
 rm "$tmp/models/tiny.safetensors"
 check "removed file unloads the model" wait_for sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$PORT/v2/models/tiny) = 404 ]"
 check "server still alive after reloads" kill -0 "$SPID"
-kill -TERM "$SPID"
-wait "$SPID"
+qs_stop "$SPID" TERM
 rc=$?
 SPID=""
 check "SIGTERM with nothing in flight exits 0 (got $rc)" [ "$rc" -eq 0 ]
@@ -425,7 +412,7 @@ cp "$tmp/slow.out" "$tmp/out"
 CODE=$(cat "$tmp/slow.code")
 check "in-flight request finished with 200 during the drain" status_is 200
 check "in-flight request's answer is right" jtrue "s['outputs'] == $E3new[0]"
-wait "$SPID"
+qs_reap "$SPID"
 rc=$?
 SPID=""
 check "SIGTERM drain exits 0 (got $rc)" [ "$rc" -eq 0 ]
@@ -433,7 +420,7 @@ check "drain logged" grep -q "drained in" "$tmp/server.log"
 check "--probe fails once stopped" sh -c "! '$SERVER' --probe --port $PORT"
 
 # Binary payloads and dynamic batching have their own scripts (own servers).
-for extra in binary batching; do
+for extra in binary batching tiers; do
   if [ -x "tests/integration/$extra.sh" ]; then
     check "$extra.sh" env BUILD="$BUILD" "tests/integration/$extra.sh"
   fi

@@ -3,7 +3,7 @@
 Every case checks the status and that the body is exactly {"error": "..."};
 all the while a well-behaved client on its own keep-alive connection posts a
 real request every few milliseconds and compares each answer, number for
-number (the same "%.9g" text), with core's outputs computed by qstool.
+number (the same shortest round-trip text), with core's outputs computed by qstool.
 
     abuse.py PORT EXPECT_JSON CONN_TIMEOUT_S
 EXPECT_JSON: {"row": [784 numbers as text], "outputs": [...], "prediction": k}

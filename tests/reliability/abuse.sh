@@ -14,14 +14,10 @@ CONN_TIMEOUT=${CONN_TIMEOUT:-3}
 for b in "$SERVER" "$QSTOOL"; do
   [ -x "$b" ] || { echo "abuse-test: $b missing"; echo "abuse-test: 0 passed, 1 failed"; exit 1; }
 done
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-abuse.XXXXXX")
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init abuse
+tmp=$QS_TMP
 SPID=""
-cleanup() {
-  if [ -n "$SPID" ]; then kill -9 "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 mkdir -p "$tmp/models"
 "$QSTOOL" mkmodel "$tmp/models/fm.safetensors" 784,32,10 7 class >/dev/null || exit 1
@@ -39,16 +35,9 @@ PYEOF
 
 # Defaults for body and batch caps (4 MiB, 1024 rows); a short connection
 # timeout so the timeout cases take seconds.
-"$SERVER" --models "$tmp/models" --host 127.0.0.1 --port 0 --conn-timeout "$CONN_TIMEOUT" --quiet \
-  >"$tmp/server.log" 2>&1 &
-SPID=$!
-PORT=""
-for _ in $(seq 1 200); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -n 1)
-  [ -n "$PORT" ] && break
-  kill -0 "$SPID" 2>/dev/null || break
-  sleep 0.05
-done
+qs_start "$tmp/server.log" --models "$tmp/models" --conn-timeout "$CONN_TIMEOUT" --quiet
+SPID=$QS_PID
+PORT=$QS_PORT
 if [ -z "$PORT" ]; then
   echo "abuse-test: server did not start"; cat "$tmp/server.log"; echo "abuse-test: 0 passed, 1 failed"; exit 1
 fi

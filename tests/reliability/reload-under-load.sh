@@ -17,16 +17,12 @@ CONNS=${CONNS:-16}
 cd "$(dirname "$0")/../.."
 PY=/usr/bin/python3
 command -v wrk >/dev/null || { echo "reload-test: wrk missing (deploy/install-deps.sh --bench)"; exit 1; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-reload.XXXXXX")
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init reload
+tmp=$QS_TMP
+qs_on_exit 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
 SPID=""
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  if [ -n "$SPID" ]; then kill -9 "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 $PY deploy/wrk/mkbodies.py "$tmp/wrk" >/dev/null || exit 1
 # The image's numbers as qstool reads them, and both models' answers.
@@ -45,15 +41,9 @@ mkdir -p "$tmp/models" "$tmp/versions"
 cmp -s "$tmp/A.txt" "$tmp/B.txt" && { echo "reload-test: models A and B answer alike"; exit 1; }
 cp "$tmp/versions/A.safetensors" "$tmp/models/fm.safetensors"
 
-"$BUILD/qatserve" --models "$tmp/models" --host 127.0.0.1 --port 0 --quiet --conn-limit 4096 \
-  >"$tmp/server.log" 2>&1 &
-SPID=$!
-PORT=""
-for _ in $(seq 1 200); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -n 1)
-  [ -n "$PORT" ] && break
-  sleep 0.05
-done
+qs_start "$tmp/server.log" --models "$tmp/models" --quiet --conn-limit 4096
+SPID=$QS_PID
+PORT=$QS_PORT
 [ -n "$PORT" ] || { echo "reload-test: server did not start"; cat "$tmp/server.log"; exit 1; }
 
 # Load.

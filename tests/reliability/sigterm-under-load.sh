@@ -12,16 +12,12 @@ DRAIN=${DRAIN:-5}
 cd "$(dirname "$0")/../.."
 PY=/usr/bin/python3
 command -v wrk >/dev/null || { echo "sigterm-test: wrk missing (deploy/install-deps.sh --bench)"; exit 1; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-term.XXXXXX")
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init term
+tmp=$QS_TMP
 SPID=""
 WPID=""
-cleanup() {
-  [ -n "$WPID" ] && { kill "$WPID" 2>/dev/null; wait "$WPID" 2>/dev/null; }
-  if [ -n "$SPID" ]; then kill -9 "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+qs_on_exit '[ -n "$WPID" ] && { kill "$WPID" 2>/dev/null; wait "$WPID" 2>/dev/null; }'
 
 $PY deploy/wrk/mkbodies.py "$tmp/wrk" >/dev/null || exit 1
 $PY - "$tmp/wrk/predict_b1.json" "$tmp/row.txt" <<'EOF'
@@ -33,15 +29,10 @@ mkdir -p "$tmp/models"
 "$BUILD/qstool" mkmodel "$tmp/models/fm.safetensors" 784,64,10 5 class >/dev/null || exit 1
 "$BUILD/qstool" expect "$tmp/models/fm.safetensors" "$tmp/row.txt" | head -n 1 >"$tmp/expect.txt"
 
-QATSERVE_TEST_DELAY_MS=$DELAY_MS "$BUILD/qatserve" --models "$tmp/models" --host 127.0.0.1 --port 0 \
-  --quiet --drain-timeout "$DRAIN" --threads 4 >"$tmp/server.log" 2>&1 &
-SPID=$!
-PORT=""
-for _ in $(seq 1 200); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -n 1)
-  [ -n "$PORT" ] && break
-  sleep 0.05
-done
+QATSERVE_TEST_DELAY_MS=$DELAY_MS qs_start "$tmp/server.log" --models "$tmp/models" \
+  --quiet --drain-timeout "$DRAIN" --threads 4
+SPID=$QS_PID
+PORT=$QS_PORT
 [ -n "$PORT" ] || { echo "sigterm-test: server did not start"; cat "$tmp/server.log"; exit 1; }
 
 BODY="$tmp/wrk/predict_b1.json" wrk -t2 -c8 -d10s --timeout 5s -s deploy/wrk/predict.lua \
@@ -108,7 +99,7 @@ for r in results:
     if not r[2]:
         print("  client", r)
 EOF
-wait "$SPID"
+qs_reap "$SPID" # signalled by the clients above
 rc=$?
 SPID=""
 wait "$WPID" 2>/dev/null

@@ -10,6 +10,9 @@ export TSAN_OPTIONS="log_path=$logs/report halt_on_error=0 second_deadlock_stack
 rc=0
 BUILD=build/tsan tests/integration/run.sh | tail -n 1 || rc=1
 BUILD=build/tsan tests/reliability/abuse.sh 2>/dev/null | tail -n 1 || rc=1
+gout=$(/usr/bin/python3 tests/grpc/test_grpc.py build/tsan 2>&1)
+echo "$gout" | tail -n 1
+echo "$gout" | grep -q '^grpc: [0-9]* passed, 0 failed$' || rc=1
 reports=$(cat "$logs"/report.* 2>/dev/null | grep -c '^WARNING: ThreadSanitizer')
 if [ "$reports" -gt 0 ]; then
   cat "$logs"/report.* | head -n 60

@@ -16,6 +16,7 @@
   X(data)         \
   X(train)        \
   X(json)         \
+  X(num)          \
   X(server)       \
   X(faults)       \
   X(page)         \

@@ -26,17 +26,18 @@ static uint32_t rnd(void) {
   return (uint32_t)(rng >> 11);
 }
 
-/* The tiers other than the reference that this machine can run. */
-static const qat_kernels *fast_tiers(size_t *n) {
-#if defined(__x86_64__)
-  if (qat_cpu_has_avx2()) {
-    *n = 1;
-    return &qat_kernels_avx2;
-  }
-#endif
+/* The tiers other than the reference that this machine can run, with the
+ * test-only twin of avxvnni (its code in the EVEX encoding) when AVX-512
+ * VNNI is here. Each test prints nothing per tier; a mismatch names it. */
+static const qat_kernels *fast[8];
+static void fast_tiers(size_t *n) {
+  const qat_kernels *all[8];
+  size_t na = qat_kernels_available(all, 8, true);
   *n = 0;
-  return NULL;
+  for (size_t i = 0; i < na; i++)
+    if (all[i] != &qat_kernels_ref) fast[(*n)++] = all[i];
 }
+#define TIER(i) (fast[i])
 
 /* FILL_LOW (all < 128) and FILL_ONEHI (all < 128 but one) steer the
  * batch-1 path, which skips its high-bit part when no x reaches 128. */
@@ -124,16 +125,20 @@ END_TEST
 
 START_TEST(gemm_adversarial_values) {
   size_t nt;
-  const qat_kernels *t = fast_tiers(&nt);
+  fast_tiers(&nt);
   static const int wvals[] = {127, -127, -128, 1000, 0};
   static const int xs[] = {FILL_MAX, FILL_ALT, FILL_RANDOM, FILL_ZERO, FILL_LOW, FILL_ONEHI};
+  /* M around the row blocks (6, 8), N around the panels (8, 16) and their
+   * groups (3 x 16, 8 x 16), K with every remainder mod 4, 16 and 64. */
   static const size_t shapes[][3] = {{1, 256, 784}, {16, 10, 128}, {5, 33, 257},
-                                     {64, 17, 1}, {3, 1, 4099}, {1, 1, 1}};
+                                     {64, 17, 1},   {3, 1, 4099},  {1, 1, 1},
+                                     {9, 49, 67},   {17, 129, 65}, {1, 129, 63},
+                                     {8, 48, 2},    {7, 97, 131}};
   for (size_t i = 0; i < nt; i++)
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
       for (size_t a = 0; a < sizeof xs / sizeof *xs; a++)
         for (size_t b = 0; b < sizeof wvals / sizeof *wvals; b++)
-          ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2],
+          ck_assert_uint_eq(run_case(TIER(i), shapes[s][0], shapes[s][1], shapes[s][2],
                                      s & 1, xs[a], wvals[b]),
                             0);
   /* A tier that saturated like vpmaddubsw would fail this one: all 255
@@ -145,10 +150,10 @@ START_TEST(gemm_adversarial_values) {
     int32_t acc[1];
     memset(x, 255, sizeof x);
     memset(w, 127, sizeof w);
-    void *p = qat_malloc_aligned(t[i].packed_size(1, 64));
+    void *p = qat_malloc_aligned(TIER(i)->packed_size(1, 64));
     ck_assert_ptr_nonnull(p);
-    t[i].pack(w, 1, 64, p);
-    t[i].gemm_u8s8(x, 1, 64, 64, p, 1, acc);
+    TIER(i)->pack(w, 1, 64, p);
+    TIER(i)->gemm_u8s8(x, 1, 64, 64, p, 1, acc);
     ck_assert_int_eq(acc[0], 255 * 127 * 64);
     qat_free_aligned(p);
   }
@@ -157,7 +162,7 @@ END_TEST
 
 START_TEST(gemm_random_shapes) {
   size_t nt;
-  const qat_kernels *t = fast_tiers(&nt);
+  fast_tiers(&nt);
   static const size_t dims[] = {1, 2, 3, 5, 7, 8, 9, 10, 13, 15, 16, 17, 23, 24, 25, 31,
                                 33, 47, 63, 64, 65, 97, 127, 128, 129, 131, 251, 255, 257,
                                 509, 784, 1021};
@@ -168,7 +173,7 @@ START_TEST(gemm_random_shapes) {
       if (r % 3 == 0) M = 1 + rnd() % 9; /* the small-batch paths */
       while (M * N * K > 3000000) M = M / 2 + 1;
       static const int fills[] = {FILL_RANDOM, FILL_LOW, FILL_ONEHI};
-      ck_assert_uint_eq(run_case(&t[i], M, N, K, rnd() % 3, fills[rnd() % 3], 0), 0);
+      ck_assert_uint_eq(run_case(TIER(i), M, N, K, rnd() % 3, fills[rnd() % 3], 0), 0);
     }
 }
 END_TEST
@@ -177,20 +182,20 @@ END_TEST
  * are carried across blocks. */
 START_TEST(gemm_blocking_edges) {
   size_t nt;
-  const qat_kernels *t = fast_tiers(&nt);
+  fast_tiers(&nt);
   static const size_t shapes[][3] = {{1, 300, 4099}, {7, 261, 2048}, {5, 37, 2049},
                                      {9, 1031, 784}, {2, 3, 6151}, {1, 33, 6151},
                                      {1, 9, 2049}, {1, 1031, 784}};
   for (size_t i = 0; i < nt; i++)
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-      ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 0,
+      ck_assert_uint_eq(run_case(TIER(i), shapes[s][0], shapes[s][1], shapes[s][2], 0,
                                  FILL_RANDOM, 0),
                         0);
-      ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 1,
+      ck_assert_uint_eq(run_case(TIER(i), shapes[s][0], shapes[s][1], shapes[s][2], 1,
                                  FILL_MAX, -128),
                         0);
       for (int r = 0; r < 4; r++)
-        ck_assert_uint_eq(run_case(&t[i], shapes[s][0], shapes[s][1], shapes[s][2], 0,
+        ck_assert_uint_eq(run_case(TIER(i), shapes[s][0], shapes[s][1], shapes[s][2], 0,
                                    FILL_ONEHI, r == 0 ? -128 : 0),
                           0);
     }
@@ -224,7 +229,7 @@ END_TEST
 
 START_TEST(requant_tiers_equal) {
   size_t nt;
-  const qat_kernels *t = fast_tiers(&nt);
+  fast_tiers(&nt);
   for (size_t i = 0; i < nt; i++)
     for (int r = 0; r < 300; r++) {
       size_t M = 1 + rnd() % 5, N = 1 + rnd() % 200, ldo = N + rnd() % 4;
@@ -250,7 +255,7 @@ START_TEST(requant_tiers_equal) {
       int32_t zp = (int32_t)(rnd() % 256), lo = r & 1 ? zp : 0, hi = r % 7 == 0 ? 127 : 255;
       if (lo > hi) lo = hi;
       qat_kernels_ref.requant_u8(acc, M, N, bias, mult, zp, lo, hi, o1, ldo);
-      t[i].requant_u8(acc, M, N, bias, mult, zp, lo, hi, o2, ldo);
+      TIER(i)->requant_u8(acc, M, N, bias, mult, zp, lo, hi, o2, ldo);
       ck_assert_mem_eq(o1, o2, M * ldo);
       qat_free(acc);
       qat_free(bias);
@@ -282,8 +287,9 @@ static void spec_requant_u8(const int32_t *acc, size_t M, size_t N,
 
 START_TEST(requant_matches_layer_spec) {
   size_t nt;
-  const qat_kernels *fast = fast_tiers(&nt);
-  const qat_kernels *tiers[2] = {&qat_kernels_ref, fast};
+  fast_tiers(&nt);
+  const qat_kernels *tiers[9] = {&qat_kernels_ref};
+  for (size_t i = 0; i < nt; i++) tiers[1 + i] = TIER(i);
   enum { N = 77, M = 3 };
   int32_t acc[M * N], bias[N];
   float mult[N];
@@ -311,7 +317,7 @@ END_TEST
 
 START_TEST(quantize_tiers_equal) {
   size_t nt;
-  const qat_kernels *t = fast_tiers(&nt);
+  fast_tiers(&nt);
   enum { NX = 1000 };
   float x[NX];
   uint8_t q1[NX], q2[NX];
@@ -334,7 +340,7 @@ START_TEST(quantize_tiers_equal) {
       memset(q1, 0xee, sizeof q1);
       memset(q2, 0xee, sizeof q2);
       qat_kernels_ref.quantize_u8(x, n, &p, q1);
-      t[i].quantize_u8(x, n, &p, q2);
+      TIER(i)->quantize_u8(x, n, &p, q2);
       ck_assert_mem_eq(q1, q2, NX);
       for (size_t k = 0; k < n; k++) ck_assert_int_eq(q1[k], qat_quantize(x[k], &p));
     }
@@ -342,52 +348,121 @@ START_TEST(quantize_tiers_equal) {
 END_TEST
 
 START_TEST(selection) {
-  ck_assert_ptr_eq(qat_kernels_select("ref"), &qat_kernels_ref);
-  ck_assert_str_eq(qat_kernels_select("ref")->name, "ref");
+  const qat_kernels *k = NULL;
+  ck_assert_int_eq(qat_kernels_select("ref", &k), QAT_OK);
+  ck_assert_ptr_eq(k, &qat_kernels_ref);
   const char *feat = qat_cpu_features();
   ck_assert_ptr_nonnull(strstr(feat, "x86-64"));
+  /* Unknown names are refused, naming the valid ones. */
+  ck_assert_int_eq(qat_kernels_select("avx9000", &k), QAT_EINVAL);
+  ck_assert_ptr_null(k);
+  ck_assert_ptr_nonnull(strstr(qat_errmsg(), "avx512vnni"));
 #if defined(__x86_64__)
   /* GCC's own detection is an independent witness of CPUID + XGETBV. */
   __builtin_cpu_init();
-  bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  ck_assert_int_eq(qat_cpu_has_avx2(), has);
-  ck_assert_int_eq(strstr(feat, " avx2") != NULL, has);
-  ck_assert_ptr_eq(qat_kernels_select(NULL), has ? &qat_kernels_avx2 : &qat_kernels_ref);
-  ck_assert_ptr_eq(qat_kernels_select("avx2"), has ? &qat_kernels_avx2 : &qat_kernels_ref);
-  ck_assert(strstr(feat, "avx512") == NULL || strstr(feat, "avx512f(unused)") != NULL);
+  bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  bool has512 = has2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  ck_assert_int_eq(qat_cpu_has_avx2(), has2);
+  ck_assert_int_eq(strstr(feat, " avx2") != NULL, has2);
+  ck_assert_int_eq(qat_kernels_runnable(&qat_kernels_avx512vnni), has512);
+  ck_assert_int_eq(strstr(feat, " avx512vnni") != NULL, has512);
+  /* GCC 12 has no "avxvnni" for __builtin_cpu_supports: /proc/cpuinfo's
+   * flag (the kernel's own CPUID read) is the witness. */
+  bool hasvnni = false;
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (f) {
+    char line[4096];
+    while (fgets(line, sizeof line, f))
+      if (strncmp(line, "flags", 5) == 0) {
+        hasvnni = strstr(line, " avx_vnni") != NULL;
+        break;
+      }
+    fclose(f);
+  }
+  ck_assert_int_eq(qat_kernels_runnable(&qat_kernels_avxvnni), has2 && hasvnni);
+  /* The default is the fastest tier that runs; each forced tier is itself
+   * or a clear refusal naming the missing feature. */
+  const qat_kernels *best = has512 ? &qat_kernels_avx512vnni
+                          : has2 && hasvnni ? &qat_kernels_avxvnni
+                          : has2 ? &qat_kernels_avx2 : &qat_kernels_ref;
+  ck_assert_int_eq(qat_kernels_select(NULL, &k), QAT_OK);
+  ck_assert_ptr_eq(k, best);
+  static const char *const names[] = {"avx2", "avxvnni", "avx512vnni"};
+  static const char *const needs[] = {"AVX2", "AVX-VNNI", "AVX512"};
+  for (int i = 0; i < 3; i++) {
+    qat_err e = qat_kernels_select(names[i], &k);
+    bool can = i == 0 ? has2 : i == 1 ? has2 && hasvnni : has512;
+    if (can) {
+      ck_assert_int_eq(e, QAT_OK);
+      ck_assert_str_eq(k->name, names[i]);
+    } else {
+      ck_assert_int_eq(e, QAT_EUNSUPPORTED);
+      ck_assert_ptr_null(k);
+      ck_assert_ptr_nonnull(strstr(qat_errmsg(), needs[i]));
+    }
+  }
+  /* The twin is never chosen, and runs exactly where avx512vnni does. */
+  ck_assert_int_eq(qat_kernels_select("avxvnni-evex", &k), QAT_EINVAL);
+  ck_assert_int_eq(qat_kernels_runnable(&qat_kernels_avxvnni_evex), has512);
 #endif
   const char *env = getenv("QAT_KERNEL");
-  if (!env || strcmp(env, "ref") != 0)
-    ck_assert_ptr_eq(qat_kernels_get(), qat_kernels_select(NULL));
-  else
-    ck_assert_str_eq(qat_kernel_name(), "ref");
+  if (!env || !env[0]) {
+    ck_assert_int_eq(qat_kernels_select(NULL, &k), QAT_OK);
+    ck_assert_ptr_eq(qat_kernels_get(), k);
+  } else if (qat_kernels_get()) {
+    ck_assert_str_eq(qat_kernel_name(), env);
+  }
 }
 END_TEST
 
-/* The process-wide choice honours QAT_KERNEL=ref: checked in a fresh child
- * whose first call to qat_kernels_get sees the variable. */
-START_TEST(env_forces_reference) {
+/* In a fresh child (whose first qat_kernels_get sees the variable):
+ * QAT_KERNEL=name's outcome, "name" or "none:<message>". */
+static void child_choice(const char *name, char *buf, size_t cap) {
   int fd[2];
   ck_assert_int_eq(pipe(fd), 0);
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
     close(fd[0]);
-    setenv("QAT_KERNEL", "ref", 1);
-    const char *n = qat_kernel_name();
-    /* If this process had already chosen (no-fork mode), say so. */
-    ssize_t w = write(fd[1], n, strlen(n));
+    setenv("QAT_KERNEL", name, 1);
+    char msg[600];
+    qat_err e = qat_kernel_check();
+    snprintf(msg, sizeof msg, "%s%s%s", qat_kernel_name(), e ? ":" : "", e ? qat_errmsg() : "");
+    ssize_t w = write(fd[1], msg, strlen(msg));
     _exit(w > 0 ? 0 : 1);
   }
   close(fd[1]);
-  char buf[16] = {0};
-  ssize_t got = read(fd[0], buf, sizeof buf - 1);
+  memset(buf, 0, cap);
+  size_t got = 0;
+  ssize_t r;
+  while (got + 1 < cap && (r = read(fd[0], buf + got, cap - 1 - got)) > 0) got += (size_t)r;
   close(fd[0]);
   int st;
   waitpid(pid, &st, 0);
-  ck_assert_int_gt(got, 0);
+  ck_assert_uint_gt(got, 0);
+}
+
+/* QAT_KERNEL forces each tier the machine runs; any other value leaves the
+ * process without a tier and with an error naming why, and a model cannot
+ * be made (no SIGILL later). */
+START_TEST(env_forces_tier) {
   const char *mode = getenv("CK_FORK");
-  if (!mode || strcmp(mode, "no") != 0) ck_assert_str_eq(buf, "ref");
+  if (mode && strcmp(mode, "no") == 0) return; /* the choice is per process */
+  char buf[600];
+  const qat_kernels *all[8];
+  size_t n = qat_kernels_available(all, 8, false);
+  for (size_t i = 0; i < n; i++) {
+    child_choice(all[i]->name, buf, sizeof buf);
+    ck_assert_str_eq(buf, all[i]->name);
+  }
+  static const char *const names[] = {"avx2", "avxvnni", "avx512vnni", "bogus"};
+  for (size_t i = 0; i < 4; i++) {
+    const qat_kernels *k;
+    if (qat_kernels_select(names[i], &k) == QAT_OK) continue;
+    child_choice(names[i], buf, sizeof buf);
+    ck_assert_msg(strncmp(buf, "none:QAT_KERNEL=", 16) == 0, "got %s", buf);
+  }
 }
 END_TEST
 
@@ -404,7 +479,7 @@ Suite *suite_kernels(void) {
   tcase_add_test(tc, requant_matches_layer_spec);
   tcase_add_test(tc, quantize_tiers_equal);
   tcase_add_test(tc, selection);
-  tcase_add_test(tc, env_forces_reference);
+  tcase_add_test(tc, env_forces_tier);
   suite_add_tcase(s, tc);
   return s;
 }

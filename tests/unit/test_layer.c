@@ -10,20 +10,15 @@
 
 #include "kernels.h"
 #include "layer.h"
-#include "model_fixture.h"
+#include "../lib/model_fixture.h"
 #include "qat.h"
 
 Suite *suite_layer(void);
 
-/* Every tier this machine can run: the reference always, AVX2 when the
- * CPU and OS allow it. */
+/* Every tier this machine can run (the reference always) and the test twin
+ * of avxvnni where AVX-512 VNNI runs it. */
 static size_t tiers(const qat_kernels **t) {
-  size_t n = 0;
-  t[n++] = &qat_kernels_ref;
-#if defined(__x86_64__)
-  if (qat_cpu_has_avx2()) t[n++] = &qat_kernels_avx2;
-#endif
-  return n;
+  return qat_kernels_available(t, 8, true);
 }
 
 /* out = clamp(rint((float)(acc + bq) * M) + out_zp, relu ? out_zp : 0, qmax) */
@@ -123,7 +118,7 @@ static void free_case(layer_case *t) {
 }
 
 START_TEST(requant_matches_formula) {
-  const qat_kernels *tier[2];
+  const qat_kernels *tier[8];
   size_t nt = tiers(tier);
   for (size_t ti = 0; ti < nt; ti++) {
     uint32_t s = 1234;
@@ -155,7 +150,7 @@ START_TEST(requant_matches_formula) {
 END_TEST
 
 START_TEST(requant_ties_and_extremes) {
-  const qat_kernels *tier[2];
+  const qat_kernels *tier[8];
   size_t nt = tiers(tier);
   for (size_t ti = 0; ti < nt; ti++) {
   const qat_kernels *k = tier[ti];
@@ -316,7 +311,7 @@ START_TEST(quantize_matches_contract) {
                        (trial < 3 ? 1.0f : 0.00392157f);
     }
     qat_quantize_u8(x, N, &p, a);
-    const qat_kernels *tier[2];
+    const qat_kernels *tier[8];
     size_t nt = tiers(tier);
     for (size_t ti = 0; ti < nt; ti++) {
       memset(b, 0xAA, N);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model_fixture.h"
+#include "../lib/model_fixture.h"
 #include "qat.h"
 
 Suite *suite_model(void);
@@ -312,6 +312,22 @@ START_TEST(dynamic_sane) {
   ck_assert_int_eq(qat_infer_dynamic(m, c, x, R, y), QAT_ENOTFINITE);
   x[5] = INFINITY;
   ck_assert_int_eq(qat_infer_dynamic(m, c, x, R, y), QAT_ENOTFINITE);
+  /* Finite inputs spanning most of float overflow a one-layer model's
+   * output (the last layer's output is no layer's input): refused, never
+   * answered with infinities (fuzz_binary found it). */
+  {
+    qat_fixture *g = fixture_create((const uint32_t[]){37, 7}, 1, 9);
+    qat_model *m1;
+    qat_ctx *c1;
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(qat_model_create(&g->spec, &m1), QAT_OK);
+    ck_assert_int_eq(qat_ctx_create(m1, 1, &c1), QAT_OK);
+    for (int i = 0; i < 37; i++) x[i] = (i & 1) ? 1.5e38f : -1.5e38f;
+    ck_assert_int_eq(qat_infer_dynamic(m1, c1, x, 1, y), QAT_ENOTFINITE);
+    qat_ctx_destroy(c1);
+    qat_model_destroy(m1);
+    fixture_destroy(g);
+  }
   qat_ctx_destroy(c);
   qat_model_destroy(m);
   free(x);

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "model_fixture.h"
+#include "../lib/model_fixture.h"
 #include "qat.h"
 
 Suite *suite_safetensors(void);

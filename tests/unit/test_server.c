@@ -339,7 +339,7 @@ START_TEST(metrics_render) {
   ck_assert(!b.failed);
   char want[160];
   snprintf(want, sizeof want,
-           "qatserve_requests_total{model=\"metric-model\",endpoint=\"predict\",code=\"200\"} %llu\n",
+           "qatserve_requests_total{model=\"metric-model\",endpoint=\"predict\",code=\"200\",protocol=\"http\"} %llu\n",
            (unsigned long long)(before + 1));
   ck_assert_msg(strstr(b.data, want), "missing %s", want);
   /* 3 us lands in the 5 us bucket and every larger one. */

@@ -35,8 +35,9 @@ _Static_assert(sizeof(float) == 4, "float32");
 #error "binary payloads assume a little-endian host"
 #endif
 
-bool qs_binary_floats(qs_req *r, const char *p, size_t nfloats, size_t width, float **x) {
-  float *buf = malloc((nfloats ? nfloats : 1) * sizeof *buf);
+bool qs_binary_floats(qs_req *r, qs_api_ctx *ctx, const char *p, size_t nfloats, size_t width,
+                      const float **x) {
+  float *buf = qs_api_floats(ctx, nfloats);
   if (!buf) {
     qs_reply_error(r, 503, "out of memory");
     return false;
@@ -45,7 +46,6 @@ bool qs_binary_floats(qs_req *r, const char *p, size_t nfloats, size_t width, fl
   for (size_t i = 0; i < nfloats; i++) {
     if (!isfinite(buf[i])) {
       qs_reply_error(r, 422, "non-finite number at row %zu, column %zu", i / width, i % width);
-      free(buf);
       return false;
     }
   }
@@ -77,18 +77,60 @@ void qs_predict_reply_binary(qs_req *r, const qs_infer_res *run) {
     pl += (size_t)k;
   }
   if (pl < sizeof pred) qs_req_header(r, "X-Predictions", "%s", pred);
-  double us8 = (double)run->ns_int8 * 1e-3, us32 = (double)run->ns_fp32 * 1e-3;
+  qs_summary t;
+  qs_infer_summary(run, r->t0_ns, &t);
   char lat[256];
-  size_t ll = (size_t)snprintf(lat, sizeof lat, "int8=%.3f", us8);
-  if (run->baseline)
-    ll += (size_t)snprintf(lat + ll, sizeof lat - ll, ", fp32=%.3f, speedup=%.3f", us32, us8 > 0 ? us32 / us8 : 0.0);
-  if (run->batch_rows)
-    ll += (size_t)snprintf(lat + ll, sizeof lat - ll, ", queue=%.3f, batch_rows=%zu", (double)run->ns_queue * 1e-3,
-                           run->batch_rows);
-  qs_req_header(r, "X-Latency-Us", "%s, total=%.3f", lat, (double)(qs_now_ns() - r->t0_ns) * 1e-3);
-  if (run->baseline)
-    qs_req_header(r, "X-Drift", "max_abs_diff=%.9g, argmax_agreement=%.6g", (double)run->max_abs_diff,
-                  (double)run->argmax_agree / (double)run->rows);
+  size_t ll = (size_t)snprintf(lat, sizeof lat, "int8=%.3f", t.int8_us);
+  if (t.baseline) ll += (size_t)snprintf(lat + ll, sizeof lat - ll, ", fp32=%.3f, speedup=%.3f", t.fp32_us, t.speedup);
+  if (t.batched)
+    ll += (size_t)snprintf(lat + ll, sizeof lat - ll, ", queue=%.3f, batch_rows=%zu", t.queue_us, t.batch_rows);
+  qs_req_header(r, "X-Latency-Us", "%s, total=%.3f", lat, t.total_us);
+  if (t.baseline)
+    qs_req_header(r, "X-Drift", "max_abs_diff=%.9g, argmax_agreement=%.6g", (double)t.max_abs_diff,
+                  t.argmax_agreement);
+}
+
+/* ?baseline= and ?mode= into *baseline, *dynamic; false with the reply set. */
+static bool decode_options(qs_req *r, bool *baseline, bool *dynamic) {
+  if (r->qbaseline[0]) {
+    if (strcmp(r->qbaseline, "true") == 0 || strcmp(r->qbaseline, "1") == 0)
+      *baseline = true;
+    else if (strcmp(r->qbaseline, "false") == 0 || strcmp(r->qbaseline, "0") == 0)
+      *baseline = false;
+    else {
+      qs_reply_error(r, 400, "baseline must be true or false");
+      return false;
+    }
+  }
+  if (r->qmode[0]) {
+    if (strcmp(r->qmode, "static") == 0)
+      *dynamic = false;
+    else if (strcmp(r->qmode, "dynamic") == 0)
+      *dynamic = true;
+    else {
+      qs_reply_error(r, 400, "mode must be static or dynamic");
+      return false;
+    }
+  }
+  return true;
+}
+
+/* The body as whole rows of m's input width, copied (aligned) into the
+ * thread's scratch and checked finite. */
+static bool decode_rows(qs_req *r, qs_api_ctx *ctx, const qs_model *m, const float **x, size_t *rows) {
+  size_t in = qat_model_in_dim(m->model);
+  size_t row_bytes = in * sizeof(float);
+  if (r->body_len % row_bytes != 0) {
+    qs_reply_error(r, 422, "wrong input size: %zu bytes is not a whole number of rows of %zu float32 (%zu bytes)",
+                   r->body_len, in, row_bytes);
+    return false;
+  }
+  *rows = r->body_len / row_bytes;
+  if (*rows > qs_g.cfg.max_batch) {
+    qs_reply_error(r, 413, "batch larger than %zu rows", qs_g.cfg.max_batch);
+    return false;
+  }
+  return qs_binary_floats(r, ctx, r->body, *rows * in, in, x);
 }
 
 void qs_handle_predict_binary(qs_req *r) {
@@ -98,25 +140,11 @@ void qs_handle_predict_binary(qs_req *r) {
     return;
   }
   bool baseline = true, dynamic = false;
-  if (r->qbaseline[0]) {
-    if (strcmp(r->qbaseline, "true") == 0 || strcmp(r->qbaseline, "1") == 0)
-      baseline = true;
-    else if (strcmp(r->qbaseline, "false") == 0 || strcmp(r->qbaseline, "0") == 0)
-      baseline = false;
-    else {
-      qs_reply_error(r, 400, "baseline must be true or false");
-      return;
-    }
-  }
-  if (r->qmode[0]) {
-    if (strcmp(r->qmode, "static") == 0)
-      dynamic = false;
-    else if (strcmp(r->qmode, "dynamic") == 0)
-      dynamic = true;
-    else {
-      qs_reply_error(r, 400, "mode must be static or dynamic");
-      return;
-    }
+  if (!decode_options(r, &baseline, &dynamic)) return;
+  qs_api_ctx *ctx = qs_api_ctx_get();
+  if (!ctx) {
+    qs_reply_error(r, 503, "out of memory");
+    return;
   }
   qs_model *m = NULL;
   qs_err err;
@@ -125,35 +153,22 @@ void qs_handle_predict_binary(qs_req *r) {
     return;
   }
   r->model_slot = m->metrics_slot;
-  size_t in = qat_model_in_dim(m->model);
-  size_t row_bytes = in * sizeof(float);
-  if (r->body_len % row_bytes != 0) {
-    qs_reply_error(r, 422, "wrong input size: %zu bytes is not a whole number of rows of %zu float32 (%zu bytes)",
-                   r->body_len, in, row_bytes);
+  const float *x = NULL;
+  size_t rows = 0;
+  if (!decode_rows(r, ctx, m, &x, &rows)) {
     qs_model_release(m);
-    return;
+    goto done;
   }
-  size_t rows = r->body_len / row_bytes;
-  if (rows > qs_g.cfg.max_batch) {
-    qs_reply_error(r, 413, "batch larger than %zu rows", qs_g.cfg.max_batch);
-    qs_model_release(m);
-    return;
-  }
-  float *x = NULL;
-  if (!qs_binary_floats(r, r->body, rows * in, in, &x)) {
-    qs_model_release(m);
-    return;
-  }
-  qs_infer_req req = {.x = x, .rows = rows, .cols = in, .baseline = baseline, .dynamic = dynamic,
-                      .t0_ns = r->t0_ns};
+  qs_infer_req req = {.x = x, .rows = rows, .cols = qat_model_in_dim(m->model), .baseline = baseline,
+                      .dynamic = dynamic, .t0_ns = r->t0_ns};
   qs_infer_res run;
-  bool ok = qs_infer_run(m, &req, &run, &err);
-  free(x);
-  if (!ok) {
+  if (!qs_infer_run(m, &req, &run, &err)) {
     qs_model_release(m);
     qs_reply_err(r, &err);
-    return;
+    goto done;
   }
   qs_predict_reply(r, &run, false);
   qs_infer_res_done(&run);
+done:
+  qs_api_ctx_done(ctx);
 }

@@ -37,6 +37,23 @@ void fixture_destroy(qat_fixture *f) {
 }
 
 qat_fixture *fixture_create(const uint32_t *dims, uint32_t n_layers, uint32_t seed) {
+  return fixture_create_opts(dims, n_layers, seed, NULL);
+}
+
+qat_err fixture_save(const qat_fixture *f, const char *path) {
+  qat_model *m;
+  qat_err e = qat_model_create(&f->spec, &m);
+  if (e) return e;
+  e = qat_model_save(m, path);
+  qat_model_destroy(m);
+  return e;
+}
+
+qat_fixture *fixture_create_opts(const uint32_t *dims, uint32_t n_layers, uint32_t seed,
+                                 const fixture_opts *o) {
+  static const fixture_opts defaults = {"c", 0, NULL, NULL};
+  if (!o) o = &defaults;
+  if (o->n_meta > 4) return NULL;
   if (n_layers < 1 || n_layers > QAT_MAX_LAYERS) return NULL;
   qat_fixture *f = calloc(1, sizeof *f);
   if (!f) return NULL;
@@ -113,24 +130,32 @@ qat_fixture *fixture_create(const uint32_t *dims, uint32_t n_layers, uint32_t se
     if (qat_qparams_from_range(lo, hi, 8, false, &f->layers[i].out) != QAT_OK) goto fail;
   }
   uint32_t nl = dims[n_layers];
-  f->labels = calloc(nl, sizeof(char *));
-  if (!f->labels) goto fail;
-  for (uint32_t i = 0; i < nl; i++) {
-    f->labels[i] = malloc(16);
-    if (!f->labels[i]) goto fail;
-    snprintf(f->labels[i], 16, "c%u", i);
-    f->spec.n_labels = i + 1;
+  if (o->label_prefix) {
+    size_t room = strlen(o->label_prefix) + 12;
+    f->labels = calloc(nl, sizeof(char *));
+    if (!f->labels) goto fail;
+    for (uint32_t i = 0; i < nl; i++) {
+      f->labels[i] = malloc(room);
+      if (!f->labels[i]) goto fail;
+      snprintf(f->labels[i], room, "%s%u", o->label_prefix, i);
+      f->spec.n_labels = i + 1;
+    }
   }
   snprintf(f->seed_str, sizeof f->seed_str, "%u", seed);
   f->meta_keys[0] = "trained_with";
   f->meta_values[0] = "fixture";
   f->meta_keys[1] = "seed";
   f->meta_values[1] = f->seed_str;
+  f->spec.n_meta = 2;
+  for (uint32_t i = 0; i < o->n_meta; i++) {
+    f->meta_keys[i] = o->meta_keys[i];
+    f->meta_values[i] = o->meta_values[i];
+  }
+  if (o->n_meta) f->spec.n_meta = o->n_meta;
   f->spec.n_layers = n_layers;
   f->spec.layers = f->layers;
   f->spec.out_mode = QAT_OUT_DEQUANT_ACC;
   f->spec.labels = (const char *const *)f->labels;
-  f->spec.n_meta = 2;
   f->spec.meta_keys = f->meta_keys;
   f->spec.meta_values = f->meta_values;
   return f;
