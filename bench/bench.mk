@@ -7,24 +7,31 @@ BENCH_DNNL := $(shell printf '\#include <dnnl.h>\n' | $(CC) -E -x c - >/dev/null
 BENCH_KERNELS_DEFS := $(if $(BENCH_DNNL),-DHAVE_DNNL)
 BENCH_KERNELS_LIBS := $(if $(BENCH_DNNL),-ldnnl)
 
-.PHONY: bench bench-kernels bench-mlp bench-http bench-grpc bench-latency bench-startup
+.PHONY: bench bench-kernels bench-mlp bench-http bench-grpc bench-latency bench-startup bench-rows
 # The whole suite, one run (~6-8 min on 2 cores): kernels, the whole MLP vs
 # PyTorch, /predict under wrk vs the peers, the int8/fp32 latency
 # distribution, start-up time and memory. Results and plots: $(BUILD)/bench/.
-bench: bench-kernels bench-json bench-mlp bench-http bench-grpc bench-latency bench-startup
+bench: bench-kernels bench-json bench-mlp bench-http bench-grpc bench-latency bench-startup bench-rows
 	@echo "bench: results in $(BUILD)/bench/ (*.txt, *.csv, *.png)"
 
+# Then the fp32 baseline once more with OpenBLAS choosing its own kernels
+# (our machines pin OPENBLAS_CORETYPE=Haswell; a user's picks by CPUID).
 bench-kernels: $(BUILD)/bench_kernels
 	@mkdir -p $(BUILD)/bench
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_kernels --out $(BUILD)/bench
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	  $(BUILD)/bench_kernels --out $(BUILD)/bench --blas-only
 	@if command -v gnuplot >/dev/null; then \
 	  gnuplot -e "csv='$(BUILD)/bench/kernels.csv'; out='$(BUILD)/bench/kernels.png'" \
 	    bench/plot_kernels.gp && echo "wrote $(BUILD)/bench/kernels.png"; fi
 
 $(BUILD)/obj/bench/bench_kernels.o: CPPFLAGS += $(BENCH_KERNELS_DEFS)
 
-$(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(BENCH_KERNELS_LIBS) $(CORE_LIBS)
+# The peak loops: one file per instruction set, built by the Makefile's
+# per-tier pattern rules (*_avx2.c, *_avxvnni.c, *_avx512vnni.c).
+BENCH_PEAK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/bench_peak_*.c))
+$(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(BENCH_PEAK_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(BENCH_PEAK_OBJ) $(LIB) $(BENCH_KERNELS_LIBS) $(CORE_LIBS)
 
 # The whole MLP (shipped model, else a random 784-256-128-10) vs PyTorch.
 BENCH_MODEL = $(firstword $(wildcard models/fashion-mnist.safetensors) $(BUILD)/bench/random-784-256-128-10.safetensors)
@@ -37,6 +44,12 @@ bench-mlp: $(BUILD)/bench_core $(BENCH_MODEL)
 	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
 	  /usr/bin/python3 bench/bench_mlp.py $(BUILD)/bench_core $(BENCH_MODEL) $(BUILD)/bench 3; \
 	else echo "bench-mlp: skipped (python3-torch not installed)"; fi
+
+# /predict with 1, 16 and 64 rows per request, one server per kernel tier.
+bench-rows: $(SERVER) $(BENCH_MODEL)
+	@mkdir -p $(BUILD)/bench/rows-models
+	@cp $(BENCH_MODEL) $(BUILD)/bench/rows-models/
+	/usr/bin/python3 bench/bench_rows.py $(SERVER) $(BUILD)/bench/rows-models $(BUILD)/bench
 
 # /predict under wrk: qatserve JSON and binary vs the peers, batching trade-off.
 bench-http: $(SERVER) $(BUILD)/qstool $(BUILD)/mhd_jansson

@@ -31,12 +31,15 @@ _Static_assert((long long)QAT_MAX_DIM * 255 * 128 <= INT_MAX,
 #define VLOADW(p) _mm512_load_si512((const void *)(p))
 #define VBCAST(i) _mm512_set1_epi32(i)
 #define VDPBUSD(a, x, w) _mm512_dpbusd_epi32((a), (x), (w))
-/* Rows of MR x NP panels for batches: 24 zmm accumulators + 3 weight
- * vectors + a broadcast = 28 of 32 registers. GNP = 8 at batch 1: 8
- * independent accumulator chains cover vpdpbusd's latency. Measured
- * alternatives: docs/kernels.md. */
-#define MR 8
-#define NP 3
+/* Rows of MR x NP panels for batches: 24 zmm accumulators + 4 weight
+ * vectors + a broadcast = 29 of 32 registers; 4 panels = 64 outputs divide
+ * the usual widths (256, 128), where 8 x 3 leaves a 1-panel group. GNP = 8
+ * at batch 1: 8 independent accumulator chains cover vpdpbusd's latency.
+ * Measured alternatives: docs/kernels.md. */
+#ifndef MR /* -DMR=.. -DNP=.. for measuring other blocks; tests cover 6 x 4 */
+#define MR 6
+#define NP 4
+#endif
 #define GNP 8
 #define PMAX 8
 
@@ -56,13 +59,15 @@ static inline void store16(int32_t *p, __m512i v, size_t cols) {
  * fused with anything); vrndscaleps with an explicit nearest-even mode is
  * rintf; the clamp is on integral floats, so the truncating conversion is
  * exact; the result is within lo..hi <= 255, so vpmovusdb only narrows. */
-static inline void requant16(const int32_t *a, const int32_t *b, const float *m, __m512 flo,
-                             __m512 fhi, __m512i zp, __mmask16 k, uint8_t *o) {
+static inline __m128i requant16(const int32_t *a, const int32_t *b, const float *m, __m512 flo,
+                                __m512 fhi, __m512i zp, __mmask16 k) {
   __m512i v = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, a), _mm512_maskz_loadu_epi32(k, b));
   __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_maskz_loadu_ps(k, m));
   f = _mm512_roundscale_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
-  _mm512_mask_cvtusepi32_storeu_epi8(o, k, _mm512_add_epi32(_mm512_cvttps_epi32(f), zp));
+  /* The register form of vpmovusdb: its store form is several times slower
+   * on Zen 4 (measured: quantize_u8 5 us -> see docs/kernels.md). */
+  return _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvttps_epi32(f), zp));
 }
 
 static void avx512_requant_u8(const int32_t *acc, size_t M, size_t N, const int32_t *bias,
@@ -74,9 +79,12 @@ static void avx512_requant_u8(const int32_t *acc, size_t M, size_t N, const int3
     const int32_t *a = acc + m * N;
     uint8_t *o = out + m * ldo;
     size_t c = 0;
-    for (; c + 16 <= N; c += 16) requant16(a + c, bias + c, mult + c, flo, fhi, zp, 0xffff, o + c);
-    if (c < N)
-      requant16(a + c, bias + c, mult + c, flo, fhi, zp, (__mmask16)((1u << (N - c)) - 1), o + c);
+    for (; c + 16 <= N; c += 16)
+      _mm_storeu_si128((__m128i *)(o + c), requant16(a + c, bias + c, mult + c, flo, fhi, zp, 0xffff));
+    if (c < N) {
+      __mmask16 k = (__mmask16)((1u << (N - c)) - 1);
+      _mm_mask_storeu_epi8(o + c, k, requant16(a + c, bias + c, mult + c, flo, fhi, zp, k));
+    }
   }
 }
 
@@ -86,20 +94,23 @@ static void avx512_requant_u8(const int32_t *acc, size_t M, size_t N, const int3
  * when either is NaN, as qat_quantize_u8's compare-based clamp maps NaN to
  * qmin) and min with qmax; the tail is masked (masked-off lanes are never
  * read from memory). */
-static inline void quant16(const float *x, __m512 inv, __m512 zp, __m512 lo, __m512 hi,
-                           __mmask16 k, uint8_t *q) {
+static inline __m128i quant16(const float *x, __m512 inv, __m512 zp, __m512 lo, __m512 hi,
+                              __mmask16 k) {
   __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x), inv);
   v = _mm512_add_ps(zp, _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-  _mm512_mask_cvtusepi32_storeu_epi8(q, k, _mm512_cvttps_epi32(v));
+  return _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(v));
 }
 
 static void avx512_quantize_u8(const float *x, size_t n, const qat_qparams *p, uint8_t *q) {
   const __m512 inv = _mm512_set1_ps(1.0f / p->scale), zp = _mm512_set1_ps((float)p->zero_point);
   const __m512 lo = _mm512_set1_ps((float)p->qmin), hi = _mm512_set1_ps((float)p->qmax);
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) quant16(x + i, inv, zp, lo, hi, 0xffff, q + i);
-  if (i < n) quant16(x + i, inv, zp, lo, hi, (__mmask16)((1u << (n - i)) - 1), q + i);
+  for (; i + 16 <= n; i += 16) _mm_storeu_si128((__m128i *)(q + i), quant16(x + i, inv, zp, lo, hi, 0xffff));
+  if (i < n) {
+    __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+    _mm_mask_storeu_epi8(q + i, k, quant16(x + i, inv, zp, lo, hi, k));
+  }
 }
 
 const qat_kernels qat_kernels_avx512vnni = {

@@ -16,7 +16,8 @@ libopenblas-dev zlib1g-dev curl dataset-fashion-mnist python3-yaml gnuplot-nox
 libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio python3-grpc-tools"
 for arg in "$@"; do
   case "$arg" in
-    --bench) pkgs="$pkgs libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy" ;;
+    --bench) pkgs="$pkgs libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy python3-onnx nodejs"
+             command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     --torch) pkgs="$pkgs python3-torch python3-numpy" ;;
     --fuzz)  pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
     # npm only where no npm is there yet: nodesource's nodejs bundles it,
@@ -26,7 +27,7 @@ for arg in "$@"; do
     # runc (not crun, which refuses this hybrid cgroup layout) named so that
     # podman's "crun | runc" dependency takes it; catatonit for kube play.
     --infra) pkgs="$pkgs podman runc netavark catatonit debootstrap python3-kubernetes prometheus haproxy wrk" ;;
-    --all)   pkgs="$pkgs podman runc netavark catatonit debootstrap python3-kubernetes prometheus haproxy libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy clang-14 libclang-rt-14-dev chromium nodejs" ;;
+    --all)   pkgs="$pkgs podman runc netavark catatonit debootstrap python3-kubernetes prometheus haproxy libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy python3-onnx clang-14 libclang-rt-14-dev chromium nodejs" ;;
     *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --fuzz, --browser, --infra or --all)" >&2; exit 2 ;;
   esac
 done

@@ -52,10 +52,19 @@ json_t *qs_parse_envelope(qs_req *r, const char *text, size_t len, qs_span sp, b
   }
   json_error_t jerr;
   qs_json_alloc_failed();
+  /* The parse may build at most twice the text plus 256 KiB: a real
+   * envelope (id, parameters, outputs) is a few hundred bytes of tree;
+   * millions of tiny values are refused instead of built (413). */
+  size_t limit = 2 * envlen + QS_JSON_TREE_SLACK;
+  qs_json_limit_begin(limit);
   json_t *root = json_loadb(env, envlen, JSON_REJECT_DUPLICATES, &jerr);
+  bool over = qs_json_limit_end();
   if (env != text) free(env);
   if (!root) {
-    if (qs_json_alloc_failed())
+    if (over)
+      qs_reply_error(r, 413, "the JSON needs more than %zu bytes of memory to parse (2 x its "
+                     "size + 256 KiB): send fewer, larger values", limit);
+    else if (qs_json_alloc_failed())
       qs_reply_error(r, 503, "out of memory");
     else
       qs_reply_error(r, 400, "malformed JSON: %s", jerr.text);

@@ -30,6 +30,7 @@ typedef struct qs_req {
   uint64_t discarded;      /* body bytes thrown away after too_big/busy */
   size_t accounted;        /* this request's share of qs_g.body_bytes */
   bool queued;
+  bool close;              /* reply with Connection: close (ambiguous framing) */
   bool pending;            /* counted in qs_g.pending */
   /* Filled by the handler. */
   int status;

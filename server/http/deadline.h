@@ -13,6 +13,7 @@
 #define QS_DEADLINE_H
 
 #include <microhttpd.h>
+#include <stdbool.h>
 
 /* Starts the reaper (timeout_s 0: no deadline, nothing started). */
 void qs_deadline_start(unsigned timeout_s);
@@ -25,6 +26,11 @@ void qs_deadline_notify(void *cls, struct MHD_Connection *c, void **socket_conte
 void qs_deadline_clear(struct MHD_Connection *c);
 /* A request on c completed: the next one has until now + timeout. */
 void qs_deadline_rearm(struct MHD_Connection *c);
+/* The request on c holds body bytes (true: some just arrived) or not. A
+ * body that stops arriving for QS_BODY_STALL_S while more than half of
+ * --max-inflight-bytes is held is cut, freeing its share for the others. */
+#define QS_BODY_STALL_S 2
+void qs_deadline_body(struct MHD_Connection *c, bool holding);
 /* Connections cut so far, for logs and tests. */
 unsigned long qs_deadline_cut_count(void);
 

@@ -10,6 +10,7 @@
  * connection would cost more than it saves. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "base/metrics.h"
 #include "base/scratch.h"
 #include "http/deadline.h"
+#include "http/framing.h"
 #include "http/http.h"
 #include "http/page.h"
 #include "model/registry.h"
@@ -173,7 +175,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qs_req *r) {
   }
   if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
   /* Draining: no more requests on this connection. */
-  if (atomic_load(&qs_g.draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  /* Draining, or a request whose framing we refused (its body's extent is
+   * unknown, so nothing after it on this connection can be trusted): no
+   * more requests on this connection. */
+  if (r->close || atomic_load(&qs_g.draining))
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   r->queued = true;
@@ -206,12 +212,25 @@ static void budget_release(qs_req *r) {
   r->accounted = 0;
 }
 
-static bool has_type(const char *h, const char *type) {
-  if (!h) return false;
-  size_t n = strlen(type);
-  for (const char *p = h; *p; p++)
-    if (strncasecmp(p, type, n) == 0) return true;
-  return false;
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+  (void)kind;
+  qs_framing_add(cls, key, value);
+  return MHD_YES;
+}
+
+/* RFC 9112 framing (framing.h): refused before any body byte is read, with
+ * the connection closed after the reply. */
+static bool framing_refused(qs_req *r, struct MHD_Connection *c, const char *version) {
+  qs_framing f;
+  memset(&f, 0, sizeof f);
+  MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+  char why[160];
+  int st = qs_framing_verdict(&f, strcmp(version, MHD_HTTP_VERSION_1_0) == 0, why, sizeof why);
+  if (!st) return false;
+  qs_reply_error(r, st, "%s", why);
+  r->close = true;
+  return true;
 }
 
 static void copy_arg(char *dst, size_t cap, const char *v) {
@@ -228,8 +247,8 @@ static void copy_arg(char *dst, size_t cap, const char *v) {
 static void read_binary_headers(qs_req *r, struct MHD_Connection *c) {
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
   const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-  r->bin_in = ct && strncasecmp(ct, "application/octet-stream", 24) == 0;
-  r->bin_out = has_type(acc, "application/octet-stream");
+  r->bin_in = qs_body_type_of(ct) == QS_BODY_BINARY;
+  r->bin_out = qs_accept_binary(acc);
   const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
   if (!m) m = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Model");
   copy_arg(r->qmodel, sizeof r->qmodel, m);
@@ -292,6 +311,7 @@ static qs_req *req_take(void) {
 static void req_give(qs_req *r) {
   req_pool *pool = qs_tls_peek(&pool_tls);
   if (pool && pool->n < KEEP_RECORDS) {
+    qs_req_reset(r, KEEP_BYTES); /* big buffers go now, not at the next request */
     pool->free[pool->n++] = r;
     return;
   }
@@ -337,13 +357,14 @@ static bool body_start(qs_req *r, struct MHD_Connection *c) {
     r->body = nb;
     r->body_size = first;
   }
+  if (first) qs_deadline_body(c, true);
   return true;
 }
 
 /* First callback: the headers are in. Routes, checks the method and the
  * body's announced size, and may answer at once. */
 static enum MHD_Result on_headers(struct MHD_Connection *c, const char *url, const char *method,
-                                  void **con_cls) {
+                                  const char *version, void **con_cls) {
   qs_req *r = req_take();
   if (!r) return MHD_NO;
   r->t0_ns = qs_now_ns();
@@ -353,6 +374,7 @@ static enum MHD_Result on_headers(struct MHD_Connection *c, const char *url, con
   copy_clean(r->method, sizeof r->method, method);
   copy_clean(r->path, sizeof r->path, url);
   r->head = strcmp(method, "HEAD") == 0;
+  if (framing_refused(r, c, version)) return send_reply(c, r);
   route(r, method, url);
   if (r->status) return send_reply(c, r);
   if (r->route == R_PAGE) return qs_page_send(c, r, url);
@@ -361,7 +383,10 @@ static enum MHD_Result on_headers(struct MHD_Connection *c, const char *url, con
      * is still served (it may have waited in a busy thread's queue since
      * before SIGTERM); its reply closes the connection. */
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
+    if (qs_body_type_of(ct) == QS_BODY_REFUSED) {
+      /* Exact media types only: text/plain (what a form on another site can
+       * post without a CORS preflight) and look-alikes such as
+       * application/octet-streamX are refused. */
       qs_reply_error(r, 415, "send the body as application/json or application/octet-stream");
       return send_reply(c, r);
     }
@@ -383,7 +408,8 @@ static void body_drop(qs_req *r, size_t n) {
 
 /* A chunk of body: appended, never past --max-body or the process-wide
  * --max-inflight-bytes. */
-static enum MHD_Result on_body_chunk(qs_req *r, const char *upload, size_t n) {
+static enum MHD_Result on_body_chunk(struct MHD_Connection *c, qs_req *r, const char *upload,
+                                     size_t n) {
   const qs_config *cfg = &qs_g.cfg;
   if (r->queued) return MHD_YES;
   if (r->too_big || r->busy) {
@@ -408,6 +434,7 @@ static enum MHD_Result on_body_chunk(qs_req *r, const char *upload, size_t n) {
       r->busy = true;
       body_drop(r, n);
       budget_release(r);
+      qs_deadline_body(c, false); /* holds nothing now */
       return MHD_YES;
     }
     char *nb = realloc(r->body, ns + 1);
@@ -417,6 +444,7 @@ static enum MHD_Result on_body_chunk(qs_req *r, const char *upload, size_t n) {
   }
   memcpy(r->body + r->body_len, upload, n);
   r->body_len += n;
+  qs_deadline_body(c, true);
   return MHD_YES;
 }
 
@@ -447,15 +475,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {
   (void)cls;
-  (void)version;
   qs_req *r = *con_cls;
-  if (!r) return on_headers(c, url, method, con_cls);
+  if (!r) return on_headers(c, url, method, version, con_cls);
   if (*upload_size) {
     size_t n = *upload_size;
     *upload_size = 0;
-    return on_body_chunk(r, upload, n);
+    return on_body_chunk(c, r, upload, n);
   }
   return on_request_done(c, r);
+}
+
+/* After a request that held a lot of memory (a big body and its parse),
+ * give the freed pages back to the OS: glibc keeps freed small blocks in its
+ * arenas, so a burst of big requests would otherwise leave the process at
+ * its peak for good. At most once a second; costs ~a millisecond. */
+#define TRIM_AFTER_BYTES ((size_t)1 << 20)
+static _Atomic uint64_t last_trim_ns;
+
+static void trim_after_peak(size_t held) {
+  if (held < TRIM_AFTER_BYTES) return;
+  uint64_t now = qs_now_ns(), last = atomic_load(&last_trim_ns);
+  if (now - last < 1000000000u) return;
+  if (!atomic_compare_exchange_strong(&last_trim_ns, &last, now)) return;
+  malloc_trim(0);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -475,9 +517,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
            (unsigned long long)(dt / 1000),
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
   if (r->pending) atomic_fetch_sub(&qs_g.pending, 1);
+  size_t held = r->body_size;
   budget_release(r);
   req_give(r);
   atomic_fetch_sub(&qs_g.inflight, 1);
+  trim_after_peak(held);
 }
 
 static int hexval(char c) {
@@ -531,6 +575,11 @@ struct MHD_Daemon *qs_http_start(void) {
            gai_strerror(gai));
     return NULL;
   }
+  /* Big blocks (request bodies past 256 KiB) always come from mmap and go
+   * back to the OS when freed: a fixed threshold also stops glibc from
+   * raising it after the first big free, which put later 4 MB bodies in
+   * arenas that never shrank. */
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   /* Before the daemon: its threads read the deadline settings. */
   qs_deadline_start(cfg->conn_timeout_s);
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -547,6 +596,11 @@ struct MHD_Daemon *qs_http_start(void) {
       MHD_OPTION_NOTIFY_CONNECTION, qs_deadline_notify, NULL,
       MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+      /* The strictest client discipline 0.9.75 has (MHD_OPTION_CLIENT_
+       * DISCIPLINE_LVL came in 0.9.77): HTTP/1.1 requests need Host, no
+       * spaces in the URL or in header names. Framing is checked in
+       * framing.c. */
+      MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
       MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!d) {

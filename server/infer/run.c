@@ -172,6 +172,7 @@ bool qs_infer_run(qs_model *m, const qs_infer_req *req, qs_infer_res *res, qs_er
   if (req->baseline) {
     qs_metrics_observe(m->metrics_slot, QS_LAT_FP32, res->ns_fp32);
     drift(res);
+    qs_metrics_drift(m->metrics_slot, res->rows, res->rows - res->argmax_agree, res->max_abs_diff);
   }
   res->m = m;
   return true;

@@ -25,6 +25,9 @@ async function waitUntil(page, fn, arg, opts) {
 }
 
 const URL0 = process.env.QS_URL;
+// JSON bodies say so: the server refuses text/plain (what fetch sends for a
+// string body by default), so a form on another site cannot post one.
+const JSON_CT = { 'Content-Type': 'application/json' };
 const OUT = process.env.QS_OUT;
 const MODELS = process.env.QS_MODELS;
 const RELOAD = process.env.QS_RELOAD;
@@ -119,7 +122,8 @@ async function headerChecks() {
   // The /predict option the page relies on: fp32_outputs.
   const row = new Array(784).fill(0).map((_, i) => ((i * 37) % 256) / 255);
   const ask = async (extra) => fetch(URL0 + '/predict', {
-    method: 'POST', body: JSON.stringify(Object.assign({ inputs: [row, row.slice().reverse()] }, extra)),
+    method: 'POST', headers: JSON_CT,
+    body: JSON.stringify(Object.assign({ inputs: [row, row.slice().reverse()] }, extra)),
   });
   const j = await (await ask({ fp32_outputs: true })).json();
   const ok = Array.isArray(j.fp32_outputs) && j.fp32_outputs.length === 2 &&
@@ -193,7 +197,7 @@ async function checkResult(page, sent, label) {
   check(label + ': the page sent 784 inputs in [0,1]', n === 784 &&
     JSON.parse(sent).inputs[0].every((v) => v >= 0 && v <= 1) && JSON.parse(sent).inputs[0].some((v) => v > 0.5),
     n);
-  const mine = await (await fetch(URL0 + '/predict', { method: 'POST', body: sent })).json();
+  const mine = await (await fetch(URL0 + '/predict', { method: 'POST', headers: JSON_CT, body: sent })).json();
   const models = (await (await fetch(URL0 + '/models')).json()).models;
   const labels = models[0].labels;
   const out = mine.outputs[0];

@@ -14,14 +14,9 @@ cd "$(dirname "$0")/../.."
 SERVER=$BUILD/qatserve
 QSTOOL=$BUILD/qstool
 PY=/usr/bin/python3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-tiers.XXXXXX")
-SPID=""
-cleanup() {
-  if [ -n "$SPID" ]; then kill -9 "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init tiers
+tmp=$QS_TMP
 pass=0
 fail=0
 check() {
@@ -46,7 +41,7 @@ QAT_KERNEL=ref "$QSTOOL" expect "$tmp/models/m.safetensors" "$tmp/rows3.txt" dyn
 # same_outputs REPLY WANT [v2]: the reply's outputs, as their exact number
 # text, equal qstool's lines (argmax lines skipped).
 same_outputs() {
-  "$PY" - "$1" "$2" "${3:-}" <<'PYEOF'
+  "$PY" - "$1" "$2" "${3:-}" <<'PYEOF' || { echo "  reply: $(head -c 300 "$1")" >&2; return 1; }
 import json, sys
 d = json.loads(open(sys.argv[1]).read(), parse_float=str, parse_int=str)
 want = [l.split() for l in open(sys.argv[2]).read().split("\n")[0::2] if l]
@@ -59,21 +54,13 @@ sys.exit(0 if got == want else 1)
 PYEOF
 }
 
-start() { # start TIER: server with QAT_KERNEL=TIER on a free port
+start() { # start TIER: server with QAT_KERNEL=TIER on a free port (PORT)
   : >"$tmp/server.log"
-  QAT_KERNEL=$1 "$SERVER" --models "$tmp/models" --host 127.0.0.1 --port 0 --threads 2 --quiet \
-    >"$tmp/server.log" 2>&1 &
-  SPID=$!
   PORT=""
-  for _ in $(seq 1 200); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -n 1)
-    [ -n "$PORT" ] && break
-    kill -0 "$SPID" 2>/dev/null || break
-    sleep 0.05
-  done
-  [ -n "$PORT" ]
+  QAT_KERNEL=$1 qs_start "$tmp/server.log" --models "$tmp/models" --threads 2 --quiet || return 1
+  PORT=$QS_PORT
 }
-stop() { kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=""; }
+stop() { qs_stop "$QS_PID" TERM >/dev/null; }
 post() { curl -s -o "$tmp/out" --max-time 30 "http://127.0.0.1:$PORT$1" --data-binary @"$2"; }
 
 tiers=$("$QSTOOL" tiers)

@@ -1,7 +1,8 @@
 # reliability.mk - abuse, reload/shutdown under load, soak and short fuzz
 # passes (included by the Makefile; docs/reliability.md has the figures).
 #   make abuse-test    hostile clients vs the real server, then hostile model
-#                      files (hostile-models.py) (~35 s; in make test)
+#                      files (hostile-models.py), memory amplification and
+#                      the budget hog (memory-abuse.py) (~60 s; in make test)
 #   make reload-test   50 model replacements under wrk + SIGTERM under load (~60 s)
 #   make soak          10 minutes of wrk; RSS and open fds at start and end
 #   make fuzz-ci       every fuzz target for FUZZ_CI_SECONDS (20) s each
@@ -11,6 +12,7 @@
 abuse-test: all $(BUILD)/qstool
 	BUILD=$(BUILD) tests/reliability/abuse.sh
 	/usr/bin/python3 tests/reliability/hostile-models.py $(BUILD)
+	/usr/bin/python3 tests/reliability/memory-abuse.py $(BUILD)
 
 reload-test: all $(BUILD)/qstool
 	@deploy/install-deps.sh --bench

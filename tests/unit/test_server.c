@@ -16,6 +16,94 @@
 #include "base/config.h"
 #include "base/jansson_alloc.h"
 #include "base/log.h"
+#include "http/framing.h"
+
+/* The log's one escaping helper: nothing from a file name or a request can
+ * start a new line or pass for an escape of ours. */
+START_TEST(log_escape) {
+  char out[64];
+  size_t n = qs_log_escape(out, sizeof out, "a\nb\\c\x01\x7f\xff\r", 64);
+  ck_assert_str_eq(out, "a\\x0ab\\\\c\\x01\\x7f\\xff\\x0d");
+  ck_assert_uint_eq(n, strlen(out));
+  /* Never cut inside an escape, always terminated. */
+  n = qs_log_escape(out, 6, "ab\ncd", 5);
+  ck_assert_str_eq(out, "ab");
+  n = qs_log_escape(out, sizeof out, "stops\0here", 10);
+  ck_assert_str_eq(out, "stops");
+}
+END_TEST
+
+static int verdict(const char *const *h, bool http10, char *why) {
+  qs_framing f;
+  memset(&f, 0, sizeof f);
+  for (; *h; h += 2) qs_framing_add(&f, h[0], h[1]);
+  return qs_framing_verdict(&f, http10, why, 160);
+}
+
+START_TEST(framing_rules) {
+  char why[160];
+  const struct {
+    const char *h[9];
+    bool http10;
+    int want;
+  } cases[] = {
+      {{"Content-Length", "12", NULL}, false, 0},
+      {{"Transfer-Encoding", "chunked", NULL}, false, 0},
+      {{"transfer-encoding", " Chunked ", NULL}, false, 0},
+      {{"Transfer-Encoding", ", chunked", NULL}, false, 0},
+      {{NULL}, false, 0},
+      {{"Content-Length", "5", "Content-Length", "50", NULL}, false, 400},
+      {{"Content-Length", "5", "content-length", "5", NULL}, false, 400},
+      {{"Content-Length", "5", "Transfer-Encoding", "chunked", NULL}, false, 400},
+      {{"Transfer-Encoding", "chunked", NULL}, true, 400},
+      {{"Transfer-Encoding", "gzip", NULL}, false, 501},
+      {{"Transfer-Encoding", "gzip, chunked", NULL}, false, 501},
+      {{"Transfer-Encoding", "chunked, gzip", NULL}, false, 501},
+      {{"Transfer-Encoding", "chunked, chunked", NULL}, false, 400},
+      {{"Transfer-Encoding", "chunked", "Transfer-Encoding", "chunked", NULL}, false, 400},
+      {{"Transfer-Encoding", "", NULL}, false, 400},
+      {{"Transfer-Encoding", "chunkedx", NULL}, false, 501},
+      {{"Content-Length", "-5", NULL}, false, 400},
+      {{"Content-Length", "", NULL}, false, 400},
+      {{"Content-Length", "1 2", NULL}, false, 400},
+      {{"Content-Length", "99999999999999999999", NULL}, false, 400},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    why[0] = '\0';
+    int v = verdict(cases[i].h, cases[i].http10, why);
+    ck_assert_msg(v == cases[i].want, "case %zu: %d, want %d (%s)", i, v, cases[i].want, why);
+    ck_assert(v == 0 || why[0]);
+  }
+}
+END_TEST
+
+START_TEST(media_types) {
+  ck_assert_int_eq(qs_body_type_of(NULL), QS_BODY_JSON);
+  ck_assert_int_eq(qs_body_type_of("application/json"), QS_BODY_JSON);
+  ck_assert_int_eq(qs_body_type_of("Application/JSON; charset=utf-8"), QS_BODY_JSON);
+  ck_assert_int_eq(qs_body_type_of("application/x-www-form-urlencoded"), QS_BODY_JSON);
+  ck_assert_int_eq(qs_body_type_of("application/octet-stream"), QS_BODY_BINARY);
+  ck_assert_int_eq(qs_body_type_of(" application/octet-stream ; x=1"), QS_BODY_BINARY);
+  const char *refused[] = {"application/octet-streamX", "application/octet-stream-x",
+                           "text/plain", "text/plain;charset=utf-8", "multipart/form-data",
+                           "", "json", "/", "application/", "a/b/c", "application/jsonx"};
+  for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+    ck_assert_msg(qs_body_type_of(refused[i]) == QS_BODY_REFUSED, "%s", refused[i]);
+  ck_assert(qs_accept_binary("application/octet-stream"));
+  ck_assert(qs_accept_binary("APPLICATION/OCTET-STREAM;q=1"));
+  ck_assert(qs_accept_binary("application/json;q=0.5, application/octet-stream"));
+  ck_assert(qs_accept_binary("application/octet-stream, */*;q=0.8"));
+  ck_assert(qs_accept_binary("application/octet-stream;q=0.5, application/json;q=0, */*"));
+  ck_assert(!qs_accept_binary(NULL));
+  ck_assert(!qs_accept_binary("application/octet-stream;q=0"));
+  ck_assert(!qs_accept_binary("application/octet-stream;q=0.000"));
+  ck_assert(!qs_accept_binary("application/octet-stream;q=0.5, application/json"));
+  ck_assert(!qs_accept_binary("application/octet-stream;q=0.5, */*"));
+  ck_assert(!qs_accept_binary("application/octet-streamX"));
+  ck_assert(!qs_accept_binary("*/*"));
+  ck_assert(!qs_accept_binary("application/octet-stream;q=2"));
+}
+END_TEST
 
 Suite *suite_server(void);
 
@@ -350,17 +438,62 @@ START_TEST(metrics_render) {
 }
 END_TEST
 
+/* A model's series are there at zero from its load on (slots are interned at
+ * load): Prometheus' rate() then counts its very first requests. */
+START_TEST(metrics_zero_from_load) {
+  int s = qs_metrics_slot("zero-model");
+  ck_assert_int_gt(s, 0);
+  qs_buf b;
+  qs_buf_init(&b, 1024, 1 << 20);
+  qs_metrics_render(&b);
+  ck_assert(!b.failed);
+  static const char *const want[] = {
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"predict\",code=\"200\",protocol=\"http\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"v2_infer\",code=\"200\",protocol=\"http\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"predict\",code=\"500\",protocol=\"http\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"v2_infer\",code=\"other\",protocol=\"http\"} 0\n",
+      "qatserve_int8_latency_seconds_bucket{model=\"zero-model\",le=\"+Inf\"} 0\n",
+      "qatserve_int8_latency_seconds_count{model=\"zero-model\"} 0\n",
+      "qatserve_fp32_latency_seconds_sum{model=\"zero-model\"} 0.000000000\n",
+      "qatserve_total_latency_seconds_bucket{model=\"zero-model\",le=\"5e-06\"} 0\n",
+      "qatserve_drift_rows_total{model=\"zero-model\"} 0\n",
+      "qatserve_argmax_disagreements_total{model=\"zero-model\"} 0\n",
+      "qatserve_drift_max_abs_diff_count{model=\"zero-model\"} 0\n",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+    ck_assert_msg(strstr(b.data, want[i]), "missing %s", want[i]);
+  /* Not for other endpoints, and not for model="" (no model served it). */
+  ck_assert(!strstr(b.data, "{model=\"zero-model\",endpoint=\"models\""));
+  /* Drift: 3 rows, 1 disagreement, 0.03 max difference -> the 0.05 bucket up. */
+  qs_metrics_drift(s, 3, 1, 0.03f);
+  qs_buf_free(&b);
+  qs_buf_init(&b, 1024, 1 << 20);
+  qs_metrics_render(&b);
+  ck_assert(strstr(b.data, "qatserve_drift_rows_total{model=\"zero-model\"} 3\n"));
+  ck_assert(strstr(b.data, "qatserve_argmax_disagreements_total{model=\"zero-model\"} 1\n"));
+  ck_assert(strstr(b.data, "qatserve_drift_max_abs_diff_bucket{model=\"zero-model\",le=\"0.025\"} 0\n"));
+  ck_assert(strstr(b.data, "qatserve_drift_max_abs_diff_bucket{model=\"zero-model\",le=\"0.05\"} 1\n"));
+  ck_assert(strstr(b.data, "qatserve_drift_max_abs_diff_sum{model=\"zero-model\"} 0.030000\n"));
+  ck_assert(!strstr(b.data, "qatserve_int8_latency_seconds_count{model=\"\"}"));
+  qs_buf_free(&b);
+}
+END_TEST
+
 Suite *suite_server(void) {
   Suite *s = suite_create("server");
   TCase *tc = tcase_create("server");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, names);
+  tcase_add_test(tc, log_escape);
+  tcase_add_test(tc, framing_rules);
+  tcase_add_test(tc, media_types);
   tcase_add_test(tc, registry_load_reload_refuse_unload);
   tcase_add_test(tc, ctx_pool_reuses);
   tcase_add_test(tc, predict_handler_statuses);
   tcase_add_test(tc, mutated_bodies_get_clean_answers);
   tcase_add_test(tc, metrics_render);
+  tcase_add_test(tc, metrics_zero_from_load);
   suite_add_tcase(s, tc);
   return s;
 }
