@@ -1,4 +1,5 @@
-/* safetensors.c - the model file (format v2, reads v1; docs/model-format.md).
+/* safetensors.c - the model file (format v2, v3 with `rounding`; reads v1;
+ * docs/model-format.md).
  *
  * Loading trusts nothing: every length, offset, shape and number is checked
  * before use, and each refusal has its own qat_err with a message naming the
@@ -486,10 +487,11 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
     return qat_fail(QAT_EMETA, "metadata 'format' = '%.100s', expected 'qatserve'", fmt);
   const char *ver = meta_str(meta, "format_version");
   if (!ver) return qat_fail(QAT_EMISSING, "metadata key 'format_version' is missing");
-  if (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0)
+  if (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0 && strcmp(ver, "3") != 0)
     return qat_fail(QAT_EVERSION, "metadata 'format_version' = '%.100s'; this build "
-                    "reads versions 1 and 2", ver);
-  const bool v2 = ver[0] == '2';
+                    "reads versions 1 to %d", ver, QAT_FORMAT_VERSION_MAX);
+  /* Version 3 is version 2 (checksums) plus the `rounding` key. */
+  const bool v2 = ver[0] == '2' || ver[0] == '3';
   const char *arch = meta_str(meta, "architecture");
   uint32_t dims[QAT_MAX_LAYERS + 1], nd;
   if (!arch) return qat_fail(QAT_EMISSING, "metadata key 'architecture' is missing");
@@ -508,6 +510,20 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
   else if (strcmp(om, "requant") == 0) spec->out_mode = QAT_OUT_REQUANT;
   else return qat_fail(QAT_EMETA, "metadata 'output_mode' = '%.100s', expected "
                        "'dequant_acc' or 'requant'", om);
+  /* `rounding` needs version 3: an older reader would take it as free-form
+   * metadata and round differently. */
+  const char *rnd = meta_str(meta, "rounding");
+  spec->rounding = QAT_ROUND_PYTORCH;
+  if (rnd) {
+    if (ver[0] != '3')
+      return qat_fail(QAT_EVERSION, "metadata 'rounding' needs format_version 3 (the file "
+                      "says %s)", ver);
+    if (strcmp(rnd, "pytorch") == 0) spec->rounding = QAT_ROUND_PYTORCH;
+    else if (strcmp(rnd, "onnxruntime") == 0) spec->rounding = QAT_ROUND_ORT;
+    else if (strcmp(rnd, "onnxruntime-float") == 0) spec->rounding = QAT_ROUND_ORT_FLOAT;
+    else return qat_fail(QAT_EMETA, "metadata 'rounding' = '%.100s', expected 'pytorch', "
+                         "'onnxruntime' or 'onnxruntime-float'", rnd);
+  }
   if ((e = load_labels(meta, L, spec))) return e;
 
   /* Tensor entries. */
@@ -793,8 +809,12 @@ static json_t *build_meta(const qat_model *m) {
     ok &= append(bits, sizeof bits, &lb, num);
   }
   ok = ok && json_object_set_new(meta, "format", json_string("qatserve")) == 0;
-  snprintf(num, sizeof num, "%d", QAT_FORMAT_VERSION);
+  /* Version 3 only where the rounding key is needed. */
+  snprintf(num, sizeof num, "%d", m->rounding == QAT_ROUND_PYTORCH ? QAT_FORMAT_VERSION : 3);
   ok = ok && json_object_set_new(meta, "format_version", json_string(num)) == 0;
+  if (m->rounding != QAT_ROUND_PYTORCH)
+    ok = ok && json_object_set_new(meta, "rounding",
+                                   json_string(qat_rounding_name(m->rounding))) == 0;
   ok = ok && json_object_set_new(meta, "architecture", json_string(arch)) == 0;
   ok = ok && json_object_set_new(meta, "activations", json_string(acts)) == 0;
   ok = ok && json_object_set_new(meta, "weight_bits", json_string(bits)) == 0;
