@@ -56,7 +56,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SHELL_LANGS = {"sh", "bash", "console", "shell"}
 OUTPUT_LANGS = {"json", "text", ""}
-VOLATILE = re.compile(r"(^|_)(us|ms)$|^latency_us$|^speedup$|^loaded_at$|^int8$|^fp32$|^total$")
+VOLATILE = re.compile(r"(^|_)(us|ms)$|^latency_us$|^speedup$|^loaded_at$|^int8$|^fp32$|^total$|^kernel$")
 SERVER_LINE = re.compile(r"^\s*(make\s+run|(\S*/)?build/qatserve\b[^&]*|qatserve\b[^&]*)&\s*(#.*)?$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*doctest:\s*(\w+)\s*(.*?)\s*-->\s*$")
 CMD_TIMEOUT_S = int(os.environ.get("DOCTEST_CMD_TIMEOUT", "300")) # one command; a server left in the foreground hangs here
@@ -346,6 +346,57 @@ def rewrite_ports(text, port, ports):
     return re.sub(r"((?:localhost|127\.0\.0\.1|\[::1\]):|--port[ =]|PORT=)(8\d\d\d|9\d\d\d)\b", sub, text)
 
 
+def server_formats():
+    """Every string literal in server/ (adjacent literals joined), as a
+    regex: printf conversions match any text."""
+    pats = []
+    for dirpath, _dirs, files in os.walk(os.path.join(ROOT, "server")):
+        for f in files:
+            if not f.endswith(".c"):
+                continue
+            src = open(os.path.join(dirpath, f), errors="replace").read()
+            src = re.sub(r"//[^\n]*|/\*.*?\*/", " ", src, flags=re.S)
+            for m in re.finditer(r'"(?:[^"\\\n]|\\.)*"(?:\s*"(?:[^"\\\n]|\\.)*")*', src):
+                lit = "".join(re.findall(r'"((?:[^"\\\n]|\\.)*)"', m.group(0)))
+                lit = lit.encode().decode("unicode_escape", errors="replace")
+                if len(re.sub(r"%[-+ #0-9.*]*[a-zA-Z]+", "", lit)) < 8:
+                    continue
+                parts = re.split(r"%[-+ #0-9.*]*(?:zu|zd|llu|lld|lu|ld|[a-zA-Z])", lit)
+                pats.append(re.compile(".+?".join(re.escape(x) for x in parts)))
+    return pats
+
+
+def check_error_tables(path, outputs, msgs):
+    """A table with an "example message" column: each message must be one
+    the server gave to an example of this file, or fit a string in the
+    server's source."""
+    lines = open(os.path.join(ROOT, path), encoding="utf-8").read().split("\n")
+    col, formats = None, None
+    seen = set(re.findall(r'"error":"((?:[^"\\]|\\.)*)"', "\n".join(outputs)))
+    seen = {json.loads('"' + e + '"') for e in seen}
+    for n, line in enumerate(lines):
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]] if line.startswith("|") else None
+        if not cells:
+            col = None
+            continue
+        if any("example message" in c for c in cells):
+            col = next(i for i, c in enumerate(cells) if "example message" in c)
+            continue
+        if col is None or col >= len(cells) or set(cells[col]) <= set("-: "):
+            continue
+        for msg in re.findall(r"`([^`]+)`", cells[col]):
+            if msg in seen:
+                continue
+            if formats is None:
+                formats = server_formats()
+            rx = re.compile(".*".join(re.escape(x) for x in msg.split("...")) + "$")
+            if any(f.fullmatch(msg) for f in formats) or any(
+                    rx.match(f.pattern.replace("\\", "")) for f in formats):
+                continue
+            fail(msgs, f"{path}:{n + 1}", f"the error message `{msg}` is neither an answer to an "
+                 "example in this file nor a string in server/: the server says something else now")
+
+
 def make_workdir(tmp):
     work = os.path.join(tmp, "work")
     os.makedirs(work)
@@ -447,12 +498,18 @@ def run_file(path, build, keep):
         except ProcessLookupError:
             pass
         proc.wait()
+        outputs = []
         for c in cmds:
             if c.server:
                 continue
             if hung and c.idx >= hung.idx:
                 break
             check(path, c, os.path.join(tmp, f"out{c.idx}"), msgs)
+            try:
+                outputs.append(open(os.path.join(tmp, f"out{c.idx}.stdout"), errors="replace").read())
+            except OSError:
+                pass
+        check_error_tables(path, outputs, msgs)
         return msgs, notes, secs
     finally:
         if proc:
