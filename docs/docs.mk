@@ -2,7 +2,8 @@
 #   make docs        regenerate the <!-- gen: ... --> regions (flag tables, --help)
 #   make docs-check  fail when a generated region is stale (part of docs-test)
 #   make docs-test   docs-check; the doc test's self-test (a deliberately wrong
-#                    doc must fail where it is wrong); the exit statuses; then
+#                    doc must fail where it is wrong); exit statuses and model
+#                    versions (tests/docs/*.sh); then
 #                    every shell/curl example in README.md, docs/*.md and
 #                    models/*.md against a real server (tests/docs/doctest.py).
 #                    Part of make test; about 2 minutes (one epoch of PyTorch
@@ -19,4 +20,5 @@ docs-check: $(SERVER) $(QAT)
 docs-test: docs-check $(BUILD)/qstool
 	@/usr/bin/python3 tests/docs/doctest.py --build $(BUILD) --selftest tests/docs/wrong.md
 	@BUILD=$(BUILD) tests/docs/exit-codes.sh
+	@BUILD=$(BUILD) tests/docs/versions.sh
 	@/usr/bin/python3 tests/docs/doctest.py --build $(BUILD) $(DOC_FILES)

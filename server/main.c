@@ -70,9 +70,12 @@ static void banner(struct MHD_Daemon *d) {
          "max batch %zu rows",
          qat_cpu_features(), qat_kernel_name(), qat_blas_corename(), cfg->threads, cfg->max_body,
          cfg->max_batch);
-  if (cfg->batch_window_us)
-    qs_log("dynamic batching: window %u us, up to %zu rows (static mode)", cfg->batch_window_us,
-           cfg->max_batch);
+  if (cfg->default_model) {
+    qs_model *dm = qs_registry_get(cfg->default_model);
+    qs_log("default model: %s%s", cfg->default_model,
+           dm ? "" : " (not loaded yet: requests that name no model get 503 until it is)");
+    qs_model_release(dm);
+  }
   qs_model *list[QS_MAX_MODELS];
   size_t n = qs_registry_list(list, QS_MAX_MODELS);
   for (size_t i = 0; i < n; i++) {

@@ -10,10 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model/registry.h"
 #include "qat.h"
 
 typedef enum {
   K_STR,     /* const char * field */
+  K_NAME,    /* const char * field holding a model name (qs_name_valid) */
   K_UINT,    /* unsigned field */
   K_SIZE,    /* size_t field */
   K_PORT,    /* int field: a port in [min, max], or -1 = off */
@@ -80,12 +82,14 @@ static const opt opts[] = {
      "most simultaneous connections", NULL, 0},
     {"conn-timeout", "S", NULL, K_UINT, CFG(conn_timeout_s), NULL, 30, 0, 86400, "`30`",
      "idle or slow connections are closed after S seconds (`0` = never)", NULL, 0},
-    {"batch-window-us", "N", NULL, K_UINT, CFG(batch_window_us), NULL, 0, 0, 1000000, "`0` (off)",
-     "dynamic batching: concurrent static-mode requests for one model within N microseconds run "
-     "as one batch of up to `--max-batch` rows (wants `--threads` well above the core count)",
-     "dynamic batching: concurrent static-mode requests for one model within N microseconds run "
-     "as one batch of up to `--max-batch` rows; wants `--threads` well above the core count, and "
-     "does not pay on the shipped MLP (see [binary.md](binary.md))", 0},
+    {"default-model", "NAME", NULL, K_NAME, CFG(default_model), NULL, 0, 0, 0,
+     "the only model loaded",
+     "the model for requests that name none; without it, such requests are refused (400) once "
+     "several are loaded",
+     "the model for requests that name none (`/predict` without `\"model\"` or `?model=`, gRPC "
+     "with an empty `model_name`). Without it a request that names no model is served by the "
+     "only model loaded, and refused (400, naming the ways to name one) when several are; a "
+     "default that is not loaded answers 503 naming the file to add", 0},
     {"quiet", NULL, NULL, K_BOOL, CFG(quiet), NULL, 0, 0, 0, "off", "no access log", NULL, 0},
     {"probe", NULL, NULL, K_PROBE, 0, NULL, 0, 0, 0, "",
      "GET `/v2/health/ready` on `--host`/`--port`; exit 0 on 200, else 1 (container health checks)",
@@ -141,6 +145,14 @@ static int set_number(qs_config *cfg, const opt *o, const char *what, const char
 static int set_value(qs_config *cfg, const opt *o, const char *what, const char *s) {
   switch (o->kind) {
     case K_STR: *(const char **)field(cfg, o) = s; return 0;
+    case K_NAME:
+      if (!qs_name_valid(s)) {
+        fprintf(stderr, "qatserve: %s %s: not a model name (1-128 of A-Z a-z 0-9 . _ -, no leading "
+                        "dot; the file is NAME.safetensors in --models)\n", what, s);
+        return 2;
+      }
+      *(const char **)field(cfg, o) = s;
+      return 0;
     case K_PORT:
       if (s && strcmp(s, "-1") == 0) {
         *(int *)field(cfg, o) = -1;

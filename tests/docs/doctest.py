@@ -101,6 +101,27 @@ def comment_split(line):
     return line.rstrip(), ""
 
 
+def quote_open(text):
+    """Whether a quote opened in TEXT is still open at its end."""
+    q, i = None, 0
+    while i < len(text):
+        c = text[i]
+        if q:
+            if c == "\\" and q == '"':
+                i += 1
+            elif c == q:
+                q = None
+        elif c in "'\"":
+            q = c
+        elif c == "\\":
+            i += 1
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            while i < len(text) and text[i] != "\n":
+                i += 1
+        i += 1
+    return q is not None
+
+
 def expectation(cmd, comment, line):
     m = re.match(r"^(\d{3})\b\s*(.*)$", comment)
     if m:
@@ -132,14 +153,18 @@ def split_commands(block, first_line):
         start = i
         parts, comments = [], []
         while True:
-            code, com = comment_split(block[i])
-            if com:
-                comments.append(com)
-            if code.endswith("\\") and i + 1 < len(block):
+            if quote_open("\n".join(parts)) and parts:
+                # inside a quoted string that spans lines: the line is data
+                parts.append(block[i])
+                code = block[i]
+            else:
+                code, com = comment_split(block[i])
+                if com:
+                    comments.append(com)
                 parts.append(code)
+            if (code.endswith("\\") or quote_open("\n".join(parts))) and i + 1 < len(block):
                 i += 1
                 continue
-            parts.append(code)
             break
         text = "\n".join(parts)
         hd = re.search(r"<<-?\s*'?\"?(\w+)'?\"?", text)
