@@ -121,7 +121,9 @@ def main():
     inputs = os.path.join(d, "inputs.f32")
     labels_f = os.path.join(d, "labels.u8")
     # The sanity reference: bench_core alone, with no PyTorch work around it
-    # (this process only waits), the same file, inputs and calls.
+    # (this process only waits), the same file, inputs and calls; twice
+    # before the rounds and twice after, so that a slow spell of the shared
+    # machine does not make the reference itself the outlier.
     alone = [run_core(a.bench_core, st, inputs, rows, labels_f, a.calls) for _ in range(2)]
     per = {}
     core = None
@@ -137,6 +139,7 @@ def main():
             (core["fp32_b1_us"], core["fp32_b64_us"]))
         per.setdefault("qatserve int8 (%s kernel)" % core["kernel"], []).append(
             (core["int8_b1_us"], core["int8_b64_us"]))
+    alone += [run_core(a.bench_core, st, inputs, rows, labels_f, a.calls) for _ in range(2)]
     acc = {}
     with torch.inference_mode():
         for name, m, engine in cases:
@@ -160,8 +163,9 @@ def main():
               % (r["name"], r["b1_us"], r["b64_us"], base["b1_us"] / r["b1_us"],
                  base["b64_us"] / r["b64_us"], 100 * r["accuracy"]))
     # Sanity: each qatserve figure of the table against bench_core run alone
-    # (median of two runs) for the same call; more than 25% apart means the
-    # harness disturbed what it measured, and the run says so and fails.
+    # (median of four runs) for the same call. More than 25% apart is
+    # flagged; more than 50% (issue 18 saw 2.3x) means the harness disturbed
+    # what it measured, and the run fails.
     ref = {k: float(np.median([c[k] for c in alone])) for k in
            ("int8_b1_us", "int8_b64_us", "fp32_b1_us", "fp32_b64_us")}
     print("\nsanity check: the table's qatserve figures against build/bench_core run alone "
@@ -178,13 +182,15 @@ def main():
         ratio = got / ref[key]
         print("| %s, batch %s | %.1f | %.1f | %.2f |" % (row, col[1:-3], got, ref[key], ratio))
         if not 0.8 <= ratio <= 1.25:
+            print("  ^ more than 25% apart: a noisy machine, or a disturbed measurement")
+        if not 2 / 3 <= ratio <= 1.5:
             bad.append(key)
     with open(os.path.join(a.work, "bench.json"), "w") as f:
         json.dump({"results": results, "bench_core_alone": ref}, f, indent=1)
     if bad:
-        sys.exit("bench_torch: %s differ from bench_core alone by more than 25%%: the "
+        sys.exit("bench_torch: %s differ from bench_core alone by more than 50%%: the "
                  "measurement was disturbed (load on the machine?); rerun" % ", ".join(bad))
-    print("sanity check: every qatserve figure within 25% of bench_core alone")
+    print("sanity check: every qatserve figure within 50% of bench_core alone")
 
 
 if __name__ == "__main__":
