@@ -14,6 +14,8 @@
  *      as sticky bit.
  *   4. strtof on a copy of the token (a subnormal result, or step 2 failing
  *      to decide for e < -30: practically never).
+ * Outside -65 <= e <= 38 (m >= 1) the value is below half the smallest
+ * subnormal (0) or above FLT_MAX (infinity, refused) without computing.
  * Each step says below why its result is the correctly rounded float of the
  * decimal - the float strtof returns (IEEE round-half-even). The unit tests
  * and tests/fuzz/fuzz_number.c compare with strtof bit for bit.
