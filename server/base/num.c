@@ -234,7 +234,7 @@ static inline rstat bracket(uint64_t m, int e, float *out) {
 }
 
 /* m * 10^e, m >= 1, an exact decimal: steps 1 to 3. */
-static inline rstat exact_to_float(uint64_t m, int e, float *out) {
+static inline __attribute__((always_inline)) rstat exact_to_float(uint64_t m, int e, float *out) {
   if (m <= (1u << 24) && e >= -10 && e <= 10) {
     /* Step 1: m and 10^|e| (= 2^|e| * 5^|e|, 5^10 < 2^24) are exact
      * floats, and IEEE multiply/divide rounds the exact result once. */
