@@ -95,7 +95,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit symbols-test integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test
+	@$(MAKE) --no-print-directory unit symbols-test integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test docs-test
 
 # The unit suite once per int8 kernel tier this machine runs (qstool tiers,
 # fastest first; test_kernels itself compares every tier with the reference
@@ -125,6 +125,7 @@ integration: all
 -include tests/torch/torch.mk
 -include tests/onnx/onnx.mk
 -include web/web.mk
+-include docs/docs.mk
 
 run:
 	@deploy/install-deps.sh
