@@ -57,9 +57,10 @@ endif
 .PHONY: all deps test unit integration bench run models clean fuzz docker-test loadtest
 all: $(BINS)
 
-# make test also needs PyTorch: the import test compares with it integer for integer.
+# make test also needs PyTorch and python3-onnx + node: the import tests compare
+# with PyTorch and ONNX Runtime integer for integer.
 deps:
-	@deploy/install-deps.sh --torch
+	@deploy/install-deps.sh --torch --onnx
 
 # Each kernel tier lives in its own *_TIER.c, compiled with that tier's
 # flags alone and chosen at run time (core/cpu.c), so the rest of the binary
@@ -94,7 +95,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration grpc-test layering-test abuse-test torch-test deploy-test browser-test
+	@$(MAKE) --no-print-directory unit integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test
 
 # The unit suite under every int8 kernel tier this machine runs (qstool
 # tiers, fastest first): all suites with the default tier, then the suites
@@ -125,6 +126,7 @@ integration: all
 -include deploy/deploy.mk
 -include deploy/container.mk
 -include tests/torch/torch.mk
+-include tests/onnx/onnx.mk
 -include web/web.mk
 
 run:

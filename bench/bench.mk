@@ -51,7 +51,7 @@ bench-rows: $(SERVER) $(BENCH_MODEL)
 	@cp $(BENCH_MODEL) $(BUILD)/bench/rows-models/
 	/usr/bin/python3 bench/bench_rows.py $(SERVER) $(BUILD)/bench/rows-models $(BUILD)/bench
 
-# /predict under wrk: qatserve JSON and binary vs the peers, batching trade-off.
+# /predict under wrk: qatserve JSON (17- and 6-digit numbers) and binary vs the floor and the peers.
 bench-http: $(SERVER) $(BUILD)/qstool $(BUILD)/mhd_jansson
 	BUILD=$(BUILD) bench/bench_http.sh
 

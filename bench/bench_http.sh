@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
-# bench_http.sh - `make bench-http`: /predict requests/s and latency
-# percentiles under wrk, side by side in one run:
-#   qatserve-json   POST /predict, a real Fashion-MNIST image as JSON (batch 1)
+# bench_http.sh - `make bench-http`: /predict requests/s, latency
+# percentiles and server CPU per request under wrk, side by side in one run:
+#   floor           libmicrohttpd reading the body and answering a constant
+#                   (POST /floor of bench/peers/mhd_jansson.c): what any server
+#                   on libmicrohttpd pays per request; CPU ratios are to it
+#   qatserve-json   POST /predict, a real Fashion-MNIST image as JSON (batch 1),
+#                   its numbers written with up to 17 significant digits as
+#                   Python's json.dumps writes numpy float32 values (the default)
+#   qatserve-json8  the same body with "baseline": false (int8 only)
+#   qatserve-json6  the image with 6 significant digits (the short body)
 #   qatserve-bin    the same image as raw float32, answered as raw float32
 #   mhd-jansson     the bare libmicrohttpd + jansson peer (bench/peers/mhd_jansson.c)
 #   flask-torch     Flask + gunicorn + PyTorch int8 (bench/peers/flask_torch.py),
 #                   when python3-flask and python3-gunicorn are installed
-# at 1, 16 and 64 connections; then the dynamic-batching trade-off at 64
-# connections (qatserve-json with --batch-window-us 0 / 100 / 500 / 2000).
+# at 1, 16 and 64 connections.
 # Every point is the median of REPEAT runs of DURATION seconds, the targets
 # interleaved run by run so that bursts of other load hit them alike.
 #   DURATION=5 REPEAT=3 CONNS="1 16 64" THREADS=2 BUILD=build bench/bench_http.sh
-# Writes $BUILD/bench/http.csv, http.txt, batching.csv and, with gnuplot,
-# http.png (requests/s against connections) and batching.png.
+# Writes $BUILD/bench/http.csv, http.txt and, with gnuplot, http.png
+# (requests/s and p99 against connections).
 set -u
 BUILD=${BUILD:-build}
 DURATION=${DURATION:-5}
 REPEAT=${REPEAT:-3}
 CONNS=${CONNS:-"1 16 64"}
 THREADS=${THREADS:-2}
-WINDOWS=${WINDOWS:-"0 100 500 2000"}
 PY=/usr/bin/python3
 OUT=$BUILD/bench
 cd "$(dirname "$0")/.."
@@ -40,7 +45,16 @@ trap 'exit 1' INT TERM
 import json, struct, sys
 d = json.load(open(sys.argv[1]))
 x = [v for r in d["inputs"] for v in r]
-open(sys.argv[2], "wb").write(struct.pack("<%df" % len(x), *x))' "$BUILD/wrk/predict_b1.json" "$BUILD/wrk/predict_b1.f32" || exit 1
+f32 = [struct.unpack("<f", struct.pack("<f", v))[0] for v in x]
+open(sys.argv[2], "wb").write(struct.pack("<%df" % len(f32), *f32))
+# The numbers as Python writes numpy float32 values widened to float64
+# (json.dumps(x.astype(np.float64).tolist())): repr of the double, up to
+# 17 significant digits, e.g. 0.003921568859368563.
+row = "[" + ",".join(repr(v) for v in f32) + "]"
+open(sys.argv[3], "w").write("{\"inputs\":[" + row + "]}")
+open(sys.argv[4], "w").write("{\"baseline\":false,\"inputs\":[" + row + "]}")' \
+  "$BUILD/wrk/predict_b1.json" "$BUILD/wrk/predict_b1.f32" "$BUILD/wrk/predict_b1_17.json" \
+  "$BUILD/wrk/predict_b1_17_int8only.json" || exit 1
 
 mkdir -p "$tmp/models"
 model=models/fashion-mnist.safetensors
@@ -136,88 +150,57 @@ run() {
 }
 J=application/json
 B=application/octet-stream
-targets="qatserve-json qatserve-json8 qatserve-bin mhd-jansson"
+targets="floor qatserve-json qatserve-json8 qatserve-bin qatserve-json6 mhd-jansson"
 [ $have_flask = 1 ] && targets="$targets flask-torch"
+Q=$BUILD/wrk/predict_b1_17.json
 for c in $CONNS; do
   for rep in $(seq 1 "$REPEAT"); do
-    run qatserve-json "$c" "http://127.0.0.1:$PORT_qs/predict" "$BUILD/wrk/predict_b1.json" $J "" "$PID_qs"
-    run qatserve-json8 "$c" "http://127.0.0.1:$PORT_qs/predict" "$BUILD/wrk/predict_b1_int8only.json" $J "" "$PID_qs"
+    run floor "$c" "http://127.0.0.1:$PORT_peer/floor" "$Q" $J "" "$PID_peer"
+    run qatserve-json "$c" "http://127.0.0.1:$PORT_qs/predict" "$Q" $J "" "$PID_qs"
+    run qatserve-json8 "$c" "http://127.0.0.1:$PORT_qs/predict" "$BUILD/wrk/predict_b1_17_int8only.json" $J "" "$PID_qs"
     run qatserve-bin "$c" "http://127.0.0.1:$PORT_qs/predict?model=fashion-mnist" "$BUILD/wrk/predict_b1.f32" $B $B "$PID_qs"
-    run mhd-jansson "$c" "http://127.0.0.1:$PORT_peer/predict" "$BUILD/wrk/predict_b1.json" $J "" "$PID_peer"
-    [ $have_flask = 1 ] && run flask-torch "$c" "http://127.0.0.1:$PORT_flask/predict" "$BUILD/wrk/predict_b1.json" $J "" "$PID_flask"
+    run qatserve-json6 "$c" "http://127.0.0.1:$PORT_qs/predict" "$BUILD/wrk/predict_b1.json" $J "" "$PID_qs"
+    run mhd-jansson "$c" "http://127.0.0.1:$PORT_peer/predict" "$Q" $J "" "$PID_peer"
+    [ $have_flask = 1 ] && run flask-torch "$c" "http://127.0.0.1:$PORT_flask/predict" "$Q" $J "" "$PID_flask"
   done
 done
 
 med() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 col() { cut -d' ' -f"$2" "$1" 2>/dev/null | med; }
-echo "target,conns,req_s,p50_ms,p90_ms,p99_ms,cpu_us_per_req" >"$OUT/http.csv"
+echo "target,conns,req_s,p50_ms,p90_ms,p99_ms,cpu_us_per_req,x_floor" >"$OUT/http.csv"
 {
-  echo "# /predict, batch 1 (one Fashion-MNIST image), fp32 baseline on; wrk -t2 (-t1 at 1 connection), ${DURATION}s runs,"
+  echo "# /predict, batch 1 (one Fashion-MNIST image), fp32 baseline on unless said; wrk -t2 (-t1 at 1 connection), ${DURATION}s runs,"
   echo "# median of $REPEAT interleaved runs; $THREADS server threads/workers each; $(nproc) shared cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# qatserve-json8: the same body with \"baseline\": false (int8 only, no fp32 run)"
-  echo "# cpu us/req: the server's own CPU time (user+system, with gunicorn's workers) per request"
-  printf '%-15s %6s %10s %9s %9s %9s %12s\n' target conns "req/s" "p50 ms" "p90 ms" "p99 ms" "cpu us/req"
+  echo "# JSON bodies: numbers with up to 17 significant digits (json.dumps of numpy float32 as float64), except"
+  echo "# qatserve-json6 (6 digits); qatserve-json8: \"baseline\": false; floor: libmicrohttpd reading the body, constant answer"
+  echo "# cpu us/req: the server's own CPU time (user+system, with gunicorn's workers) per request; x floor: that over the floor's"
+  printf '%-15s %6s %10s %9s %9s %9s %12s %8s\n' target conns "req/s" "p50 ms" "p90 ms" "p99 ms" "cpu us/req" "x floor"
   for name in $targets; do
     for c in $CONNS; do
       f="$tmp/$name.$c"
       [ -s "$f" ] || continue
       line="$(col "$f" 1) $(col "$f" 2) $(col "$f" 3) $(col "$f" 4) $(col "$f" 5)"
+      fl=$(col "$tmp/floor.$c" 5)
+      x=$(awk -v a="$(col "$f" 5)" -v b="$fl" 'BEGIN { printf("%.2f", (b > 0) ? a / b : 0) }')
       # shellcheck disable=SC2086
-      printf '%-15s %6s %10s %9s %9s %9s %12s\n' "$name" "$c" $line
-      echo "$name,$c,${line// /,}" >>"$OUT/http.csv"
+      printf '%-15s %6s %10s %9s %9s %9s %12s %8s\n' "$name" "$c" $line "$x"
+      echo "$name,$c,${line// /,},$x" >>"$OUT/http.csv"
     done
   done
   for c in $CONNS; do
-    q=$(col "$tmp/qatserve-json.$c" 1)
-    b=$(col "$tmp/qatserve-bin.$c" 1)
-    p=$(col "$tmp/mhd-jansson.$c" 1)
-    f=$(col "$tmp/flask-torch.$c" 1)
-    qc=$(col "$tmp/qatserve-json.$c" 5)
-    bc=$(col "$tmp/qatserve-bin.$c" 5)
-    pc=$(col "$tmp/mhd-jansson.$c" 5)
-    fc=$(col "$tmp/flask-torch.$c" 5)
-    awk -v q="$q" -v b="$b" -v p="$p" -v f="${f:-0}" -v c="$c" -v qc="$qc" -v bc="$bc" -v pc="$pc" -v fc="${fc:-0}" 'BEGIN {
-      printf "ratios at %2s connections, req/s: json/mhd-jansson %.2fx, binary/mhd-jansson %.2fx", c, q / p, b / p
-      if (f > 0) printf ", json/flask-torch %.1fx", q / f
-      printf "\n                 server CPU per request: mhd-jansson/json %.2fx, mhd-jansson/binary %.2fx", pc / qc, pc / bc
-      if (fc > 0) printf ", flask-torch/json %.1fx", fc / qc
-      printf "\n" }'
+    fl=$(col "$tmp/floor.$c" 5)
+    awk -v c="$c" -v fl="$fl" -v j="$(col "$tmp/qatserve-json.$c" 5)" -v b="$(col "$tmp/qatserve-bin.$c" 5)" \
+      -v j8="$(col "$tmp/qatserve-json8.$c" 5)" -v p99="$(col "$tmp/qatserve-json.$c" 4)" \
+      -v q="$(col "$tmp/qatserve-json.$c" 1)" -v p="$(col "$tmp/mhd-jansson.$c" 1)" 'function v(x, t) {
+        return sprintf("%.2fx (target <= %.1fx: %s)", x / fl, t, x / fl <= t ? "met" : "MISSED") }
+      BEGIN {
+        printf "at %2s connections: CPU/request over the floor: JSON+baseline %s, binary+baseline %s, JSON int8 only %s\n", c, v(j, 2.5), v(b, 2.0), v(j8, 1.8)
+        printf "                   req/s JSON / mhd-jansson %.2fx", q / p
+        if (c == 64) printf "; JSON p99 %s ms (target <= 5: %s)", p99, p99 <= 5 ? "met" : "MISSED"
+        printf "\n" }'
   done
 } | tee "$OUT/http.txt"
 
-# ---- dynamic batching at 64 connections ------------------------------------
-# More HTTP threads than cores: a leader blocks its thread for the window, so
-# followers must come from other threads.
-for w in $WINDOWS; do start_qs "w$w" --threads 64 --batch-window-us "$w" --max-batch 64; done
-for rep in $(seq 1 "$REPEAT"); do
-  for w in $WINDOWS; do
-    eval "p=\$PORT_w$w"
-    eval "pid=\$PID_w$w"
-    run "batch-w$w" 64 "http://127.0.0.1:$p/predict" "$BUILD/wrk/predict_b1_int8only.json" $J "" "$pid"
-  done
-done
-echo "window_us,req_s,p50_ms,p90_ms,p99_ms,cpu_us_per_req" >"$OUT/batching.csv"
-{
-  echo "# dynamic batching: /predict batch 1 (int8 only), 64 connections, --threads 64 --max-batch 64,"
-  echo "# --batch-window-us W (0 = off); median of $REPEAT interleaved ${DURATION}s runs"
-  printf '%-10s %10s %9s %9s %9s %12s\n' "window us" "req/s" "p50 ms" "p90 ms" "p99 ms" "cpu us/req"
-  for w in $WINDOWS; do
-    f="$tmp/batch-w$w.64"
-    [ -s "$f" ] || continue
-    line="$(col "$f" 1) $(col "$f" 2) $(col "$f" 3) $(col "$f" 4) $(col "$f" 5)"
-    # shellcheck disable=SC2086
-    printf '%-10s %10s %9s %9s %9s %12s\n' "$w" $line
-    echo "$w,${line// /,}" >>"$OUT/batching.csv"
-  done
-} | tee -a "$OUT/http.txt"
-# What the batches looked like: one request's own report from each window.
-for w in $WINDOWS; do
-  eval "p=\$PORT_w$w"
-  curl -s --data-binary @"$BUILD/wrk/predict_b1_int8only.json" "http://127.0.0.1:$p/predict" |
-    "$PY" -c 'import json, sys; l = json.load(sys.stdin)["latency_us"]; print("window %s us: one lone request: latency_us %s" % (sys.argv[1], l))' "$w"
-done | tee -a "$OUT/http.txt"
-
 if command -v gnuplot >/dev/null; then
-  gnuplot -e "csv='$OUT/http.csv'; out='$OUT/http.png'; bcsv='$OUT/batching.csv'; bout='$OUT/batching.png'" \
-    bench/plot_http.gp && echo "wrote $OUT/http.png $OUT/batching.png"
+  gnuplot -e "csv='$OUT/http.csv'; out='$OUT/http.png'" bench/plot_http.gp && echo "wrote $OUT/http.png"
 fi

@@ -26,6 +26,40 @@ float qat_layer_multiplier(float w_scale, float in_scale, float out_scale) {
   return (w_scale * in_scale) * (1.0f / out_scale);
 }
 
+float qat_layer_multiplier_ort(float w_scale, float in_scale, float out_scale) {
+  return (in_scale * w_scale) / out_scale;
+}
+
+/* Scalar loops: these run only for models imported from ONNX with ONNX
+ * Runtime's rounding, where a division must be a division; n per row is a
+ * layer width, small next to the n * K multiply-adds of the layer itself. */
+void qat_layer_quantize_div(const float *x, size_t n, const qat_qparams *p,
+                            uint8_t *q) {
+  const float lo = (float)(p->qmin - p->zero_point);
+  const float hi = (float)(p->qmax - p->zero_point);
+  for (size_t i = 0; i < n; i++) {
+    float v = rintf(x[i] / p->scale);
+    v = v < lo ? lo : v > hi ? hi : v;
+    q[i] = v == v ? (uint8_t)((int32_t)v + p->zero_point) : (uint8_t)p->qmin;
+  }
+}
+
+void qat_layer_requant_div(const int32_t *raw, size_t rows, size_t n,
+                           const int32_t *bias_adj, const float *scale,
+                           float out_s, int32_t zp, int32_t lo, int32_t hi,
+                           uint8_t *out, size_t ldo) {
+  const float flo = (float)(lo - zp), fhi = (float)(hi - zp);
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < n; c++) {
+      /* acc + bq < 2^31 in magnitude (layer.h); added as the kernels do. */
+      int32_t a = (int32_t)((uint32_t)raw[r * n + c] + (uint32_t)bias_adj[c]);
+      float v = (float)a * scale[c];
+      v = rintf(v / out_s);
+      v = v < flo ? flo : v > fhi ? fhi : v;
+      out[r * ldo + c] = (uint8_t)((int32_t)v + zp);
+    }
+}
+
 void qat_layer_dequant_acc(const int32_t *raw, size_t rows, size_t n,
                            const int32_t *bias_adj, const float *scale,
                            bool relu, float *y) {

@@ -25,6 +25,24 @@
 bool qat_layer_bias_q(float bias, float w_scale, float in_scale, int32_t *bq);
 /* M for one channel (float32, as above). */
 float qat_layer_multiplier(float w_scale, float in_scale, float out_scale);
+/* M as ONNX Runtime's QGemm / QLinearMatMul compute it: (in_s * w_s) / out_s
+ * (QAT_ROUND_ORT). Differs from the above by an ulp in some channels. */
+float qat_layer_multiplier_ort(float w_scale, float in_scale, float out_scale);
+
+/* QAT_ROUND_ORT*: input quantization as ONNX's QuantizeLinear does it,
+ * q = clamp(rint(x / scale) + zp, 0, qmax): a division, not the reciprocal
+ * multiply of the kernel table's quantize_u8. NaN maps to 0 (as there). */
+void qat_layer_quantize_div(const float *x, size_t n, const qat_qparams *p,
+                            uint8_t *q);
+
+/* QAT_ROUND_ORT_FLOAT requantization (MatMulInteger, Add, Cast, Mul,
+ * QuantizeLinear in ONNX Runtime): two float roundings,
+ * out = clamp(rint(((float)(raw + bias_adj[c]) * scale[c]) / out_s) + zp,
+ *             lo, hi), written with row stride ldo. */
+void qat_layer_requant_div(const int32_t *raw, size_t rows, size_t n,
+                           const int32_t *bias_adj, const float *scale,
+                           float out_s, int32_t zp, int32_t lo, int32_t hi,
+                           uint8_t *out, size_t ldo);
 
 /* y[r][c] = (float)(raw[r][c] + bias_adj[c]) * scale[c]; relu: max(y, 0). */
 void qat_layer_dequant_acc(const int32_t *raw, size_t rows, size_t n,

@@ -19,8 +19,17 @@
 
 static const char *const reserved_keys[] = {
     "format", "format_version", "architecture", "activations",
-    "weight_bits", "output_mode", "labels",
+    "weight_bits", "output_mode", "labels", "rounding",
 };
+
+const char *qat_rounding_name(qat_rounding r) {
+  switch (r) {
+    case QAT_ROUND_PYTORCH: return "pytorch";
+    case QAT_ROUND_ORT: return "onnxruntime";
+    case QAT_ROUND_ORT_FLOAT: return "onnxruntime-float";
+  }
+  return "?";
+}
 
 bool qat_meta_key_reserved(const char *key) {
   /* "sha256.<tensor>": the per-tensor checksums of format 2. */
@@ -119,6 +128,9 @@ static qat_err validate_spec(const qat_model_spec *s) {
                     QAT_MAX_LAYERS);
   if (s->out_mode != QAT_OUT_DEQUANT_ACC && s->out_mode != QAT_OUT_REQUANT)
     return qat_fail(QAT_EINVAL, "unknown output mode %d", (int)s->out_mode);
+  if (s->rounding != QAT_ROUND_PYTORCH && s->rounding != QAT_ROUND_ORT &&
+      s->rounding != QAT_ROUND_ORT_FLOAT)
+    return qat_fail(QAT_EINVAL, "unknown rounding %d", (int)s->rounding);
   qat_err e = qat_check_act_qparams(&s->input, "input", 0);
   if (e) return e;
 
@@ -163,7 +175,9 @@ static qat_err validate_spec(const qat_model_spec *s) {
         return qat_fail(QAT_ERANGE, "layer %u: bias[%zu] = %g needs an int32 bias "
                         "beyond 2^30 (or weight_scale * input scale underflows)",
                         i, c, (double)b);
-      float M = qat_layer_multiplier(ws, in.scale, out.scale);
+      float M = s->rounding == QAT_ROUND_PYTORCH
+                    ? qat_layer_multiplier(ws, in.scale, out.scale)
+                    : qat_layer_multiplier_ort(ws, in.scale, out.scale);
       float d = in.scale * ws;
       if (!isfinite(M) || !(d > 0.0f) || !isfinite(d))
         return qat_fail(QAT_ESCALE, "layer %u: channel %zu: requantization "
@@ -233,7 +247,8 @@ void qat_model_destroy(qat_model *m) {
 }
 
 static qat_err layer_build(const qat_kernels *k, const qat_layer_spec *S,
-                           qat_qparams in, qat_qparams out, qat_mlayer *L) {
+                           qat_qparams in, qat_qparams out, qat_rounding rnd,
+                           qat_mlayer *L) {
   const size_t N = S->out_dim, K = S->in_dim;
   L->in_dim = S->in_dim;
   L->out_dim = S->out_dim;
@@ -267,7 +282,9 @@ static qat_err layer_build(const qat_kernels *k, const qat_layer_spec *S,
     /* validate_spec checked that this succeeds. */
     (void)qat_layer_bias_q(L->bias[c], L->w_scale[c], in.scale, &L->bias_q[c]);
     L->bias_adj[c] = L->bias_q[c] - in.zero_point * rs;
-    L->mult[c] = qat_layer_multiplier(L->w_scale[c], in.scale, out.scale);
+    L->mult[c] = rnd == QAT_ROUND_PYTORCH
+                     ? qat_layer_multiplier(L->w_scale[c], in.scale, out.scale)
+                     : qat_layer_multiplier_ort(L->w_scale[c], in.scale, out.scale);
     L->deq[c] = in.scale * L->w_scale[c];
     for (size_t j = 0; j < K; j++)
       L->w_fp32[c * K + j] =
@@ -325,6 +342,7 @@ qat_err qat_model_create(const qat_model_spec *spec, qat_model **out) {
   m->k = qat_kernels_get();
   m->input = spec->input;
   m->out_mode = spec->out_mode;
+  m->rounding = spec->rounding;
   m->layers = qat_calloc(spec->n_layers, sizeof *m->layers);
   if (!m->layers) {
     e = qat_fail(QAT_ENOMEM, "out of memory creating a model");
@@ -334,7 +352,8 @@ qat_err qat_model_create(const qat_model_spec *spec, qat_model **out) {
   qat_qparams in = spec->input;
   for (uint32_t i = 0; i < spec->n_layers; i++) {
     qat_qparams o = layer_out_qparams(spec, i);
-    if ((e = layer_build(m->k, &spec->layers[i], in, o, &m->layers[i]))) goto fail;
+    if ((e = layer_build(m->k, &spec->layers[i], in, o, spec->rounding,
+                         &m->layers[i]))) goto fail;
     in = o;
     if (spec->layers[i].in_dim > m->max_dim) m->max_dim = spec->layers[i].in_dim;
     if (spec->layers[i].out_dim > m->max_dim) m->max_dim = spec->layers[i].out_dim;
@@ -370,6 +389,9 @@ uint32_t qat_model_out_dim(const qat_model *m) {
 uint32_t qat_model_n_layers(const qat_model *m) { return m ? m->n_layers : 0; }
 qat_out_mode qat_model_out_mode(const qat_model *m) {
   return m ? m->out_mode : QAT_OUT_DEQUANT_ACC;
+}
+qat_rounding qat_model_rounding(const qat_model *m) {
+  return m ? m->rounding : QAT_ROUND_PYTORCH;
 }
 qat_qparams qat_model_input_qparams(const qat_model *m) {
   return m ? m->input : (qat_qparams){0};
@@ -495,7 +517,10 @@ static qat_err int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
                           size_t rows, float *y) {
   const qat_kernels *k = m->k;
   uint8_t *cur = c->qa, *nxt = c->qb;
-  k->quantize_u8(x, rows * m->layers[0].in_dim, &m->input, cur);
+  if (m->rounding == QAT_ROUND_PYTORCH)
+    k->quantize_u8(x, rows * m->layers[0].in_dim, &m->input, cur);
+  else
+    qat_layer_quantize_div(x, rows * m->layers[0].in_dim, &m->input, cur);
   for (uint32_t i = 0; i < m->n_layers; i++) {
     const qat_mlayer *L = &m->layers[i];
     const bool relu = L->act == QAT_ACT_RELU;
@@ -505,8 +530,13 @@ static qat_err int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
       qat_layer_dequant_acc(c->acc, rows, L->out_dim, L->bias_adj, L->deq, relu, y);
       return QAT_OK;
     }
-    k->requant_u8(c->acc, rows, L->out_dim, L->bias_adj, L->mult, L->out.zero_point,
-                  relu ? L->out.zero_point : 0, L->out.qmax, nxt, L->out_dim);
+    if (m->rounding == QAT_ROUND_ORT_FLOAT)
+      qat_layer_requant_div(c->acc, rows, L->out_dim, L->bias_adj, L->deq, L->out.scale,
+                            L->out.zero_point, relu ? L->out.zero_point : 0,
+                            L->out.qmax, nxt, L->out_dim);
+    else
+      k->requant_u8(c->acc, rows, L->out_dim, L->bias_adj, L->mult, L->out.zero_point,
+                    relu ? L->out.zero_point : 0, L->out.qmax, nxt, L->out_dim);
     if (last) {
       qat_layer_dequant_u8(nxt, rows * L->out_dim, L->out.zero_point, L->out.scale, y);
       return QAT_OK;

@@ -22,7 +22,7 @@ typedef struct qat_mlayer {
   void *wpacked;       /* k->pack layout, 64-byte aligned */
   int32_t *rowsum;     /* sum_k wq[c][k] (dynamic mode) */
   int32_t *bias_adj;   /* bq[c] - in_zp * rowsum[c] */
-  float *mult;         /* requant multiplier M[c] */
+  float *mult;         /* requant multiplier M[c] (per the model's rounding) */
   float *deq;          /* in_s * w_s[c] (dequant_acc output) */
 } qat_mlayer;
 
@@ -32,6 +32,7 @@ struct qat_model {
   qat_mlayer *layers;
   qat_qparams input;
   qat_out_mode out_mode;
+  qat_rounding rounding;
   uint32_t max_dim;     /* widest in/out dim: sizes a context's scratch */
   uint32_t n_labels;
   char **labels;

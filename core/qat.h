@@ -26,7 +26,12 @@ extern "C" {
 #endif
 
 #define QAT_VERSION "0.1.0"
-#define QAT_FORMAT_VERSION 2 /* writes 2 (per-tensor SHA-256); reads 1 and 2 */
+/* Model file versions (docs/model-format.md): 2 = per-tensor SHA-256; 3 = 2 +
+ * the `rounding` key. Writes 3 only for a model whose rounding is not
+ * PyTorch's (so every other file stays readable by version-2 readers), else
+ * 2; reads 1, 2 and 3. */
+#define QAT_FORMAT_VERSION 2
+#define QAT_FORMAT_VERSION_MAX 3
 
 #if defined(__GNUC__)
 #define QAT_MUST_CHECK __attribute__((warn_unused_result))
@@ -151,6 +156,26 @@ typedef enum qat_out_mode {
   QAT_OUT_REQUANT = 1,
 } qat_out_mode;
 
+/* Whose float rounding the integer path reproduces (docs/model-format.md,
+ * key `rounding`). Only the two places where two runtimes round differently
+ * change; the integer arithmetic is the same. */
+typedef enum qat_rounding {
+  /* PyTorch / qnnpack: input q = rint(x * (1/s)); requantization multiplier
+   * M[c] = (w_s[c] * in_s) * (1/out_s). Our own models and PyTorch imports. */
+  QAT_ROUND_PYTORCH = 0,
+  /* ONNX Runtime's QGemm / QLinearMatMul (and QDQ groups it fuses into them):
+   * input q = rint(x / s) (QuantizeLinear divides); M[c] = (in_s * w_s[c]) /
+   * out_s. */
+  QAT_ROUND_ORT = 1,
+  /* ONNX Runtime running MatMulInteger, Add, Cast, Mul, QuantizeLinear: input
+   * q = rint(x / s); out = rint(((float)(acc + bq) * (in_s * w_s[c])) / out_s),
+   * two roundings where the others have one. */
+  QAT_ROUND_ORT_FLOAT = 2,
+} qat_rounding;
+
+/* "pytorch", "onnxruntime", "onnxruntime-float" (the metadata value). */
+const char *qat_rounding_name(qat_rounding r);
+
 /* Largest layer width we accept. With K <= 32768, |acc| <= 32768*255*128
  * < 2^30, and |bq| <= 2^30, so acc + bq cannot overflow int32. */
 #define QAT_MAX_DIM 32768
@@ -186,6 +211,7 @@ typedef struct qat_model_spec {
   uint32_t n_meta;             /* free-form string metadata (training info...) */
   const char *const *meta_keys;
   const char *const *meta_values;
+  qat_rounding rounding;       /* zero (QAT_ROUND_PYTORCH) unless imported from ONNX */
 } qat_model_spec;
 
 typedef struct qat_model qat_model;
@@ -226,6 +252,7 @@ uint32_t qat_model_in_dim(const qat_model *m);
 uint32_t qat_model_out_dim(const qat_model *m);
 uint32_t qat_model_n_layers(const qat_model *m);
 qat_out_mode qat_model_out_mode(const qat_model *m);
+qat_rounding qat_model_rounding(const qat_model *m);
 qat_qparams qat_model_input_qparams(const qat_model *m);
 
 /* A read-only view of one layer; pointers live as long as the model. */

@@ -1,4 +1,5 @@
-/* safetensors.c - the model file (format v2, reads v1; docs/model-format.md).
+/* safetensors.c - the model file (format v2, v3 with `rounding`; reads v1;
+ * docs/model-format.md).
  *
  * Loading trusts nothing: every length, offset, shape and number is checked
  * before use, and each refusal has its own qat_err with a message naming the
@@ -450,9 +451,18 @@ static qat_err header_len(const uint8_t *b8, uint64_t len, uint64_t *hlen) {
   return QAT_OK;
 }
 
-static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_load *L,
-                          qat_model_spec *spec, qat_model **out) {
-  const uint64_t dsize = src->dsize;
+/* What the metadata says about the model's shape (load_meta). */
+typedef struct st_meta {
+  json_t *meta;
+  bool v2;                         /* format 2: tensors carry checksums */
+  const char *arch;
+  uint32_t dims[QAT_MAX_LAYERS + 1], nd, nl;
+  qat_act acts[QAT_MAX_LAYERS];
+  int bits[QAT_MAX_LAYERS];
+} st_meta;
+
+/* The header text into L->root: bounded in size first, strict JSON. */
+static qat_err load_json(const uint8_t *hdr, uint64_t hlen, st_load *L) {
   size_t nodes = json_nodes((const char *)hdr, (size_t)hlen);
   if (nodes > ST_MAX_NODES)
     return qat_fail(QAT_ELIMIT, "JSON header has %zu separators, more than the %d a "
@@ -466,14 +476,18 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
                     jerr.line, jerr.column);
   }
   if (!json_is_object(L->root)) return qat_fail(QAT_EJSON, "JSON header is not an object");
+  return QAT_OK;
+}
 
-  /* Metadata first: it says how many layers to expect. */
+/* Metadata first: it says how many layers to expect. */
+static qat_err load_meta(st_load *L, qat_model_spec *spec, st_meta *M) {
   json_t *meta = json_object_get(L->root, "__metadata__");
   if (!meta) return qat_fail(QAT_EMISSING, "'__metadata__' is missing");
   if (!json_is_object(meta)) return qat_fail(QAT_EMETA, "'__metadata__' is not an object");
   if (json_object_size(meta) > ST_MAX_META)
     return qat_fail(QAT_ELIMIT, "'__metadata__' has %zu keys, more than %d",
                     json_object_size(meta), ST_MAX_META);
+  M->meta = meta;
   const char *k;
   json_t *v;
   json_object_foreach(meta, k, v) {
@@ -486,34 +500,51 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
     return qat_fail(QAT_EMETA, "metadata 'format' = '%.100s', expected 'qatserve'", fmt);
   const char *ver = meta_str(meta, "format_version");
   if (!ver) return qat_fail(QAT_EMISSING, "metadata key 'format_version' is missing");
-  if (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0)
+  if (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0 && strcmp(ver, "3") != 0)
     return qat_fail(QAT_EVERSION, "metadata 'format_version' = '%.100s'; this build "
-                    "reads versions 1 and 2", ver);
-  const bool v2 = ver[0] == '2';
-  const char *arch = meta_str(meta, "architecture");
-  uint32_t dims[QAT_MAX_LAYERS + 1], nd;
-  if (!arch) return qat_fail(QAT_EMISSING, "metadata key 'architecture' is missing");
-  if (!parse_arch(arch, dims, &nd))
+                    "reads versions 1 to %d", ver, QAT_FORMAT_VERSION_MAX);
+  /* Version 3 is version 2 (checksums) plus the `rounding` key. */
+  M->v2 = ver[0] == '2' || ver[0] == '3';
+  M->arch = meta_str(meta, "architecture");
+  if (!M->arch) return qat_fail(QAT_EMISSING, "metadata key 'architecture' is missing");
+  if (!parse_arch(M->arch, M->dims, &M->nd))
     return qat_fail(QAT_EMETA, "metadata 'architecture' = '%.100s': expected 2..%d "
-                    "dims in 1..%d joined by '-'", arch, QAT_MAX_LAYERS + 1, QAT_MAX_DIM);
-  const uint32_t nl = nd - 1;
-  qat_act acts[QAT_MAX_LAYERS];
-  int bits[QAT_MAX_LAYERS];
+                    "dims in 1..%d joined by '-'", M->arch, QAT_MAX_LAYERS + 1, QAT_MAX_DIM);
+  M->nl = M->nd - 1;
   qat_err e;
-  if ((e = load_meta_list(meta, "activations", nl, act_item, acts))) return e;
-  if ((e = load_meta_list(meta, "weight_bits", nl, bits_item, bits))) return e;
+  if ((e = load_meta_list(meta, "activations", M->nl, act_item, M->acts))) return e;
+  if ((e = load_meta_list(meta, "weight_bits", M->nl, bits_item, M->bits))) return e;
   const char *om = meta_str(meta, "output_mode");
   if (!om) return qat_fail(QAT_EMISSING, "metadata key 'output_mode' is missing");
   if (strcmp(om, "dequant_acc") == 0) spec->out_mode = QAT_OUT_DEQUANT_ACC;
   else if (strcmp(om, "requant") == 0) spec->out_mode = QAT_OUT_REQUANT;
   else return qat_fail(QAT_EMETA, "metadata 'output_mode' = '%.100s', expected "
                        "'dequant_acc' or 'requant'", om);
-  if ((e = load_labels(meta, L, spec))) return e;
+  /* `rounding` needs version 3: an older reader would take it as free-form
+   * metadata and round differently. */
+  const char *rnd = meta_str(meta, "rounding");
+  spec->rounding = QAT_ROUND_PYTORCH;
+  if (rnd) {
+    if (ver[0] != '3')
+      return qat_fail(QAT_EVERSION, "metadata 'rounding' needs format_version 3 (the file "
+                      "says %s)", ver);
+    if (strcmp(rnd, "pytorch") == 0) spec->rounding = QAT_ROUND_PYTORCH;
+    else if (strcmp(rnd, "onnxruntime") == 0) spec->rounding = QAT_ROUND_ORT;
+    else if (strcmp(rnd, "onnxruntime-float") == 0) spec->rounding = QAT_ROUND_ORT_FLOAT;
+    else return qat_fail(QAT_EMETA, "metadata 'rounding' = '%.100s', expected 'pytorch', "
+                         "'onnxruntime' or 'onnxruntime-float'", rnd);
+  }
+  return load_labels(meta, L, spec);
+}
 
-  /* Tensor entries. */
+/* Tensor entries: every one known, present, typed, tiling the data. */
+static qat_err load_entries(st_load *L, uint32_t nl, uint64_t dsize) {
   const size_t nslots = (size_t)nl * N_LF + N_AF;
   L->t = qat_calloc(nslots, sizeof *L->t);
   if (!L->t) return qat_fail(QAT_ENOMEM, "out of memory reading the header");
+  const char *k;
+  json_t *v;
+  qat_err e;
   json_object_foreach(L->root, k, v) {
     if (strcmp(k, "__metadata__") == 0) continue;
     long s = tensor_slot(k, nl);
@@ -529,14 +560,13 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
                         lf[s % N_LF].name);
       return qat_fail(QAT_EMISSING, "tensor %s is missing", af[s - nl * N_LF].name);
     }
-  if ((e = check_tiling(L->t, nslots, dsize))) return e;
-  /* Only now is the data section worth reading. */
-  if (!src->data && (e = read_data(src, L))) return e;
-  const uint8_t *data = src->data;
-  if ((e = check_sums(meta, v2, L->t, nslots, nl, data))) return e;
+  return check_tiling(L->t, nslots, dsize);
+}
 
-  /* Shapes against the model: weight_q says [out, in]; layers chain; every
-   * other tensor agrees; the architecture string agrees. */
+/* Shapes against the model: weight_q says [out, in]; layers chain; every
+ * other tensor agrees; the architecture string agrees. */
+static qat_err check_shapes(const st_load *L, const st_meta *M) {
+  const uint32_t nl = M->nl;
   for (uint32_t i = 0; i < nl; i++) {
     const st_tensor *w = &L->t[i * N_LF + F_WQ];
     if (w->ndim != 2 || w->shape[0] < 1 || w->shape[0] > QAT_MAX_DIM ||
@@ -564,12 +594,18 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
   }
   for (uint32_t i = 0; i < nl; i++) {
     const st_tensor *w = &L->t[i * N_LF + F_WQ];
-    if (w->shape[1] != dims[i] || w->shape[0] != dims[i + 1])
+    if (w->shape[1] != M->dims[i] || w->shape[0] != M->dims[i + 1])
       return qat_fail(QAT_EMETA, "metadata 'architecture' = '%.100s' disagrees with "
-                      "tensor %s", arch, w->name);
+                      "tensor %s", M->arch, w->name);
   }
+  return QAT_OK;
+}
 
-  /* Numbers. */
+/* The numbers: activation qparams checked, each layer's tensors viewed. */
+static qat_err load_layers(const uint8_t *data, st_load *L, const st_meta *M, qat_model_spec *spec,
+                           const int32_t **bias_q) {
+  const uint32_t nl = M->nl;
+  qat_err e;
   const float *as = view(data, &L->t[(size_t)nl * N_LF + A_SCALE], &L->views);
   const int32_t *az = view(data, &L->t[(size_t)nl * N_LF + A_ZP], &L->views);
   const int32_t *aq = view(data, &L->t[(size_t)nl * N_LF + A_QMAX], &L->views);
@@ -581,14 +617,13 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
   spec->input = (qat_qparams){as[0], az[0], 0, aq[0]};
   L->layers = qat_calloc(nl, sizeof *L->layers);
   if (!L->layers) return qat_fail(QAT_ENOMEM, "out of memory reading layers");
-  const int32_t *bias_q[QAT_MAX_LAYERS];
   for (uint32_t i = 0; i < nl; i++) {
     qat_layer_spec *ls = &L->layers[i];
     const st_tensor *t = &L->t[i * N_LF];
     ls->out_dim = (uint32_t)t[F_WQ].shape[0];
     ls->in_dim = (uint32_t)t[F_WQ].shape[1];
-    ls->act = acts[i];
-    ls->w_bits = bits[i];
+    ls->act = M->acts[i];
+    ls->w_bits = M->bits[i];
     ls->out = (qat_qparams){as[i + 1], az[i + 1], 0, aq[i + 1]};
     ls->wq = view(data, &t[F_WQ], &L->views);
     ls->w_scale = view(data, &t[F_WS], &L->views);
@@ -601,13 +636,18 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
   }
   spec->n_layers = nl;
   spec->layers = L->layers;
+  return QAT_OK;
+}
 
-  /* Free-form metadata: every key the format does not own. */
+/* Free-form metadata: every key the format does not own. */
+static qat_err load_free_meta(json_t *meta, st_load *L, qat_model_spec *spec) {
   size_t nm = json_object_size(meta);
   L->meta_keys = qat_calloc(nm ? nm : 1, sizeof(char *));
   L->meta_values = qat_calloc(nm ? nm : 1, sizeof(char *));
   if (!L->meta_keys || !L->meta_values)
     return qat_fail(QAT_ENOMEM, "out of memory reading metadata");
+  const char *k;
+  json_t *v;
   json_object_foreach(meta, k, v) {
     if (qat_meta_key_reserved(k)) continue;
     L->meta_keys[spec->n_meta] = k;
@@ -615,10 +655,33 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
   }
   spec->meta_keys = L->meta_keys;
   spec->meta_values = L->meta_values;
+  return QAT_OK;
+}
+
+/* Phases: the JSON header, the metadata, the tensor entries, the data
+ * (read only once the header holds up), checksums, shapes, the numbers,
+ * free-form metadata; then the model, whose derived integer bias must be the
+ * stored one. */
+static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_load *L,
+                          qat_model_spec *spec, qat_model **out) {
+  st_meta M = {0};
+  qat_err e;
+  if ((e = load_json(hdr, hlen, L))) return e;
+  if ((e = load_meta(L, spec, &M))) return e;
+  const uint32_t nl = M.nl;
+  if ((e = load_entries(L, nl, src->dsize))) return e;
+  /* Only now is the data section worth reading. */
+  if (!src->data && (e = read_data(src, L))) return e;
+  const uint8_t *data = src->data;
+  if ((e = check_sums(M.meta, M.v2, L->t, (size_t)nl * N_LF + N_AF, nl, data))) return e;
+  if ((e = check_shapes(L, &M))) return e;
+  const int32_t *bias_q[QAT_MAX_LAYERS];
+  if ((e = load_layers(data, L, &M, spec, bias_q))) return e;
+  if ((e = load_free_meta(M.meta, L, spec))) return e;
 
   qat_model *m;
   if ((e = qat_model_create(spec, &m))) return e;
-  m->checksummed = v2;
+  m->checksummed = M.v2;
   /* The stored integer bias must be the one the float bias derives. */
   for (uint32_t i = 0; i < nl; i++)
     for (uint32_t c = 0; c < m->layers[i].out_dim; c++)
@@ -793,8 +856,12 @@ static json_t *build_meta(const qat_model *m) {
     ok &= append(bits, sizeof bits, &lb, num);
   }
   ok = ok && json_object_set_new(meta, "format", json_string("qatserve")) == 0;
-  snprintf(num, sizeof num, "%d", QAT_FORMAT_VERSION);
+  /* Version 3 only where the rounding key is needed. */
+  snprintf(num, sizeof num, "%d", m->rounding == QAT_ROUND_PYTORCH ? QAT_FORMAT_VERSION : 3);
   ok = ok && json_object_set_new(meta, "format_version", json_string(num)) == 0;
+  if (m->rounding != QAT_ROUND_PYTORCH)
+    ok = ok && json_object_set_new(meta, "rounding",
+                                   json_string(qat_rounding_name(m->rounding))) == 0;
   ok = ok && json_object_set_new(meta, "architecture", json_string(arch)) == 0;
   ok = ok && json_object_set_new(meta, "activations", json_string(acts)) == 0;
   ok = ok && json_object_set_new(meta, "weight_bits", json_string(bits)) == 0;

@@ -9,10 +9,12 @@
 #                         models volume), probes, reload; Service/HPA/PVC
 #                         checked against the Kubernetes API schema
 #   make lb-test          two replicas behind HAProxy, wrk, a rolling restart
+#   make prometheus-test  Debian's Prometheus scraping qatserve, queried over
+#                         its HTTP API; the alert rules checked and unit-tested
 #   make container-clean  remove build/podman (images, containers, storage)
 #   make deploy-test      parse every manifest, check probes/ports against the server
 
-.PHONY: infra-deps container-image docker-test k8s-test lb-test container-clean deploy-test
+.PHONY: infra-deps container-image docker-test k8s-test lb-test prometheus-test container-clean deploy-test
 
 infra-deps:
 	@deploy/install-deps.sh --infra
@@ -28,6 +30,9 @@ k8s-test: $(SERVER) $(QSTOOL) container-image
 
 lb-test: $(SERVER) $(QSTOOL) container-image
 	@BUILD=$(BUILD) deploy/lb/lb-test.sh
+
+prometheus-test: $(SERVER) $(QSTOOL) infra-deps
+	@/usr/bin/python3 deploy/prometheus/prometheus-test.py --server $(SERVER) --qstool $(QSTOOL)
 
 container-clean:
 	@deploy/container/clean.sh

@@ -5,6 +5,7 @@
 #   deploy/install-deps.sh            build + test + run
 #   deploy/install-deps.sh --bench    also the benchmark peers (oneDNN, wrk, gnuplot, Flask + gunicorn + PyTorch)
 #   deploy/install-deps.sh --torch    also PyTorch (for the import tests)
+#   deploy/install-deps.sh --onnx     also python3-onnx and node (ONNX import/export tests)
 #   deploy/install-deps.sh --fuzz     also clang and libFuzzer
 #   deploy/install-deps.sh --browser  also chromium and node (make browser-test)
 #   deploy/install-deps.sh --infra    also podman, Prometheus, HAProxy, wrk and the Kubernetes
@@ -19,6 +20,8 @@ for arg in "$@"; do
     --bench) pkgs="$pkgs libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy python3-onnx nodejs"
              command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     --torch) pkgs="$pkgs python3-torch python3-numpy" ;;
+    --onnx)  pkgs="$pkgs python3-onnx python3-numpy nodejs"
+             command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     --fuzz)  pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
     # npm only where no npm is there yet: nodesource's nodejs bundles it,
     # and Debian's npm package would pull Debian's older nodejs over it.
@@ -28,7 +31,7 @@ for arg in "$@"; do
     # podman's "crun | runc" dependency takes it; catatonit for kube play.
     --infra) pkgs="$pkgs podman runc netavark catatonit debootstrap python3-kubernetes prometheus haproxy wrk" ;;
     --all)   pkgs="$pkgs podman runc netavark catatonit debootstrap python3-kubernetes prometheus haproxy libdnnl-dev wrk nghttp2-client gnuplot-nox python3-flask python3-gunicorn python3-torch python3-numpy python3-onnx clang-14 libclang-rt-14-dev chromium nodejs" ;;
-    *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --fuzz, --browser, --infra or --all)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --bench, --torch, --onnx, --fuzz, --browser, --infra or --all)" >&2; exit 2 ;;
   esac
 done
 

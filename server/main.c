@@ -46,9 +46,8 @@ static void usage(FILE *f) {
           "  --drain-timeout S    seconds SIGTERM waits for in-flight requests (default 10)\n"
           "  --conn-limit N       most simultaneous connections (default 1024)\n"
           "  --conn-timeout S     idle/slow connection timeout, 0 = none (default 30)\n"
-          "  --batch-window-us N  dynamic batching: concurrent static-mode requests for one model\n"
-          "                       within N microseconds run as one batch of up to --max-batch rows\n"
-          "                       (default 0 = off; wants --threads well above the core count)\n"
+          "  --default-model NAME the model for requests that name none (default: the only model\n"
+          "                       loaded; with several loaded, such requests are refused)\n"
           "  --quiet              no access log\n"
           "  --probe              GET /v2/health/ready on --host/--port; exit 0 if 200, else 1\n"
           "  --help, --version\n"
@@ -116,9 +115,12 @@ static void banner(struct MHD_Daemon *d) {
          "max batch %zu rows",
          qat_cpu_features(), qat_kernel_name(), qat_blas_corename(), cfg->threads, cfg->max_body,
          cfg->max_batch);
-  if (cfg->batch_window_us)
-    qs_log("dynamic batching: window %u us, up to %zu rows (static mode)", cfg->batch_window_us,
-           cfg->max_batch);
+  if (cfg->default_model) {
+    qs_model *dm = qs_registry_get(cfg->default_model);
+    qs_log("default model: %s%s", cfg->default_model,
+           dm ? "" : " (not loaded yet: requests that name no model get 503 until it is)");
+    qs_model_release(dm);
+  }
   qs_model *list[QS_MAX_MODELS];
   size_t n = qs_registry_list(list, QS_MAX_MODELS);
   for (size_t i = 0; i < n; i++) {
@@ -189,7 +191,7 @@ int main(int argc, char **argv) {
     cfg->test_delay_ms = (unsigned)v;
   }
   enum { O_MODELS = 1, O_HOST, O_PORT, O_GRPCPORT, O_THREADS, O_MAXBODY, O_MAXBATCH, O_MAXINFLIGHT, O_DRAIN, O_CONNLIMIT,
-         O_CONNTIMEOUT, O_BATCHWIN, O_QUIET, O_PROBE, O_HELP, O_VERSION };
+         O_CONNTIMEOUT, O_DEFMODEL, O_QUIET, O_PROBE, O_HELP, O_VERSION };
   static const struct option opts[] = {
       {"models", required_argument, NULL, O_MODELS},
       {"host", required_argument, NULL, O_HOST},
@@ -202,7 +204,7 @@ int main(int argc, char **argv) {
       {"drain-timeout", required_argument, NULL, O_DRAIN},
       {"conn-limit", required_argument, NULL, O_CONNLIMIT},
       {"conn-timeout", required_argument, NULL, O_CONNTIMEOUT},
-      {"batch-window-us", required_argument, NULL, O_BATCHWIN},
+      {"default-model", required_argument, NULL, O_DEFMODEL},
       {"quiet", no_argument, NULL, O_QUIET},
       {"probe", no_argument, NULL, O_PROBE},
       {"help", no_argument, NULL, O_HELP},
@@ -255,9 +257,13 @@ int main(int argc, char **argv) {
         if (!parse_ulong("--conn-timeout", optarg, 0, 86400, &v)) return 2;
         cfg->conn_timeout_s = (unsigned)v;
         break;
-      case O_BATCHWIN:
-        if (!parse_ulong("--batch-window-us", optarg, 0, 1000000, &v)) return 2;
-        cfg->batch_window_us = (unsigned)v;
+      case O_DEFMODEL:
+        if (!qs_name_valid(optarg)) {
+          fprintf(stderr, "qatserve: --default-model %s: not a model name (1-128 of A-Z a-z 0-9 . _ -, no "
+                          "leading dot; the file is NAME.safetensors in --models)\n", optarg);
+          return 2;
+        }
+        cfg->default_model = optarg;
         break;
       case O_QUIET: cfg->quiet = true; break;
       case O_PROBE: do_probe = true; break;

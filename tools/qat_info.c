@@ -4,6 +4,42 @@
 
 #include "qat_tool.h"
 
+static const char *meta_or(const qat_model *m, const char *key, const char *dflt) {
+  const char *v = qat_model_meta(m, key);
+  return v ? v : dflt;
+}
+
+/* Where the model came from, from the metadata keys docs/model-format.md
+ * lists under Provenance (older files: trained_with alone). */
+static void print_provenance(const qat_model *m) {
+  const char *from = qat_model_meta(m, "imported_from");
+  const char *tw = qat_model_meta(m, "trained_with");
+  const char *base = qat_model_meta(m, "baseline");
+  printf("source: ");
+  if ((from && !strcmp(from, "pytorch")) || (!from && tw && !strncmp(tw, "pytorch", 7)))
+    printf("imported from PyTorch, %s engine (%s)", meta_or(m, "engine", "unknown"),
+           meta_or(m, "source", "file unknown"));
+  else if (from && !strcmp(from, "onnx"))
+    printf("imported from ONNX, %s form, opset %s (%s)", meta_or(m, "onnx_form", "unknown"),
+           meta_or(m, "onnx_opset", "?"), meta_or(m, "source", "file unknown"));
+  else if (from)
+    printf("imported from %s", from);
+  else if (tw && (!strncmp(tw, "qat train", 9) || !strcmp(tw, "qatserve")))
+    printf("trained here (%s)", tw);
+  else if (tw)
+    printf("trained with %s", tw);
+  else
+    printf("unknown (no trained_with or imported_from metadata)");
+  if (base) printf(", fp32 baseline %s", base);
+  printf("\n");
+  qat_rounding r = qat_model_rounding(m);
+  printf("rounding: %s (%s)\n", qat_rounding_name(r),
+         r == QAT_ROUND_PYTORCH ? "input x * (1/s); multiplier (w_s * in_s) * (1/out_s)"
+         : r == QAT_ROUND_ORT   ? "ONNX Runtime QGemm: input x / s; multiplier (in_s * w_s) / out_s"
+                                : "ONNX Runtime integer ops: input x / s; "
+                                  "((acc + bq) * (in_s * w_s)) / out_s");
+}
+
 int cmd_info(int argc, char **argv) {
   if (argc != 2 || argv[1][0] == '-') {
     FILE *f = argc == 2 ? stdout : stderr;
@@ -23,6 +59,7 @@ int cmd_info(int argc, char **argv) {
          qat_model_out_dim(m),
          qat_model_out_mode(m) == QAT_OUT_DEQUANT_ACC ? "dequantized int32 accumulator"
                                                       : "requantized uint8");
+  print_provenance(m);
   printf("input: scale %.6g zero point %d (q %d..%d)\n", in.scale, in.zero_point, in.qmin,
          in.qmax);
   size_t int_bytes = 0, fp_bytes = 0;

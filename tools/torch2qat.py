@@ -19,19 +19,20 @@ identical under the qnnpack engine. For onednn models it also reports the
 agreement with PyTorch's onednn engine, which differs on CPUs without VNNI
 (see docs/torch.md).
 
-Output: docs/model-format.md (format v2, safetensors, per-tensor SHA-256), output_mode "requant":
+Output: docs/model-format.md (written by tools/qatfile.py), output_mode "requant":
 the last layer requantizes to uint8 and dequantizes, as PyTorch's quantized
 Linear followed by DeQuantize does.
 """
 import argparse
-import hashlib
 import importlib.util
 import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qatfile  # noqa: E402
 
 # Exit statuses: 1 usage / I/O, 2 unsupported model, 3 verification failed.
 EXIT_UNSUPPORTED = 2
@@ -42,6 +43,10 @@ class Unsupported(Exception):
     """The model holds something qatserve does not serve."""
 
 
+# The layer being read, so that an unexpected exception can still name it.
+CURRENT = [None]
+
+
 # ---------------------------------------------------------------- loading --
 
 def qualname(m):
@@ -50,7 +55,10 @@ def qualname(m):
     c = getattr(m, "_c", None)
     if c is not None and hasattr(c, "qualified_name"):
         n = c.qualified_name
-        return n[len("__torch__."):] if n.startswith("__torch__.") else n
+        n = n[len("__torch__."):] if n.startswith("__torch__.") else n
+        # TorchScript renames a class it compiles twice in one process
+        # ("...activation.___torch_mangle_55.ReLU"): the class is the same.
+        return ".".join(p for p in n.split(".") if not p.startswith("___torch_mangle_"))
     t = type(m)
     return t.__module__ + "." + t.__name__
 
@@ -175,6 +183,46 @@ def is_quint8(dtype):
     return dtype == torch.quint8 or dtype == 13
 
 
+def graph_constants(m, kinds, first):
+    """Constant arguments of the first call to one of `kinds` in a traced
+    module's forward graph, from argument index `first` on. torch.jit.trace
+    bakes a module's plain attributes (scale, zero_point, dtype) into its
+    graph as constants instead of keeping them as attributes."""
+    g = getattr(m, "graph", None)
+    if g is None:
+        return None
+    for node in g.nodes():
+        if node.kind() in kinds:
+            vals = []
+            for v in list(node.inputs())[first:]:
+                if v.node().kind() != "prim::Constant":
+                    return None
+                vals.append(v.toIValue())
+            return vals
+    return None
+
+
+def module_qparam(m, name, attr_name):
+    """scale / zero_point / dtype of a Quantize or quantized Linear module:
+    an attribute (eager, TorchScript script) or, for a traced module, the
+    constant its forward passes to the quantized op."""
+    try:
+        return getattr(m, attr_name)
+    except AttributeError:
+        pass
+    kind = classify(m)
+    if kind == "quantize":
+        vals = graph_constants(m, ("aten::quantize_per_tensor",), 1)  # scale, zp, dtype
+        idx = {"scale": 0, "zero_point": 1, "dtype": 2}
+    else:
+        vals = graph_constants(m, ("quantized::linear", "quantized::linear_relu"), 2)
+        idx = {"scale": 0, "zero_point": 1}
+    if not vals or attr_name not in idx or idx[attr_name] >= len(vals):
+        raise Unsupported("layer '%s' (%s): no %s attribute, and its forward graph does not "
+                          "pass one as a constant" % (name, qualname(m), attr_name))
+    return vals[idx[attr_name]]
+
+
 def linear_params(name, m):
     """(wq int8 [out,in], w_scale f32 [out], qscheme, bias f32 [out], out_s, out_zp)."""
     import torch
@@ -218,8 +266,8 @@ def linear_params(name, m):
     wq = w.int_repr().numpy().astype(np.int8)
     bias = np.zeros(out_dim, np.float32) if b is None else \
         b.detach().float().numpy().astype(np.float32)
-    out_s = f32_scale(m.scale, "layer '%s' output" % name)
-    out_zp = int(scalar(m.zero_point))
+    out_s = f32_scale(module_qparam(m, name, "scale"), "layer '%s' output" % name)
+    out_zp = int(scalar(module_qparam(m, name, "zero_point")))
     if not 0 <= out_zp <= 255:
         raise Unsupported("layer '%s': output zero point %d outside 0..255" % (name, out_zp))
     return wq, ws, str(qs).replace("torch.", ""), bias, out_s, out_zp
@@ -234,18 +282,20 @@ def extract(model):
     forward() really runs this stack is checked by running it (verify)."""
     input_qp, layers, n_dequant, last = None, [], 0, None
     for name, m, kind in walk(model):
+        CURRENT[0] = name
         if kind == "skip":
             continue
         if kind == "quantize":
             if input_qp is not None:
                 raise Unsupported("layer '%s': a second QuantStub is not supported" % name)
-            if not is_quint8(m.dtype):
+            dtype = module_qparam(m, name, "dtype")
+            if not is_quint8(dtype):
                 raise Unsupported("layer '%s': input dtype %s is not served (quint8 only)"
-                                  % (name, m.dtype))
-            zp = int(scalar(m.zero_point))
+                                  % (name, dtype))
+            zp = int(scalar(module_qparam(m, name, "zero_point")))
             if not 0 <= zp <= 255:
                 raise Unsupported("layer '%s': input zero point %d outside 0..255" % (name, zp))
-            input_qp = (f32_scale(m.scale, "input '%s'" % name), zp)
+            input_qp = (f32_scale(module_qparam(m, name, "scale"), "input '%s'" % name), zp)
             continue  # a marker: does not end a Linear+ReLU pair
         if kind == "dequantize":
             n_dequant += 1
@@ -343,114 +393,40 @@ def float_weights(path, layers):
 # ------------------------------------------------------ integer arithmetic --
 
 def bias_q(bias, w_scale, in_s):
-    """bq[c] = rint(bias[c] * (1.0f / (float)((double)w_s[c] * (double)in_s))),
-    float32, ties to even: the loader recomputes it and must agree."""
-    inv = np.float32(1.0) / (w_scale.astype(np.float64) * np.float64(in_s)).astype(np.float32)
-    return np.rint(bias.astype(np.float32) * inv).astype(np.int64)
+    """The loader's integer bias derivation (tools/qatfile.py)."""
+    return qatfile.bias_q(bias, w_scale, in_s)
 
 
 def quantize_u8(x, s, zp):
-    inv = np.float32(1.0) / np.float32(s)
-    v = np.float32(zp) + np.rint(x.astype(np.float32) * inv)
-    return np.clip(v, 0, 255).astype(np.int64)
+    return qatfile.quantize_input(x, s, zp)
 
 
 def emulate(model, x):
-    """Our integer path (DESIGN.md, qnnpack semantics) on float rows x:
+    """Our integer path (qnnpack semantics, tools/qatfile.py) on float rows x:
     returns (uint8 outputs of the last layer, dequantized float32 outputs)."""
-    q = quantize_u8(x, model["in_s"], model["in_zp"])
-    in_s, in_zp = model["in_s"], model["in_zp"]
-    for L in model["layers"]:
-        acc = (q - in_zp) @ L["wq"].astype(np.int64).T
-        acc = acc + bias_q(L["bias"], L["w_scale"], in_s)
-        m = (L["w_scale"] * np.float32(in_s)) * (np.float32(1.0) / np.float32(L["out_s"]))
-        v = np.rint(acc.astype(np.float32) * m.astype(np.float32)) + np.float32(L["out_zp"])
-        lo = L["out_zp"] if L["relu"] else 0
-        q = np.clip(v, lo, 255).astype(np.int64)
-        in_s, in_zp = L["out_s"], L["out_zp"]
-    y = (q - in_zp).astype(np.float32) * np.float32(in_s)
-    return q, y
+    return qatfile.emulate(dict(model, output_mode="requant"), x)
 
 
 # ----------------------------------------------------------------- writing --
+# Files are written and read by tools/qatfile.py, the one module every Python
+# tool shares (format version, checksums).
 
 def write_safetensors(path, tensors, meta):
-    """tensors: list of (name, np.ndarray) with dtype int8/int32/float32.
-    Data tiles the data section in list order; the header is padded with
-    spaces to a multiple of 8 so the data section stays aligned. Format 2:
-    each tensor's SHA-256 goes into the metadata as "sha256.<name>", which
-    the loader verifies (a flipped bit is refused, naming the tensor)."""
-    dt = {np.dtype(np.int8): "I8", np.dtype(np.int32): "I32", np.dtype(np.float32): "F32"}
-    meta = dict(meta)
-    meta["format_version"] = "2"
-    header = {"__metadata__": meta}
-    blobs, off = [], 0
-    for name, a in tensors:
-        a = np.ascontiguousarray(a)
-        raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dt[a.dtype], "shape": list(a.shape),
-                        "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        meta["sha256." + name] = hashlib.sha256(raw).hexdigest()
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
+    qatfile.write(path, tensors, meta)
 
 
 def read_safetensors(path):
-    """(tensors dict name -> np.ndarray, metadata dict) of a file we wrote."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    dt = {"I8": "<i1", "I32": "<i4", "F32": "<f4"}
-    base, out = 8 + n, {}
-    for k, v in header.items():
-        b, e = v["data_offsets"]
-        out[k] = np.frombuffer(raw[base + b:base + e], dtype=dt[v["dtype"]]).reshape(v["shape"])
-    return out, meta
+    return qatfile.read(path)
 
 
 def model_tensors(input_qp, layers):
-    t = []
-    for i, L in enumerate(layers):
-        in_s = input_qp[0] if i == 0 else layers[i - 1]["out_s"]
-        t += [("layers.%d.weight_q" % i, L["wq"].astype(np.int8)),
-              ("layers.%d.weight_scale" % i, L["w_scale"].astype(np.float32)),
-              ("layers.%d.bias" % i, L["bias"].astype(np.float32)),
-              ("layers.%d.bias_q" % i, bias_q(L["bias"], L["w_scale"], in_s).astype(np.int32)),
-              ("layers.%d.weight_fp32" % i, L["w_fp32"].astype(np.float32)),
-              ("layers.%d.bias_fp32" % i, L["b_fp32"].astype(np.float32))]
-    scales = [input_qp[0]] + [L["out_s"] for L in layers]
-    zps = [input_qp[1]] + [L["out_zp"] for L in layers]
-    t += [("activations.scale", np.array(scales, np.float32)),
-          ("activations.zero_point", np.array(zps, np.int32)),
-          ("activations.qmax", np.full(len(scales), 255, np.int32))]
-    return t
+    return qatfile.model_tensors(input_qp, layers)
 
 
 def model_from_file(path):
     """The file's integer model in the form emulate() takes: what the C core
     will see, not what we meant to write."""
-    t, meta = read_safetensors(path)
-    n = len(meta["activations"].split(","))
-    s, zp = t["activations.scale"], t["activations.zero_point"]
-    acts = meta["activations"].split(",")
-    layers = [{"wq": t["layers.%d.weight_q" % i], "w_scale": t["layers.%d.weight_scale" % i],
-               "bias": t["layers.%d.bias" % i], "out_s": s[i + 1], "out_zp": int(zp[i + 1]),
-               "relu": acts[i] == "relu"} for i in range(n)]
-    for i, L in enumerate(layers):
-        if np.any(bias_q(L["bias"], L["w_scale"], s[i]) != t["layers.%d.bias_q" % i]):
-            raise ValueError("%s: layers.%d.bias_q disagrees with the float bias" % (path, i))
-    return {"in_s": s[0], "in_zp": int(zp[0]), "layers": layers}, meta
+    return qatfile.load_model(path)
 
 
 # ------------------------------------------------------------ verification --
@@ -511,9 +487,10 @@ def main(argv=None):
     ap.add_argument("--float", dest="float_path",
                     help="matching float model or state dict: the fp32 baseline")
     ap.add_argument("--labels", help="class names: a,b,c or a JSON array")
-    ap.add_argument("--engine", choices=["qnnpack", "onednn", "fbgemm"],
-                    help="engine the model was converted for, recorded in the metadata "
-                         "(default: qnnpack for per-tensor weights, onednn for per-channel)")
+    ap.add_argument("--engine", choices=["qnnpack", "onednn", "fbgemm", "x86"],
+                    help="engine whose qconfig the model was trained with, recorded in the "
+                         "metadata (default: qnnpack for per-tensor weights, onednn for "
+                         "per-channel)")
     ap.add_argument("--code", help="Python file defining the model's classes (torch.save "
                                    "of a custom nn.Module)")
     ap.add_argument("--verify-rows", type=int, default=512,
@@ -547,19 +524,24 @@ def main(argv=None):
     except Unsupported as e:
         print("torch2qat: refused: %s" % e, file=sys.stderr)
         return EXIT_UNSUPPORTED
-    except (OSError, RuntimeError) as e:
+    except OSError as e:
         print("torch2qat: %s: %s" % (a.model, e), file=sys.stderr)
         return 1
+    except Exception as e:  # never a traceback: one line naming the layer
+        print("torch2qat: refused: %s%s: unsupported (%s: %s)"
+              % (a.model, " layer '%s'" % CURRENT[0] if CURRENT[0] else "", type(e).__name__,
+                 first_line(e)), file=sys.stderr)
+        return EXIT_UNSUPPORTED
 
     per_channel = any(L["qscheme"].startswith("per_channel") for L in layers)
     engine = a.engine or ("onednn" if per_channel else "qnnpack")
     dims = [layers[0]["in_dim"]] + [L["out_dim"] for L in layers]
-    meta = {"format": "qatserve", "format_version": "2",
-            "architecture": "-".join(str(d) for d in dims),
+    meta = {"architecture": "-".join(str(d) for d in dims),
             "activations": ",".join("relu" if L["relu"] else "none" for L in layers),
             "weight_bits": ",".join("8" for _ in layers),
             "output_mode": "requant",
             "trained_with": "pytorch-%s-qat" % torch.__version__.split("+")[0],
+            "imported_from": "pytorch",
             "engine": engine,
             "weight_qscheme": ",".join(L["qscheme"] for L in layers),
             "baseline": baseline,
@@ -572,7 +554,7 @@ def main(argv=None):
         if not sep or not k:
             print("torch2qat: --meta %r: expected KEY=VALUE" % kv, file=sys.stderr)
             return 1
-        if k.startswith("sha256.") or k in ("format", "format_version"):
+        if qatfile.reserved(k):
             print("torch2qat: --meta %r: %s is written by the converter" % (kv, k),
                   file=sys.stderr)
             return 1
@@ -582,7 +564,26 @@ def main(argv=None):
           % (a.out, meta["architecture"], meta["activations"], meta["weight_qscheme"], baseline))
 
     if a.verify_rows > 0:
-        # Read back what we wrote and run it against PyTorch.
+        try:
+            return verify(a, input_qp, layers, dims, engine, torch)
+        except Exception as e:  # running the model failed: not something we can serve
+            print("torch2qat: refused: %s: running it for the self-check failed (%s: %s)"
+                  % (a.model, type(e).__name__, first_line(e)), file=sys.stderr)
+            if os.path.exists(a.out):
+                os.remove(a.out)
+            return EXIT_UNSUPPORTED
+    return 0
+
+
+def first_line(e):
+    t = str(e).strip()
+    return t.splitlines()[0][:300] if t else ""
+
+
+def verify(a, input_qp, layers, dims, engine, torch):
+    """Reads back what we wrote and runs it against PyTorch (qnnpack: must be
+    identical; the model's own engine: reported)."""
+    if True:
         fm, _ = model_from_file(a.out)
         x = verify_inputs(input_qp, dims[0], a.verify_rows)
         q, y = emulate(fm, x)

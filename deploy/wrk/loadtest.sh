@@ -15,14 +15,10 @@ THREADS=${THREADS:-2}
 REPEAT=${REPEAT:-3}
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "loadtest: wrk is not installed (deploy/install-deps.sh --bench)"; exit 1; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-load.XXXXXX")
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init load
+tmp=$QS_TMP
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 /usr/bin/python3 deploy/wrk/mkbodies.py "$BUILD/wrk" || exit 1
 mkdir -p "$tmp/models"
@@ -35,29 +31,18 @@ else
   echo "loadtest: no models/*.safetensors; random 784-256-10 model"
 fi
 
-"$BUILD/qatserve" --models "$tmp/models" --port 0 --threads "$THREADS" --quiet --conn-limit 4096 \
-  >"$tmp/server.log" 2>&1 &
-pids+=($!)
-port=""
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { cat "$tmp/server.log"; exit 1; }
+qs_start "$tmp/server.log" --models "$tmp/models" --threads "$THREADS" --quiet --conn-limit 4096 || exit 1
+pids+=("$QS_PID")
+port=$QS_PORT
 code=$(curl -s -o "$tmp/check.json" -w '%{http_code}' --data-binary @"$BUILD/wrk/predict_b1.json" "http://127.0.0.1:$port/predict")
 [ "$code" = 200 ] || { echo "loadtest: /predict answered $code: $(cat "$tmp/check.json")"; exit 1; }
 echo "loadtest: one request: $(head -c 400 "$tmp/check.json")"
 
 "$BUILD/mhd_jansson" --port 0 --threads "$THREADS" >"$tmp/peer.log" 2>&1 &
 pids+=($!)
-pport=""
-for _ in $(seq 1 100); do
-  pport=$(sed -n 's/^listening on \([0-9]*\)/\1/p' "$tmp/peer.log")
-  [ -n "$pport" ] && break
-  sleep 0.05
-done
-[ -n "$pport" ] || { echo "loadtest: peer did not start"; exit 1; }
+qs_track "$!"
+pport=$(qs_port_from_log "$tmp/peer.log" "$!" 's/^listening on \([0-9]*\)/\1/p') ||
+  { echo "loadtest: peer did not start"; exit 1; }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)

@@ -31,7 +31,6 @@ typedef struct qs_req {
   size_t accounted;        /* this request's share of qs_g.body_bytes */
   bool queued;
   bool close;              /* reply with Connection: close (ambiguous framing) */
-  bool pending;            /* counted in qs_g.pending */
   /* Filled by the handler. */
   int status;
   int model_slot;          /* metrics slot of the model served, -1 if none */

@@ -82,8 +82,6 @@ void qs_predict_reply_binary(qs_req *r, const qs_infer_res *run) {
   char lat[256];
   size_t ll = (size_t)snprintf(lat, sizeof lat, "int8=%.3f", t.int8_us);
   if (t.baseline) ll += (size_t)snprintf(lat + ll, sizeof lat - ll, ", fp32=%.3f, speedup=%.3f", t.fp32_us, t.speedup);
-  if (t.batched)
-    ll += (size_t)snprintf(lat + ll, sizeof lat - ll, ", queue=%.3f, batch_rows=%zu", t.queue_us, t.batch_rows);
   qs_req_header(r, "X-Latency-Us", "%s, total=%.3f", lat, t.total_us);
   if (t.baseline)
     qs_req_header(r, "X-Drift", "max_abs_diff=%.9g, argmax_agreement=%.6g", (double)t.max_abs_diff,

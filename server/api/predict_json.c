@@ -211,7 +211,6 @@ void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
     qs_buf_printf(b, ",\"fp32\":%.3f,\"speedup\":%.3f", s.fp32_us, s.speedup);
   else
     qs_buf_puts(b, ",\"fp32\":null,\"speedup\":null");
-  if (s.batched) qs_buf_printf(b, ",\"queue\":%.3f,\"batch_rows\":%zu", s.queue_us, s.batch_rows);
   qs_buf_printf(b, ",\"total\":%.3f}", s.total_us);
   if (s.baseline) {
     qs_buf_puts(b, ",\"drift\":{\"max_abs_diff\":");

@@ -259,7 +259,6 @@ static void encode(qs_req *r, const qs_infer_res *res, const v2_in *in) {
     qs_buf_float(b, s.max_abs_diff);
     qs_buf_printf(b, ",\"argmax_agreement\":%.6g", s.argmax_agreement);
   }
-  if (s.batched) qs_buf_printf(b, ",\"queue_us\":%.3f,\"batch_rows\":%zu", s.queue_us, s.batch_rows);
   qs_buf_printf(b, ",\"total_us\":%.3f}", s.total_us);
   qs_buf_printf(b, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu],", nb, out);
   if (in->bin_out) {

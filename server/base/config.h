@@ -30,7 +30,6 @@ typedef struct qs_config {
   bool quiet;               /* no access log */
   bool silent;              /* no log at all (unit tests) */
   unsigned test_delay_ms;   /* QATSERVE_TEST_DELAY_MS: test-only, sleeps in /predict */
-  unsigned batch_window_us; /* dynamic batching window (infer/batch.c); 0 = off (default) */
 } qs_config;
 
 /* Process-wide state. ready: start-up finished and not draining. */
@@ -40,8 +39,6 @@ typedef struct qs_state {
   atomic_bool draining;
   atomic_long inflight; /* requests between first callback and completion */
   _Atomic size_t body_bytes; /* body buffer bytes held by all requests */
-  atomic_long pending;  /* /predict and v2 infer requests not yet past their handler:
-                         * the most a dynamic batch can still gather (infer/batch.c) */
 } qs_state;
 
 extern qs_state qs_g;

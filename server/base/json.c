@@ -225,6 +225,86 @@ qs_jerr qs_json_number(const char *s, size_t n, size_t *pos, float *out) {
 
 size_t qs_json_numbers_bound(size_t n) { return n / 2 + 1; }
 
+static const float pow10f[8] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f};
+
+/* The common short token ("0", "1", "0.466667", "-0.25"), inline in the
+ * row loop (a call into num.c costs as much again): an integer part of at
+ * most 7 digits, a fraction of at most 7, no exponent, and the digits read
+ * as one integer m <= 2^24. m and 10^k (k <= 7) are exact floats, so one
+ * float division rounds correctly (step 1 of num.c).
+ * Anything else - including every malformed token - returns false and
+ * takes the general path, which also reports the error.
+ *
+ * The fraction is read 8 bytes at a time when the buffer allows: x = bytes
+ * ^ '0' holds digit values 0..9 in digit bytes; ((x + 0x76) | x) & 0x80 per
+ * byte flags the non-digits. A carry out of a byte only comes from a flagged
+ * byte, so the lowest flag - the end of the digits - is always right. */
+static const uint32_t pow10u[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
+
+static inline uint32_t swar8_value(uint64_t x) {
+  /* x: 8 digit values, first digit in the lowest byte. */
+  x = (x * 10) + (x >> 8);
+  x = (((x & 0x000000FF000000FFull) * (100 + (1000000ull << 32))) +
+       (((x >> 16) & 0x000000FF000000FFull) * (1 + (10000ull << 32)))) >> 32;
+  return (uint32_t)x;
+}
+
+static inline bool number_short(const char *s, size_t n, size_t *pos, float *out) {
+  size_t p = *pos;
+  bool neg = false;
+  if (p < n && s[p] == '-') {
+    neg = true;
+    p++;
+  }
+  uint32_t ip = 0;
+  int idig = 0;
+  if (p < n && s[p] == '0') {
+    p++;
+  } else {
+    while (p < n && is_digit(s[p])) {
+      ip = ip * 10 + (uint32_t)(s[p++] - '0');
+      if (++idig > 7) return false;
+    }
+    if (idig == 0) return false;
+  }
+  uint32_t m = ip;
+  int frac = 0;
+  if (p < n && s[p] == '.') {
+    p++;
+    if (n - p >= 8) {
+      uint64_t v;
+      memcpy(&v, s + p, 8);
+      uint64_t x = v ^ 0x3030303030303030ull;
+      uint64_t flags = ((x + 0x7676767676767676ull) | x) & 0x8080808080808080ull;
+      if (!flags) return false; /* 8 or more fraction digits */
+      frac = __builtin_ctzll(flags) >> 3;
+      if (frac == 0) return false;
+      uint64_t y = x << (8 * (8 - frac)); /* leading zero digits */
+      uint64_t mm = (uint64_t)ip * pow10u[frac] + swar8_value(y);
+      if (mm > (1u << 24)) return false;
+      m = (uint32_t)mm;
+      p += (size_t)frac;
+    } else {
+      size_t f0 = p;
+      uint64_t mm = ip;
+      while (p < n && is_digit(s[p])) {
+        mm = mm * 10 + (uint64_t)(s[p++] - '0');
+        if (++frac > 7) return false;
+      }
+      if (p == f0 || mm > (1u << 24)) return false;
+      m = (uint32_t)mm;
+    }
+  } else if (m > (1u << 24)) {
+    return false;
+  }
+  if (p >= n || !(s[p] == ',' || s[p] == ']' || is_ws(s[p]))) return false;
+  float f = (float)m;
+  if (frac) f /= pow10f[frac];
+  *out = neg ? -f : f;
+  *pos = p;
+  return true;
+}
+
 /* An element that is not a number: say whether it is a wrong type (400 with
  * a clear message) or plain garbage. */
 static qs_jerr classify_non_number(char c) {
@@ -261,7 +341,8 @@ static qs_jerr parse_row(const char *s, size_t n, size_t *pos, size_t limit, flo
     }
     /* On an error p stays at the token's start: error offsets point at
      * the start of the offending number (NaN and 1e999 alike). */
-    if ((e = qs_json_number(s, n, &p, &out[*count]))) break;
+    if (!number_short(s, n, &p, &out[*count]) && (e = qs_json_number(s, n, &p, &out[*count])))
+      break;
     (*count)++;
     (*rc)++;
     p = skip_ws(s, n, p);

@@ -49,6 +49,18 @@ static _Atomic uint64_t grpc_calls[QS_METRIC_MODELS][N_GMETHODS][N_GCODES];
 
 static const char *const lat_names[QS_LAT_COUNT] = {"int8", "fp32", "total"};
 
+/* int8 vs fp32 drift, per model: rows compared, rows whose class differs,
+ * and each request's largest |int8 - fp32| output difference. */
+static const double drift_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                       0.1,   0.25,   0.5,   1.0,  2.5};
+#define N_DRIFT (sizeof drift_buckets / sizeof *drift_buckets)
+typedef struct drift_stats {
+  _Atomic uint64_t rows, disagree, count;
+  _Atomic uint64_t bucket[N_DRIFT + 1];
+  _Atomic uint64_t sum_micro; /* sum of max_abs_diff in millionths */
+} drift_stats;
+static drift_stats drift[QS_METRIC_MODELS];
+
 int qs_metrics_slot(const char *name) {
   int n = atomic_load_explicit(&n_slots, memory_order_acquire);
   for (int i = 1; i < n; i++)
@@ -108,6 +120,53 @@ void qs_metrics_observe(int slot, qs_lat_kind kind, uint64_t ns) {
   atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
+void qs_metrics_drift(int slot, size_t rows, size_t disagree, float max_abs_diff) {
+  drift_stats *d = &drift[clamp_slot(slot)];
+  size_t b = 0;
+  while (b < N_DRIFT && max_abs_diff > drift_buckets[b]) b++; /* NaN: +Inf bucket */
+  atomic_fetch_add_explicit(&d->rows, rows, memory_order_relaxed);
+  atomic_fetch_add_explicit(&d->disagree, disagree, memory_order_relaxed);
+  atomic_fetch_add_explicit(&d->bucket[b], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&d->count, 1, memory_order_relaxed);
+  double micro = (double)max_abs_diff * 1e6;
+  atomic_fetch_add_explicit(&d->sum_micro, micro >= 0 && micro < 1e15 ? (uint64_t)(micro + 0.5) : 0,
+                            memory_order_relaxed);
+}
+
+static void render_drift(qs_buf *b, int n) {
+  qs_buf_puts(b,
+              "# HELP qatserve_drift_rows_total Rows whose int8 answer was compared with the fp32 baseline.\n"
+              "# TYPE qatserve_drift_rows_total counter\n");
+  for (int m = 1; m < n; m++)
+    qs_buf_printf(b, "qatserve_drift_rows_total{model=\"%s\"} %llu\n", slot_names[m],
+                  (unsigned long long)atomic_load_explicit(&drift[m].rows, memory_order_relaxed));
+  qs_buf_puts(b,
+              "# HELP qatserve_argmax_disagreements_total Compared rows whose int8 class differs from fp32's.\n"
+              "# TYPE qatserve_argmax_disagreements_total counter\n");
+  for (int m = 1; m < n; m++)
+    qs_buf_printf(b, "qatserve_argmax_disagreements_total{model=\"%s\"} %llu\n", slot_names[m],
+                  (unsigned long long)atomic_load_explicit(&drift[m].disagree, memory_order_relaxed));
+  qs_buf_puts(b,
+              "# HELP qatserve_drift_max_abs_diff Largest |int8 - fp32| output difference per request.\n"
+              "# TYPE qatserve_drift_max_abs_diff histogram\n");
+  for (int m = 1; m < n; m++) {
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= N_DRIFT; i++) {
+      cum += atomic_load_explicit(&drift[m].bucket[i], memory_order_relaxed);
+      if (i < N_DRIFT)
+        qs_buf_printf(b, "qatserve_drift_max_abs_diff_bucket{model=\"%s\",le=\"%g\"} %llu\n",
+                      slot_names[m], drift_buckets[i], (unsigned long long)cum);
+      else
+        qs_buf_printf(b, "qatserve_drift_max_abs_diff_bucket{model=\"%s\",le=\"+Inf\"} %llu\n",
+                      slot_names[m], (unsigned long long)cum);
+    }
+    qs_buf_printf(b, "qatserve_drift_max_abs_diff_sum{model=\"%s\"} %.6f\n", slot_names[m],
+                  (double)atomic_load_explicit(&drift[m].sum_micro, memory_order_relaxed) * 1e-6);
+    qs_buf_printf(b, "qatserve_drift_max_abs_diff_count{model=\"%s\"} %llu\n", slot_names[m],
+                  (unsigned long long)cum);
+  }
+}
+
 void qs_metrics_model_load(void) { atomic_fetch_add(&loads, 1); }
 void qs_metrics_model_reload(void) { atomic_fetch_add(&reloads, 1); }
 void qs_metrics_model_refusal(void) { atomic_fetch_add(&refusals, 1); }
@@ -126,7 +185,9 @@ void qs_metrics_render(qs_buf *b) {
     for (int e = 0; e < QS_EP_COUNT; e++)
       for (size_t s = 0; s < N_STATUS; s++) {
         uint64_t v = atomic_load_explicit(&requests[m][e][s], memory_order_relaxed);
-        if (!v) continue;
+        /* A model's inference series exist at zero from its load on, so
+         * rate() and increase() see its first requests and first errors. */
+        if (!v && !(m > 0 && (e == QS_EP_PREDICT || e == QS_EP_V2_INFER))) continue;
         char code[8];
         if (status_codes[s])
           snprintf(code, sizeof code, "%d", status_codes[s]);
@@ -155,7 +216,7 @@ void qs_metrics_render(qs_buf *b) {
     for (int m = 0; m < n; m++) {
       hist *h = &lat[m][k];
       uint64_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
-      if (!count) continue;
+      if (!count && m == 0) continue; /* model slots: at zero from the load on */
       uint64_t cum = 0;
       for (size_t i = 0; i <= N_BUCKETS; i++) {
         cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
@@ -173,6 +234,7 @@ void qs_metrics_render(qs_buf *b) {
                     slot_names[m], (unsigned long long)cum);
     }
   }
+  render_drift(b, n);
   qs_buf_printf(b,
                 "# HELP qatserve_requests_in_flight Requests being served now.\n"
                 "# TYPE qatserve_requests_in_flight gauge\n"

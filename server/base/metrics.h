@@ -4,7 +4,9 @@
  * label sets are (model slot, endpoint, status class) and (model slot,
  * latency kind). Model names are interned into at most QS_METRIC_MODELS
  * slots; slot 0 is model="" (requests that named no loaded model), so a
- * client inventing names cannot grow the tables. */
+ * client inventing names cannot grow the tables. A slot is interned when a
+ * model of that name loads, and from then on its latency histograms and its
+ * predict/v2_infer request counters are rendered even at zero. */
 #ifndef QS_METRICS_H
 #define QS_METRICS_H
 
@@ -36,6 +38,9 @@ typedef enum qs_lat_kind { QS_LAT_INT8 = 0, QS_LAT_FP32, QS_LAT_TOTAL, QS_LAT_CO
 int qs_metrics_slot(const char *name);
 void qs_metrics_request(int slot, qs_endpoint ep, int status);
 void qs_metrics_observe(int slot, qs_lat_kind kind, uint64_t ns);
+/* One request's int8 vs fp32 comparison: rows compared, rows whose argmax
+ * differs, the largest absolute output difference. */
+void qs_metrics_drift(int slot, size_t rows, size_t disagree, float max_abs_diff);
 /* A gRPC call (grpc/): method is a qs_gmethod (0 = unknown method), code
  * its gRPC status. Counted in qatserve_requests_total with protocol="grpc". */
 void qs_metrics_grpc(int slot, int method, int code);

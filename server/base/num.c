@@ -376,6 +376,11 @@ qs_num_status qs_num_parse(const char *s, size_t n, size_t *pos, float *out) {
     /* m * 10^e < 10^19 * 10^-66 < 2^-150: below half the smallest
      * subnormal, so it rounds to zero (as strtof, with ERANGE). */
     f = 0.0f;
+  } else if (!trunc && m <= (1u << 24) && e >= -10 && e <= 10) {
+    /* Step 1 here rather than in the call below: it is the common case
+     * (short decimals like 0.12345), and the call costs as much again. */
+    f = (float)m;
+    f = e >= 0 ? f * pow10f[e] : f / pow10f[-e];
   } else if (!trunc) {
     r = exact_to_float(m, e, &f);
   } else {

@@ -63,7 +63,7 @@ typedef struct gstream {
   bool post, ctype_ok, path_seen;
   bool answered;     /* a response is submitted */
   bool rst_after;    /* reset once the response is out: the client is still sending */
-  bool pending;      /* counted in qs_g.pending */
+  bool pending;      /* a ModelInfer call not yet run */
   uint64_t t0_ns, deadline_ns;
   qs_gframe fr;
   size_t accounted;  /* bytes of qs_g.body_bytes this stream holds */
@@ -158,7 +158,6 @@ static gstream *stream_new(gconn *c, int32_t id) {
 }
 
 static void pending_done(gstream *st) {
-  if (st->pending) atomic_fetch_sub(&qs_g.pending, 1);
   st->pending = false;
 }
 
@@ -323,7 +322,6 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
       answer_error(c, st, "200", QS_G_UNAVAILABLE, "server is shutting down");
     else if (st->method == QS_GM_MODEL_INFER) {
       st->pending = true;
-      atomic_fetch_add(&qs_g.pending, 1);
     }
     if (st->answered && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) st->rst_after = true;
   }

@@ -392,8 +392,6 @@ static enum MHD_Result on_headers(struct MHD_Connection *c, const char *url, con
     }
     read_binary_headers(r, c);
     if (!body_start(r, c)) return send_reply(c, r);
-    r->pending = true;
-    atomic_fetch_add(&qs_g.pending, 1);
   }
   return MHD_YES;
 }
@@ -464,10 +462,6 @@ static enum MHD_Result on_request_done(struct MHD_Connection *c, qs_req *r) {
   if (r->body) r->body[r->body_len] = '\0';
   qs_deadline_clear(c); /* the request is in: its run is not the client's delay */
   dispatch(r);
-  if (r->pending) {
-    r->pending = false;
-    atomic_fetch_sub(&qs_g.pending, 1);
-  }
   return send_reply(c, r);
 }
 
@@ -516,7 +510,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     qs_log("%s %s %d %zu %llu%s", r->method, r->path, status, r->bytes_out,
            (unsigned long long)(dt / 1000),
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
-  if (r->pending) atomic_fetch_sub(&qs_g.pending, 1);
   size_t held = r->body_size;
   budget_release(r);
   req_give(r);

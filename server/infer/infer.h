@@ -4,7 +4,7 @@
  * binary extension, gRPC) is a decoder that fills one qs_infer_req and an
  * encoder that writes its reply from one qs_infer_res. Between them,
  * qs_infer_model finds the model and qs_infer_run runs int8, the fp32
- * baseline, the drift comparison and dynamic batching, and times them.
+ * baseline and the drift comparison, and times them.
  * Nothing here knows about HTTP or any wire format: errors come back as a
  * status class and a message (qs_err) for the encoder to word. */
 #ifndef QS_INFER_H
@@ -48,10 +48,11 @@ typedef struct qs_infer_res {
   bool baseline, dynamic;
   const float *y8;    /* the int8 model's outputs (dequantized) */
   const float *y32;   /* the fp32 baseline's outputs, NULL without baseline */
-  /* Timings (ns): int8 and fp32 compute; when dynamic batching joined this
-   * request to others, the rows of that batch and the time it queued. */
+  /* Timings (ns): int8 and fp32 compute. ns_queue and batch_rows are
+   * always 0: dynamic batching was removed (docs/bench.md says why); they
+   * stay for encoders written against them. */
   uint64_t ns_int8, ns_fp32, ns_queue;
-  size_t batch_rows;  /* 0 when it ran alone */
+  size_t batch_rows;
   /* Drift (baseline only): largest |int8 - fp32| over every output, and the
    * rows whose argmax agree. */
   float max_abs_diff;
@@ -81,10 +82,8 @@ size_t qs_argmax(const float *v, size_t n);
 /* The timing and drift block every encoder writes, computed in one place:
  * microseconds, the fp32/int8 speedup, and the drift figures. */
 typedef struct qs_summary {
-  bool baseline, batched;
+  bool baseline;
   double int8_us, fp32_us, speedup; /* fp32_us, speedup: baseline only */
-  double queue_us;                  /* batched only */
-  size_t batch_rows;                /* batched only */
   double total_us;                  /* from t0_ns to now */
   float max_abs_diff;               /* baseline only */
   double argmax_agreement;          /* baseline only: share of rows */
@@ -92,7 +91,7 @@ typedef struct qs_summary {
 
 void qs_infer_summary(const qs_infer_res *res, uint64_t t0_ns, qs_summary *s);
 
-/* ---- inside the step (run.c, batch.c) ------------------------------- */
+/* ---- inside the step (run.c) ----------------------------------------- */
 
 /* The bare compute: int8 (static or dynamic) then, if baseline, fp32, on a
  * context borrowed from m's pool; times each. */
@@ -100,8 +99,5 @@ qat_err qs_compute(qs_model *m, const float *x, size_t rows, bool baseline, bool
                    float *y8, float *y32, uint64_t *ns8, uint64_t *ns32);
 /* The error for a failed qs_compute (msg: its qat_errmsg()). */
 void qs_infer_error(qs_err *err, qat_err e, const char *msg);
-/* batch.c: runs res's rows inside a dynamic batch; fills the timings,
- * batch_rows and ns_queue. */
-bool qs_batch_compute(qs_model *m, const float *x, qs_infer_res *res, qs_err *err);
 
 #endif

@@ -152,19 +152,10 @@ bool qs_infer_run(qs_model *m, const qs_infer_req *req, qs_infer_res *res, qs_er
   }
   res->y8 = res->buf8;
   res->y32 = res->buf32;
-  /* Dynamic batching joins concurrent static-mode requests into one product
-   * (batch.c); dynamic mode measures ranges per block of rows, so a row's
-   * answer would depend on its neighbours: it always runs alone. */
-  bool ok;
-  if (qs_g.cfg.batch_window_us && !req->dynamic && req->rows < qs_g.cfg.max_batch) {
-    ok = qs_batch_compute(m, req->x, res, err);
-  } else {
-    qat_err e = qs_compute(m, req->x, req->rows, req->baseline, req->dynamic, res->buf8, res->buf32,
-                           &res->ns_int8, &res->ns_fp32);
-    if (e != QAT_OK) qs_infer_error(err, e, qat_errmsg());
-    ok = e == QAT_OK;
-  }
-  if (!ok) {
+  qat_err e = qs_compute(m, req->x, req->rows, req->baseline, req->dynamic, res->buf8, res->buf32,
+                         &res->ns_int8, &res->ns_fp32);
+  if (e != QAT_OK) {
+    qs_infer_error(err, e, qat_errmsg());
     qs_infer_res_done(res);
     return false;
   }
@@ -172,6 +163,7 @@ bool qs_infer_run(qs_model *m, const qs_infer_req *req, qs_infer_res *res, qs_er
   if (req->baseline) {
     qs_metrics_observe(m->metrics_slot, QS_LAT_FP32, res->ns_fp32);
     drift(res);
+    qs_metrics_drift(m->metrics_slot, res->rows, res->rows - res->argmax_agree, res->max_abs_diff);
   }
   res->m = m;
   return true;
@@ -179,16 +171,12 @@ bool qs_infer_run(qs_model *m, const qs_infer_req *req, qs_infer_res *res, qs_er
 
 void qs_infer_summary(const qs_infer_res *res, uint64_t t0_ns, qs_summary *s) {
   double us8 = (double)res->ns_int8 * 1e-3, us32 = (double)res->ns_fp32 * 1e-3;
-  *s = (qs_summary){.baseline = res->baseline, .batched = res->batch_rows != 0, .int8_us = us8};
+  *s = (qs_summary){.baseline = res->baseline, .int8_us = us8};
   if (res->baseline) {
     s->fp32_us = us32;
     s->speedup = us8 > 0 ? us32 / us8 : 0.0;
     s->max_abs_diff = res->max_abs_diff;
     s->argmax_agreement = (double)res->argmax_agree / (double)res->rows;
-  }
-  if (s->batched) {
-    s->queue_us = (double)res->ns_queue * 1e-3;
-    s->batch_rows = res->batch_rows;
   }
   s->total_us = (double)(qs_now_ns() - t0_ns) * 1e-3;
 }

@@ -52,23 +52,9 @@ bool qs_name_valid(const char *name) {
   return true;
 }
 
-/* The batcher's lock and condition (infer/batch.c uses them; the registry
- * only owns their lifetime, so it calls nothing above it). */
-static void batch_state_init(qs_model *m) {
-  pthread_mutex_init(&m->batch_lock, NULL);
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(&m->batch_cond, &a);
-  pthread_condattr_destroy(&a);
-  m->batch_open = NULL;
-}
-
 static void model_free(qs_model *m) {
   for (int i = 0; i < m->npool; i++) qat_ctx_destroy(m->pool[i]);
   pthread_mutex_destroy(&m->pool_lock);
-  pthread_cond_destroy(&m->batch_cond);
-  pthread_mutex_destroy(&m->batch_lock);
   qat_model_destroy(m->model);
   free(m);
 }
@@ -274,7 +260,6 @@ qat_err qs_model_load_file(const char *dir, const char *file, const char *name,
   m->load_ms = (double)(qs_now_ns() - t0) * 1e-6;
   m->metrics_slot = qs_metrics_slot(name);
   pthread_mutex_init(&m->pool_lock, NULL);
-  batch_state_init(m);
   *out = m;
   return QAT_OK;
 }
@@ -457,7 +442,7 @@ int qs_registry_sync(const char *dir) {
   if (too_many)
     qs_log("models: more than %d model files in %s; the rest are ignored", QS_MAX_DIR_FILES,
            dir);
-  qsort(files, nf, sizeof *files, cmp_str);
+  if (nf) qsort(files, nf, sizeof *files, cmp_str); /* files is NULL when the directory is empty */
   /* The ignored-names memory moves on one pass. */
   char (*t)[256] = ignored_prev;
   ignored_prev = ignored_cur;
@@ -472,7 +457,7 @@ int qs_registry_sync(const char *dir) {
   for (size_t i = 0; i < n; i++) {
     snprintf(key, sizeof key, "%s%s", all[i]->name, SUFFIX);
     const char *k = key;
-    if (!bsearch(&k, files, nf, sizeof *files, cmp_str)) {
+    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str)) {
       qs_model *old = uninstall(all[i]->name);
       if (old) {
         qs_log("model %s: unloaded (file removed)", old->name);
@@ -486,7 +471,7 @@ int qs_registry_sync(const char *dir) {
   for (size_t i = 0; i < n_refused;) {
     snprintf(key, sizeof key, "%s%s", refused_tab[i].name, SUFFIX);
     const char *k = key;
-    if (!bsearch(&k, files, nf, sizeof *files, cmp_str))
+    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str))
       refused_tab[i] = refused_tab[--n_refused];
     else
       i++;

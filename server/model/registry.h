@@ -53,10 +53,6 @@ typedef struct qs_model {
   pthread_mutex_t pool_lock;
   qat_ctx *pool[QS_CTX_POOL];
   int npool;
-  /* Dynamic batching (infer/batch.c; the registry only inits and destroys): the group now gathering requests. */
-  pthread_mutex_t batch_lock;
-  pthread_cond_t batch_cond;
-  struct qs_batch_group *batch_open;
 } qs_model;
 
 /* Checks a model name: 1..128 of [A-Za-z0-9._-], no leading dot. */

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # run.sh - the browser test: Debian's chromium, driven by playwright-core
 # (pinned in package-lock.json), against a real qatserve on a free loopback
 # port. Called by `make browser-test` with BUILD set.
@@ -30,16 +30,11 @@ if [ "$want" != "$have" ]; then
     { echo "browser-test: npm ci failed in tests/browser" >&2; exit 1; }
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/qatserve-browser.XXXXXX")
+. tests/lib/server.sh # the shell-test harness: temp dir, server on a free port, cleanup
+qs_init browser
+work=$QS_TMP
 pid=""
-cleanup() {
-  if [ -n "$pid" ]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+qs_on_exit '[ -n "$pid" ] && qs_stop "$pid" TERM' # a graceful stop, as before
 mkdir -p "$work/models" "$out"
 
 # BROWSER_MODEL, else the shipped Fashion-MNIST model when there is one,
@@ -55,23 +50,12 @@ fi
 "$BUILD/qstool" mkmodel "$work/reload.safetensors" 784,32,10 11 item >/dev/null 2>&1 ||
   cp "$work/models/fashion-mnist.safetensors" "$work/reload.safetensors"
 
-"$BUILD/qatserve" --models "$work/models" --host 127.0.0.1 --port 0 --threads 2 --quiet \
-  2>"$work/server.log" &
-pid=$!
-port=""
-i=0
-while [ $i -lt 100 ]; do
-  port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$work/server.log" | head -1)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-  i=$((i + 1))
-done
-if [ -z "$port" ]; then
-  echo "browser-test: the server did not start:" >&2
-  cat "$work/server.log" >&2
+if ! qs_start "$work/server.log" --models "$work/models" --threads 2 --quiet; then
+  echo "browser-test: the server did not start" >&2
   exit 1
 fi
+pid=$QS_PID
+port=$QS_PORT
 
 rc=0
 QS_URL="http://127.0.0.1:$port" QS_MODELS="$work/models" QS_RELOAD="$work/reload.safetensors" \

@@ -419,8 +419,8 @@ check "SIGTERM drain exits 0 (got $rc)" [ "$rc" -eq 0 ]
 check "drain logged" grep -q "drained in" "$tmp/server.log"
 check "--probe fails once stopped" sh -c "! '$SERVER' --probe --port $PORT"
 
-# Binary payloads and dynamic batching have their own scripts (own servers).
-for extra in binary batching tiers; do
+# Binary payloads and the kernel tiers have their own scripts (own servers).
+for extra in binary tiers default_model; do
   if [ -x "tests/integration/$extra.sh" ]; then
     check "$extra.sh" env BUILD="$BUILD" "tests/integration/$extra.sh"
   fi

@@ -327,6 +327,58 @@ START_TEST(quantize_matches_contract) {
 }
 END_TEST
 
+/* ONNX Runtime's rounding (qat_rounding): the division variants equal their
+ * formulas, and the inputs include values where the division and PyTorch's
+ * reciprocal multiply round differently, so each difference is exercised. */
+START_TEST(onnxruntime_rounding) {
+  uint32_t s = 91;
+  enum { N = 20000 };
+  float x[64];
+  uint8_t q[64];
+  int quant_differs = 0, mult_differs = 0, requant_differs = 0;
+  for (int trial = 0; trial < N; trial++) {
+    qat_qparams p = {0.001f + 0.05f * fixture_uniform(&s), (int32_t)(fixture_next(&s) % 256),
+                     0, 255};
+    for (int i = 0; i < 64; i++) /* near the half-way points of the grid */
+      x[i] = ((float)(int)(fixture_next(&s) % 300) - 150.0f + 0.5f) * p.scale;
+    qat_layer_quantize_div(x, 64, &p, q);
+    for (int i = 0; i < 64; i++) {
+      float v = rintf(x[i] / p.scale) + (float)p.zero_point;
+      v = v < 0 ? 0 : v > 255 ? 255 : v;
+      ck_assert_uint_eq(q[i], (uint8_t)v);
+      quant_differs += qat_quantize(x[i], &p) != (int32_t)v;
+    }
+    float ws = 0.0005f + 0.01f * fixture_uniform(&s), is = p.scale, os = 0.01f + 0.1f * fixture_uniform(&s);
+    float mo = qat_layer_multiplier_ort(ws, is, os);
+    ck_assert(mo == (is * ws) / os);
+    mult_differs += mo != qat_layer_multiplier(ws, is, os);
+    /* Two roundings: (acc * (in_s * w_s)) / out_s. */
+    int32_t raw[4], badj[4] = {-1000, 0, 17, 123456};
+    float sc[4];
+    for (int c = 0; c < 4; c++) { /* acc + bq near a half-way point */
+      sc[c] = is * (ws + 0.001f * (float)c);
+      double half = (double)(fixture_next(&s) % 200) - 100.0 + 0.5;
+      raw[c] = (int32_t)lrint(half * (double)(os * 100.0f) / (double)sc[c]) - badj[c];
+    }
+    uint8_t o[4];
+    int32_t zp = (int32_t)(fixture_next(&s) % 256);
+    qat_layer_requant_div(raw, 1, 4, badj, sc, os * 100.0f, zp, 0, 255, o, 4);
+    for (int c = 0; c < 4; c++) {
+      float v = rintf(((float)(raw[c] + badj[c]) * sc[c]) / (os * 100.0f)) + (float)zp;
+      v = v < 0 ? 0 : v > 255 ? 255 : v;
+      ck_assert_uint_eq(o[c], (uint8_t)v);
+      float one = rintf((float)(raw[c] + badj[c]) * qat_layer_multiplier_ort(sc[c] / is, is, os * 100.0f)) + (float)zp;
+      one = one < 0 ? 0 : one > 255 ? 255 : one;
+      requant_differs += (uint8_t)one != o[c];
+    }
+  }
+  /* The conventions differ somewhere: these tests could see a mix-up. */
+  ck_assert_int_gt(quant_differs, 0);
+  ck_assert_int_gt(mult_differs, 0);
+  ck_assert_int_gt(requant_differs, 0);
+}
+END_TEST
+
 Suite *suite_layer(void) {
   Suite *s = suite_create("layer");
   TCase *t = tcase_create("layer");
@@ -337,6 +389,7 @@ Suite *suite_layer(void) {
   tcase_add_test(t, dequant_and_dynamic_outputs);
   tcase_add_test(t, fp32_layer_matches_naive);
   tcase_add_test(t, quantize_matches_contract);
+  tcase_add_test(t, onnxruntime_rounding);
   suite_add_tcase(s, t);
   return s;
 }

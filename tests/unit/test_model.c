@@ -14,8 +14,10 @@ Suite *suite_model(void);
 
 /* ---- an independent reference of the int8 pipeline -------------------- */
 
-static uint8_t ref_quant(float x, qat_qparams p) {
-  float v = (float)p.zero_point + rintf(x * (1.0f / p.scale));
+static uint8_t ref_quant(float x, qat_qparams p, qat_rounding r) {
+  /* ONNX's QuantizeLinear divides; PyTorch multiplies by the reciprocal. */
+  float v = (float)p.zero_point +
+            rintf(r == QAT_ROUND_PYTORCH ? x * (1.0f / p.scale) : x / p.scale);
   if (v < (float)p.qmin) v = (float)p.qmin;
   if (v > (float)p.qmax) v = (float)p.qmax;
   return (uint8_t)v;
@@ -31,7 +33,7 @@ static void ref_int8_row(const qat_model_spec *s, const float *x, float *y) {
   int32_t *q = malloc(D * sizeof *q), *nq = malloc(D * sizeof *nq);
   ck_assert(q && nq);
   qat_qparams in = s->input;
-  for (uint32_t k = 0; k < s->layers[0].in_dim; k++) q[k] = ref_quant(x[k], in);
+  for (uint32_t k = 0; k < s->layers[0].in_dim; k++) q[k] = ref_quant(x[k], in, s->rounding);
   for (uint32_t i = 0; i < s->n_layers; i++) {
     const qat_layer_spec *L = &s->layers[i];
     qat_qparams out = L->out;
@@ -50,8 +52,17 @@ static void ref_int8_row(const qat_model_spec *s, const float *x, float *y) {
         y[c] = v;
         continue;
       }
-      float M = (L->w_scale[c] * in.scale) * (1.0f / out.scale);
-      float v = rintf((float)(int32_t)a * M) + (float)out.zero_point;
+      float v;
+      if (s->rounding == QAT_ROUND_PYTORCH) {
+        float M = (L->w_scale[c] * in.scale) * (1.0f / out.scale);
+        v = rintf((float)(int32_t)a * M);
+      } else if (s->rounding == QAT_ROUND_ORT) {
+        float M = (in.scale * L->w_scale[c]) / out.scale; /* ONNX Runtime's QGemm */
+        v = rintf((float)(int32_t)a * M);
+      } else { /* Cast, Mul by a * b, QuantizeLinear's division */
+        v = rintf(((float)(int32_t)a * (in.scale * L->w_scale[c])) / out.scale);
+      }
+      v += (float)out.zero_point;
       float lo = L->act == QAT_ACT_RELU ? (float)out.zero_point : 0.0f;
       if (v < lo) v = lo;
       if (v > (float)out.qmax) v = (float)out.qmax;
@@ -113,11 +124,13 @@ static float *random_input(uint32_t seed, size_t n, float lo, float hi) {
 START_TEST(int8_equals_reference) {
   /* Both output modes, with and without ReLU on the last layer, inputs that
    * go past the input range on both sides (clamping). */
-  for (int variant = 0; variant < 4; variant++) {
+  /* And each rounding convention (qat.h, qat_rounding). */
+  for (int variant = 0; variant < 12; variant++) {
     qat_fixture *f = fixture_create(dims3, 3, 11 + (uint32_t)variant);
     ck_assert_ptr_nonnull(f);
     f->spec.out_mode = variant & 1 ? QAT_OUT_REQUANT : QAT_OUT_DEQUANT_ACC;
     if (variant & 2) f->layers[2].act = QAT_ACT_RELU;
+    f->spec.rounding = (qat_rounding)(variant / 4);
     qat_model *m;
     ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_OK);
     enum { R = 23 };
@@ -269,7 +282,7 @@ static void ref_dynamic(const qat_model_spec *s, const float *x, size_t R, float
       for (size_t c = 0; c < N; c++) {
         int32_t acc = 0;
         for (size_t k = 0; k < K; k++)
-          acc += ((int32_t)ref_quant(a[r * K + k], p) - p.zero_point) * L->wq[c * K + k];
+          acc += ((int32_t)ref_quant(a[r * K + k], p, QAT_ROUND_PYTORCH) - p.zero_point) * L->wq[c * K + k];
         float v = (float)acc * (p.scale * L->w_scale[c]) + L->bias[c];
         b[r * N + c] = L->act == QAT_ACT_RELU && !(v > 0) ? 0.0f : v;
       }

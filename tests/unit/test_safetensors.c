@@ -85,10 +85,12 @@ static void outputs(const qat_model *m, float *y /* [3][5 * out] */) {
 
 START_TEST(round_trip) {
   make_tmpdir();
-  for (int mode = 0; mode < 2; mode++) {
+  /* Both output modes, each rounding convention. */
+  for (int mode = 0; mode < 6; mode++) {
     qat_fixture *f = fixture_create(dims, 3, 7 + (uint32_t)mode);
     ck_assert_ptr_nonnull(f);
-    f->spec.out_mode = mode ? QAT_OUT_REQUANT : QAT_OUT_DEQUANT_ACC;
+    f->spec.out_mode = mode & 1 ? QAT_OUT_REQUANT : QAT_OUT_DEQUANT_ACC;
+    f->spec.rounding = (qat_rounding)(mode / 2);
     qat_model *m, *m2, *m3;
     ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_OK);
     blob a = save_blob(m, "m.safetensors");
@@ -106,6 +108,11 @@ START_TEST(round_trip) {
     ck_assert_int_eq(memcmp(y1, y2, sizeof y1), 0);
     ck_assert_int_eq(memcmp(y1, y3, sizeof y1), 0);
     ck_assert_int_eq(qat_model_out_mode(m2), f->spec.out_mode);
+    ck_assert_int_eq(qat_model_rounding(m2), f->spec.rounding);
+    /* Version 3 only where the rounding key is needed. */
+    ck_assert_ptr_nonnull(strstr((const char *)a.buf + 8, mode / 2 ? "\"format_version\":\"3\""
+                                                                   : "\"format_version\":\"2\""));
+    ck_assert(!strstr((const char *)a.buf + 8, "\"rounding\"") == (mode / 2 == 0));
     ck_assert_uint_eq(qat_model_n_labels(m2), 2);
     ck_assert_str_eq(qat_model_label(m2, 1), "c1");
     ck_assert_str_eq(qat_model_meta(m2, "trained_with"), "fixture");
@@ -461,7 +468,8 @@ START_TEST(metadata) {
     const char *key, *value;
     qat_err want;
   } cases[] = {
-      {"format_version", "3", QAT_EVERSION},
+      {"format_version", "4", QAT_EVERSION},
+      {"rounding", "onnxruntime", QAT_EVERSION},   /* needs version 3 */
       {"format_version", "1", QAT_EMETA}, /* checksums need version 2 */
       {"format_version", "", QAT_EVERSION},
       {"format_version", NULL, QAT_EMISSING},
@@ -506,6 +514,16 @@ START_TEST(metadata) {
   blob m = with_meta(&b, "labels", NULL);
   EXPECT(m, QAT_OK, NULL);
   free(m.buf);
+  /* Version 3: `rounding` is read, and checked. */
+  blob v3 = with_meta(&b, "format_version", "3");
+  EXPECT(v3, QAT_OK, NULL);
+  m = with_meta(&v3, "rounding", "onnxruntime-float");
+  EXPECT(m, QAT_OK, NULL);
+  free(m.buf);
+  m = with_meta(&v3, "rounding", "tensorflow");
+  EXPECT(m, QAT_EMETA, "rounding");
+  free(m.buf);
+  free(v3.buf);
   json_t *j = hdr(&b);
   json_object_set_new(json_object_get(j, "__metadata__"), "epochs", json_integer(3));
   m = rebuild(&b, j, 0);

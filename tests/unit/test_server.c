@@ -438,6 +438,47 @@ START_TEST(metrics_render) {
 }
 END_TEST
 
+/* A model's series are there at zero from its load on (slots are interned at
+ * load): Prometheus' rate() then counts its very first requests. */
+START_TEST(metrics_zero_from_load) {
+  int s = qs_metrics_slot("zero-model");
+  ck_assert_int_gt(s, 0);
+  qs_buf b;
+  qs_buf_init(&b, 1024, 1 << 20);
+  qs_metrics_render(&b);
+  ck_assert(!b.failed);
+  static const char *const want[] = {
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"predict\",code=\"200\",protocol=\"http\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"v2_infer\",code=\"200\",protocol=\"http\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"predict\",code=\"500\",protocol=\"http\"} 0\n",
+      "qatserve_requests_total{model=\"zero-model\",endpoint=\"v2_infer\",code=\"other\",protocol=\"http\"} 0\n",
+      "qatserve_int8_latency_seconds_bucket{model=\"zero-model\",le=\"+Inf\"} 0\n",
+      "qatserve_int8_latency_seconds_count{model=\"zero-model\"} 0\n",
+      "qatserve_fp32_latency_seconds_sum{model=\"zero-model\"} 0.000000000\n",
+      "qatserve_total_latency_seconds_bucket{model=\"zero-model\",le=\"5e-06\"} 0\n",
+      "qatserve_drift_rows_total{model=\"zero-model\"} 0\n",
+      "qatserve_argmax_disagreements_total{model=\"zero-model\"} 0\n",
+      "qatserve_drift_max_abs_diff_count{model=\"zero-model\"} 0\n",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+    ck_assert_msg(strstr(b.data, want[i]), "missing %s", want[i]);
+  /* Not for other endpoints, and not for model="" (no model served it). */
+  ck_assert(!strstr(b.data, "{model=\"zero-model\",endpoint=\"models\""));
+  /* Drift: 3 rows, 1 disagreement, 0.03 max difference -> the 0.05 bucket up. */
+  qs_metrics_drift(s, 3, 1, 0.03f);
+  qs_buf_free(&b);
+  qs_buf_init(&b, 1024, 1 << 20);
+  qs_metrics_render(&b);
+  ck_assert(strstr(b.data, "qatserve_drift_rows_total{model=\"zero-model\"} 3\n"));
+  ck_assert(strstr(b.data, "qatserve_argmax_disagreements_total{model=\"zero-model\"} 1\n"));
+  ck_assert(strstr(b.data, "qatserve_drift_max_abs_diff_bucket{model=\"zero-model\",le=\"0.025\"} 0\n"));
+  ck_assert(strstr(b.data, "qatserve_drift_max_abs_diff_bucket{model=\"zero-model\",le=\"0.05\"} 1\n"));
+  ck_assert(strstr(b.data, "qatserve_drift_max_abs_diff_sum{model=\"zero-model\"} 0.030000\n"));
+  ck_assert(!strstr(b.data, "qatserve_int8_latency_seconds_count{model=\"\"}"));
+  qs_buf_free(&b);
+}
+END_TEST
+
 Suite *suite_server(void) {
   Suite *s = suite_create("server");
   TCase *tc = tcase_create("server");
@@ -452,6 +493,7 @@ Suite *suite_server(void) {
   tcase_add_test(tc, predict_handler_statuses);
   tcase_add_test(tc, mutated_bodies_get_clean_answers);
   tcase_add_test(tc, metrics_render);
+  tcase_add_test(tc, metrics_zero_from_load);
   suite_add_tcase(s, tc);
   return s;
 }
