@@ -95,7 +95,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test
+	@$(MAKE) --no-print-directory unit integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test docs-test
 
 # The unit suite under every int8 kernel tier this machine runs (qstool
 # tiers, fastest first): all suites with the default tier, then the suites
@@ -128,6 +128,7 @@ integration: all
 -include tests/torch/torch.mk
 -include tests/onnx/onnx.mk
 -include web/web.mk
+-include docs/docs.mk
 
 run:
 	@deploy/install-deps.sh
