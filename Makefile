@@ -54,7 +54,7 @@ ifneq ($(wildcard server/main.c),)
 BINS += $(SERVER)
 endif
 
-.PHONY: all deps test unit integration bench run models clean fuzz docker-test loadtest
+.PHONY: all deps test unit symbols-test integration bench run models clean fuzz docker-test loadtest
 all: $(BINS)
 
 # make test also needs PyTorch and python3-onnx + node: the import tests compare
@@ -95,7 +95,7 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test docs-test
+	@$(MAKE) --no-print-directory unit symbols-test integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test docs-test
 
 # The unit suite under every int8 kernel tier this machine runs (qstool
 # tiers, fastest first): all suites with the default tier, then the suites
@@ -112,6 +112,11 @@ unit: $(UNIT) $(BUILD)/qstool
 	  for s in $(UNIT_TIER_SUITES); do \
 	    echo "unit: int8 kernel tier $$t (QAT_KERNEL=$$t), suite $$s"; \
 	    QAT_KERNEL=$$t CK_RUN_SUITE=$$s $(UNIT) || exit 1; done; done
+
+# libqat exports only its public API (core/qat.h, core/qat_train.h); every
+# other global symbol is named qat__* (tests/lib/internal_prefix.sh renames).
+symbols-test: $(LIB)
+	@tests/lib/check_symbols.sh $(LIB)
 
 # Integration tests start the real server on a free loopback port.
 integration: all

@@ -113,7 +113,7 @@ static void avx512_quantize_u8(const float *x, size_t n, const qat_qparams *p, u
   }
 }
 
-const qat_kernels qat_kernels_avx512vnni = {
+const qat_kernels qat__kernels_avx512vnni = {
     .name = "avx512vnni",
     .packed_size = vnni_packed_size,
     .pack = vnni_pack,
