@@ -104,6 +104,9 @@ test: deps
 # the reference in each run; quant, data, json, num and page never touch a
 # kernel.
 UNIT_TIER_SUITES := model safetensors train server faults
+# Sanitizer builds run 3-10x slower (the reference tier under ASan most): Check
+# scales every tcase timeout by CK_TIMEOUT_MULTIPLIER.
+unit: export CK_TIMEOUT_MULTIPLIER := $(if $(filter 1,$(SAN) $(TSAN)),5,1)
 unit: $(UNIT) $(BUILD)/qstool
 	@tiers="$$($(BUILD)/qstool tiers)"; first=$$(echo "$$tiers" | head -n 1); \
 	echo "unit: int8 kernel tier $$first (QAT_KERNEL=$$first), every suite"; \
