@@ -54,7 +54,7 @@ ifneq ($(wildcard server/main.c),)
 BINS += $(SERVER)
 endif
 
-.PHONY: all deps test unit integration bench run models clean fuzz docker-test loadtest
+.PHONY: all deps test unit symbols-test integration bench run models clean fuzz docker-test loadtest
 all: $(BINS)
 
 # make test also needs PyTorch and python3-onnx + node: the import tests compare
@@ -95,15 +95,28 @@ $(UNIT): $(UNIT_OBJ) $(SRV_OBJ) $(LIB)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test
+	@$(MAKE) --no-print-directory unit symbols-test integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test docs-test
 
-# The unit suite once per int8 kernel tier this machine runs (qstool tiers,
-# fastest first; test_kernels itself compares every tier with the reference
-# in each run).
+# The unit suite under every int8 kernel tier this machine runs (qstool
+# tiers, fastest first): all suites with the default tier, then the suites
+# whose results go through the process-wide tier (models made, loaded,
+# served) once more per other tier. kernels and layer compare every tier with
+# the reference in each run; quant, data, json, num and page never touch a
+# kernel.
+UNIT_TIER_SUITES := model safetensors train server faults
 unit: $(UNIT) $(BUILD)/qstool
-	@for t in $$($(BUILD)/qstool tiers); do \
-	  echo "unit: int8 kernel tier $$t (QAT_KERNEL=$$t)"; \
-	  QAT_KERNEL=$$t $(UNIT) || exit 1; done
+	@tiers="$$($(BUILD)/qstool tiers)"; first=$$(echo "$$tiers" | head -n 1); \
+	echo "unit: int8 kernel tier $$first (QAT_KERNEL=$$first), every suite"; \
+	QAT_KERNEL=$$first $(UNIT) || exit 1; \
+	for t in $$tiers; do [ "$$t" = "$$first" ] && continue; \
+	  for s in $(UNIT_TIER_SUITES); do \
+	    echo "unit: int8 kernel tier $$t (QAT_KERNEL=$$t), suite $$s"; \
+	    QAT_KERNEL=$$t CK_RUN_SUITE=$$s $(UNIT) || exit 1; done; done
+
+# libqat exports only its public API (core/qat.h, core/qat_train.h); every
+# other global symbol is named qat__* (tests/lib/internal_prefix.sh renames).
+symbols-test: $(LIB)
+	@tests/lib/check_symbols.sh $(LIB)
 
 # Integration tests start the real server on a free loopback port.
 integration: all
@@ -120,6 +133,7 @@ integration: all
 -include tests/torch/torch.mk
 -include tests/onnx/onnx.mk
 -include web/web.mk
+-include docs/docs.mk
 
 run:
 	@deploy/install-deps.sh

@@ -20,7 +20,7 @@
  *    times inside node) at batch 1 and 64; ORT's int8 outputs are first
  *    checked equal to ours, float for float, on the bench input.
  * --blas-only: only the fp32 OpenBLAS figures (for a run with a different
- * OPENBLAS_CORETYPE). Writes DIR/kernels.txt, kernels.csv (layers),
+ * OPENBLAS_CORETYPE); --shipped-only: only section 4. Writes DIR/kernels.txt, kernels.csv (layers),
  * kernels_mlp.csv (default DIR build/bench); bench/plot_kernels.gp plots. */
 #include <errno.h>
 #include <math.h>
@@ -154,7 +154,7 @@ static uint32_t rnd(void) {
 }
 
 static void *xalloc(size_t n) {
-  void *p = qat_malloc_aligned(n ? n : 1);
+  void *p = qat__malloc_aligned(n ? n : 1);
   if (!p) {
     fprintf(stderr, "out of memory\n");
     exit(1);
@@ -169,9 +169,9 @@ static size_t ntiers;
 
 static void pick_tiers(void) {
   const qat_kernels *all[8];
-  size_t n = qat_kernels_available(all, 8, true);
+  size_t n = qat__kernels_available(all, 8, true);
   for (size_t i = 0; i < n; i++)
-    if (all[i] != &qat_kernels_ref) tiers[ntiers++] = all[i];
+    if (all[i] != &qat__kernels_ref) tiers[ntiers++] = all[i];
 }
 
 /* ---- 1. peak ------------------------------------------------------------- */
@@ -204,19 +204,19 @@ static double peak_zmm = NAN, peak_ymm = NAN, peak_avx2 = NAN;
 
 static void bench_peaks(int quick) {
   out("# 1. one core's int8 peak: independent chains of one instruction (a multiply-add = 2 ops)\n");
-  if (qat_kernels_runnable(&qat_kernels_avx512vnni)) {
+  if (qat__kernels_runnable(&qat__kernels_avx512vnni)) {
     peak_zmm = peak_gops(bench_peak_zmm, PEAK_ZMM_OPS, quick);
     out("peak vpdpbusd zmm (AVX512-VNNI), 16 chains        %7.1f GOP/s\n", peak_zmm);
     peak_ymm = peak_gops(bench_peak_ymm_evex, PEAK_YMM_OPS, quick);
     out("peak vpdpbusd ymm, EVEX (AVX512-VNNI + VL)        %7.1f GOP/s\n", peak_ymm);
   }
-  if (qat_kernels_runnable(&qat_kernels_avxvnni)) {
+  if (qat__kernels_runnable(&qat__kernels_avxvnni)) {
     peak_ymm = peak_gops(bench_peak_ymm_vex, PEAK_YMM_VEX_OPS, quick);
     out("peak vpdpbusd ymm, VEX (AVX-VNNI), 14 chains      %7.1f GOP/s\n", peak_ymm);
   } else {
     out("peak vpdpbusd ymm, VEX (AVX-VNNI)                 not run: this CPU has no AVX-VNNI\n");
   }
-  if (qat_cpu_has_avx2()) {
+  if (qat__cpu_has_avx2()) {
     peak_avx2 = peak_gops(bench_peak_avx2, PEAK_AVX2_OPS, quick);
     out("peak vpmaddubsw+vpmaddwd+vpaddd (AVX2), 12 chains %7.1f GOP/s\n", peak_avx2);
   }
@@ -224,9 +224,9 @@ static void bench_peaks(int quick) {
 
 /* The peak a tier's instruction reaches here (NAN when not measured). */
 static double tier_peak(const qat_kernels *k) {
-  if (k == &qat_kernels_avx512vnni) return peak_zmm;
-  if (k == &qat_kernels_avxvnni || k == &qat_kernels_avxvnni_evex) return peak_ymm;
-  if (k == &qat_kernels_avx2) return peak_avx2;
+  if (k == &qat__kernels_avx512vnni) return peak_zmm;
+  if (k == &qat__kernels_avxvnni || k == &qat__kernels_avxvnni_evex) return peak_ymm;
+  if (k == &qat__kernels_avx2) return peak_avx2;
   return NAN;
 }
 
@@ -248,7 +248,7 @@ static void run_kern(void *c) {
 }
 static void run_ref(void *c) {
   layer_case *l = c;
-  qat_kernels_ref.gemm_u8s8(l->x, l->M, l->K, l->K, l->w, l->N, l->acc);
+  qat__kernels_ref.gemm_u8s8(l->x, l->M, l->K, l->K, l->w, l->N, l->acc);
 }
 static void run_blas(void *c) {
   layer_case *l = c;
@@ -301,14 +301,14 @@ static void layer_setup(layer_case *l, const qat_kernels *kern, size_t N, size_t
 }
 
 static void layer_free(layer_case *l) {
-  qat_free_aligned(l->x);
-  qat_free_aligned(l->x127);
-  qat_free_aligned(l->w);
-  qat_free_aligned(l->wp);
-  qat_free_aligned(l->acc);
-  qat_free_aligned(l->xf);
-  qat_free_aligned(l->wf);
-  qat_free_aligned(l->yf);
+  qat__free_aligned(l->x);
+  qat__free_aligned(l->x127);
+  qat__free_aligned(l->w);
+  qat__free_aligned(l->wp);
+  qat__free_aligned(l->acc);
+  qat__free_aligned(l->xf);
+  qat__free_aligned(l->wf);
+  qat__free_aligned(l->yf);
 }
 
 /* oneDNN's time (x in 0..127) and its wrong outputs on full-range x. */
@@ -334,7 +334,7 @@ static void dnnl_native_all(dnnl_result *res, int quick) {
     close(fd[0]);
     for (int i = 0; i < NCASES; i++) {
       layer_case l;
-      layer_setup(&l, &qat_kernels_ref, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4]);
+      layer_setup(&l, &qat__kernels_ref, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4]);
       int32_t *truth = xalloc(l.M * l.N * sizeof(int32_t));
       l.kern->gemm_u8s8(l.x, l.M, l.K, l.K, l.wp, l.N, truth);
       dnnl_result r;
@@ -343,7 +343,7 @@ static void dnnl_native_all(dnnl_result *res, int quick) {
       r.wrong = 0;
       for (size_t k = 0; k < l.M * l.N; k++) r.wrong += l.acc[k] != truth[k];
       if (write(fd[1], &r, sizeof r) != (ssize_t)sizeof r) _exit(1);
-      qat_free_aligned(truth);
+      qat__free_aligned(truth);
       layer_free(&l);
     }
     _exit(0);
@@ -369,7 +369,7 @@ static void bench_layer(FILE *csv, size_t N, size_t K, size_t M, int quick, dnnl
   }
   /* Sanity, same data: each tier equals the reference, on 0..255. */
   int32_t *truth = xalloc(M * N * sizeof(int32_t));
-  qat_kernels_ref.gemm_u8s8(l[0].x, M, K, K, l[0].w, N, truth);
+  qat__kernels_ref.gemm_u8s8(l[0].x, M, K, K, l[0].w, N, truth);
   for (size_t t = 0; t < ntiers; t++) {
     run_kern(&l[t]);
     if (memcmp(truth, l[t].acc, M * N * sizeof(int32_t)) != 0) {
@@ -401,7 +401,7 @@ static void bench_layer(FILE *csv, size_t N, size_t K, size_t M, int quick, dnnl
         out("#   layer 1024x1024 batch 256, %-12s %6.1f GOP/s = %5.1f%% of its instruction's peak (%.1f GOP/s)\n",
             tiers[t]->name, g, 100.0 * g / p, p);
     }
-  qat_free_aligned(truth);
+  qat__free_aligned(truth);
   for (size_t t = 0; t < ntiers; t++) layer_free(&l[t]);
 }
 
@@ -503,27 +503,27 @@ static mlp *mlp_create(const qat_kernels *kern, size_t rows) {
       m->deq[i][c] = in_s * w_s;
     }
     kern->pack(w, N, K, m->wp[i]);
-    qat_free_aligned(w);
+    qat__free_aligned(w);
     in_s = out_s;
   }
   return m;
 }
 
 static void mlp_destroy(mlp *m) {
-  qat_free_aligned(m->x);
-  qat_free_aligned(m->acc);
-  qat_free_aligned(m->y);
+  qat__free_aligned(m->x);
+  qat__free_aligned(m->acc);
+  qat__free_aligned(m->y);
   for (int i = 0; i < NL; i++) {
-    qat_free_aligned(m->wf[i]);
-    qat_free_aligned(m->bf[i]);
-    qat_free_aligned(m->bias[i]);
-    qat_free_aligned(m->mult[i]);
-    qat_free_aligned(m->deq[i]);
-    qat_free_aligned(m->a[i]);
-    qat_free_aligned(m->h[i]);
-    qat_free_aligned(m->wp[i]);
+    qat__free_aligned(m->wf[i]);
+    qat__free_aligned(m->bf[i]);
+    qat__free_aligned(m->bias[i]);
+    qat__free_aligned(m->mult[i]);
+    qat__free_aligned(m->deq[i]);
+    qat__free_aligned(m->a[i]);
+    qat__free_aligned(m->h[i]);
+    qat__free_aligned(m->wp[i]);
   }
-  qat_free_aligned(m);
+  qat__free_aligned(m);
 }
 
 static double mlp_ops(size_t rows) {
@@ -536,7 +536,7 @@ static void bench_mlp(FILE *csv, size_t rows, int quick, int blas_only) {
   mlp *m[8];
   contender c[8];
   size_t nt = blas_only ? 0 : ntiers;
-  mlp *ref = mlp_create(&qat_kernels_ref, rows);
+  mlp *ref = mlp_create(&qat__kernels_ref, rows);
   mlp_int8(ref);
   for (size_t t = 0; t < nt; t++) {
     m[t] = mlp_create(tiers[t], rows);
@@ -604,7 +604,7 @@ static int write_spec(const qat_model *m, const char *path) {
     fprintf(f, "],");                                                  \
   } while (0)
     ARR("wq", N * K, "%d", (int)L.wq[j]);
-    ARR("mult", N, "%.9g", (double)qat_layer_multiplier(L.w_scale[j], L.in.scale, L.out.scale));
+    ARR("mult", N, "%.9g", (double)qat__layer_multiplier(L.w_scale[j], L.in.scale, L.out.scale));
     ARR("deq", N, "%.9g", (double)(L.in.scale * L.w_scale[j]));
     ARR("bias_q", N, "%d", L.bias_q[j]);
     ARR("w_fp32", N * K, "%.9g", (double)L.w_fp32[j]);
@@ -697,20 +697,23 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
   ort_peer peer = {0};
   bool ort = false;
   char reply[256] = "";
-  char spec[600], f8[600], f32[600], fnoop[600], fin[600], fout[600];
+  char spec[600], f8[600], f32[600], fnoop[600], fin[600], fout[600], f8t[600], f32t[600];
+  const char *graphs = "bench/ort_model.py (int8: Mul + QuantizeLinear, QGemm, MatMulInteger; fp32: Gemm + Relu)";
   snprintf(spec, sizeof spec, "%s/ort-spec.json", dir);
   snprintf(f8, sizeof f8, "%s/ort-int8.onnx", dir);
   snprintf(f32, sizeof f32, "%s/ort-fp32.onnx", dir);
   snprintf(fnoop, sizeof fnoop, "%s/ort-noop.onnx", dir);
   snprintf(fin, sizeof fin, "%s/ort-input.f32", dir);
   snprintf(fout, sizeof fout, "%s/ort-output.f32", dir);
+  snprintf(f8t, sizeof f8t, "%s/ort-int8-qat2onnx.onnx", dir);
+  snprintf(f32t, sizeof f32t, "%s/ort-fp32-qat2onnx.onnx", dir);
   if (use_ort && !blas_only && qat_model_out_mode(m) == QAT_OUT_DEQUANT_ACC) {
     if (access("tests/ort/node_modules/onnxruntime-node/package.json", R_OK) != 0) {
       out("#    ONNX Runtime: not run (install it: cd tests/ort && npm ci --ignore-scripts)\n");
     } else if (write_spec(m, spec) != 0) {
       out("#    ONNX Runtime: not run (cannot write %s)\n", spec);
     } else {
-      char cmd[4000];
+      char cmd[6000];
       snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/ort_model.py '%s' '%s' '%s' '%s'", spec, f8, f32,
                fnoop);
       FILE *fi = fopen(fin, "wb");
@@ -722,17 +725,29 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
         char rows_s[32], k_s[32];
         snprintf(rows_s, sizeof rows_s, "%zu", R);
         snprintf(k_s, sizeof k_s, "%zu", K);
-        char *const argv[] = {"node", "bench/ort_peer.js", f8, f32, fnoop, fin, rows_s, k_s, NULL};
+        /* The project's converter when present (its qoperator form: QGemm
+         * per layer); the bench's own graphs otherwise. Either way the
+         * outputs are checked against ours below before any timing. */
+        bool t = false;
+        if (access("tools/qat2onnx.py", R_OK) == 0) {
+          snprintf(cmd, sizeof cmd,
+                   "/usr/bin/python3 tools/qat2onnx.py '%s' '%s' --form qoperator --fp32 '%s' >/dev/null",
+                   path, f8t, f32t);
+          t = system(cmd) == 0;
+          if (t) graphs = "tools/qat2onnx.py --form qoperator (QGemm per layer; fp32 graph from --fp32)";
+        }
+        char *const argv[] = {"node", "bench/ort_peer.js", t ? f8t : f8, t ? f32t : f32, fnoop, fin,
+                              rows_s, k_s, NULL};
         ort = ort_start(&peer, argv, reply, sizeof reply);
         if (!ort) out("#    ONNX Runtime: not run (%s)\n", reply[0] ? reply : "node failed");
       }
     }
   }
   if (ort) {
-    out("#    ONNX Runtime: %s; graphs by bench/ort_model.py (int8: QuantizeLinear, QGemm, MatMulInteger;\n"
-        "#    fp32: Gemm + Relu); times taken inside node (bench/ort_peer.js): its process CPU time per\n"
-        "#    call (the run happens on an ORT worker thread) and wall; ours: this thread's CPU time.\n",
-        reply + 6);
+    out("#    ONNX Runtime: %s; graphs by %s;\n"
+        "#    times taken inside node (bench/ort_peer.js): its process CPU time per call (the run happens\n"
+        "#    on an ORT worker thread) and wall; ours: this thread's CPU time.\n",
+        reply + 6, graphs);
     /* Sanity: ORT's int8 outputs are ours, float for float, at each batch. */
     for (size_t B = 1; B <= R; B *= 64) {
       model_case mc = {m, ctx, B, x, y};
@@ -834,14 +849,14 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
   if (ort) ort_stop(&peer);
   qat_ctx_destroy(ctx);
   qat_model_destroy(m);
-  qat_free_aligned(x);
-  qat_free_aligned(y);
-  qat_free_aligned(yo);
+  qat__free_aligned(x);
+  qat__free_aligned(y);
+  qat__free_aligned(yo);
 }
 
 int main(int argc, char **argv) {
   const char *dir = "build/bench", *model = "models/fashion-mnist.safetensors";
-  int quick = 0, blas_only = 0, use_ort = 1;
+  int quick = 0, blas_only = 0, use_ort = 1, shipped_only = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
       dir = argv[++i];
@@ -853,10 +868,13 @@ int main(int argc, char **argv) {
       blas_only = 1;
     else if (strcmp(argv[i], "--no-ort") == 0)
       use_ort = 0;
+    else if (strcmp(argv[i], "--shipped-only") == 0)
+      shipped_only = 1;
     else if (strcmp(argv[i], "--wall") == 0)
       bench_clock = CLOCK_MONOTONIC;
     else {
-      fprintf(stderr, "usage: %s [--out DIR] [--quick] [--wall] [--model FILE] [--blas-only] [--no-ort]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--out DIR] [--quick] [--wall] [--model FILE] [--blas-only] [--no-ort] "
+              "[--shipped-only]\n", argv[0]);
       return 2;
     }
   }
@@ -911,7 +929,7 @@ int main(int argc, char **argv) {
     out("# fp32 OpenBLAS only (sgemv at M = 1, sgemm otherwise), us per call:\n");
     for (int i = 0; i < NCASES; i++) {
       layer_case l;
-      layer_setup(&l, &qat_kernels_ref, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4]);
+      layer_setup(&l, &qat__kernels_ref, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4]);
       double us = time_us(run_blas, &l, quick ? 5 : REPEATS, MIN_MS);
       out("%5zu %5zu %4zu | fp32 %9.2f us %6.1f GOP/s\n", l.N, l.K, l.M, us, gops(l.M, l.N, l.K, us));
       layer_free(&l);
@@ -920,6 +938,12 @@ int main(int argc, char **argv) {
     bench_mlp(NULL, 64, quick, 1);
     bench_shipped(NULL, model, dir, quick, 0, 1);
     if (txt) fclose(txt);
+    return 0;
+  }
+  if (shipped_only) { /* section 4 alone */
+    bench_shipped(NULL, model, dir, quick, use_ort, 0);
+    if (txt) fclose(txt);
+    if (csv) fclose(csv);
     return 0;
   }
   bench_peaks(quick);

@@ -13,38 +13,38 @@ void qat_set_allocator(qat_malloc_fn m, qat_free_fn f) {
   hook_free = f ? f : free;
 }
 
-void *qat_malloc(size_t n) { return hook_malloc(n ? n : 1); }
+void *qat__malloc(size_t n) { return hook_malloc(n ? n : 1); }
 
-void *qat_calloc(size_t n, size_t size) {
+void *qat__calloc(size_t n, size_t size) {
   if (size && n > SIZE_MAX / size) return NULL;
   size_t bytes = n * size;
-  void *p = qat_malloc(bytes);
+  void *p = qat__malloc(bytes);
   if (p) memset(p, 0, bytes > 0 ? bytes : 1);
   return p;
 }
 
-void qat_free(void *p) {
+void qat__free(void *p) {
   if (p) hook_free(p);
 }
 
 /* Over-allocate through the hook and keep the original pointer just below
  * the aligned block, so aligned memory also passes the fault injector. */
-void *qat_malloc_aligned(size_t n) {
+void *qat__malloc_aligned(size_t n) {
   if (n > SIZE_MAX - 64 - sizeof(void *)) return NULL;
-  unsigned char *raw = qat_malloc(n + 64 + sizeof(void *));
+  unsigned char *raw = qat__malloc(n + 64 + sizeof(void *));
   if (!raw) return NULL;
   uintptr_t a = ((uintptr_t)(raw + sizeof(void *)) + 63) & ~(uintptr_t)63;
   ((void **)a)[-1] = raw;
   return (void *)a;
 }
 
-void qat_free_aligned(void *p) {
-  if (p) qat_free(((void **)p)[-1]);
+void qat__free_aligned(void *p) {
+  if (p) qat__free(((void **)p)[-1]);
 }
 
-char *qat_strdup(const char *s) {
+char *qat__strdup(const char *s) {
   size_t n = strlen(s) + 1;
-  char *d = qat_malloc(n);
+  char *d = qat__malloc(n);
   if (d) memcpy(d, s, n);
   return d;
 }

@@ -13,7 +13,7 @@
  * The default is the fastest usable tier. QAT_KERNEL=ref|avx2|avxvnni|
  * avx512vnni forces one; an unknown name or a tier the machine cannot run
  * is an error with a message naming what is missing (qat_kernel_check), and
- * qat_kernels_get then returns NULL: never a fallback that hides the
+ * qat__kernels_get then returns NULL: never a fallback that hides the
  * mistake, never an instruction the CPU lacks (SIGILL). */
 #include <pthread.h>
 #include <stdbool.h>
@@ -125,50 +125,50 @@ static void detect_once(void) {
 /* Selectable tiers, fastest first. */
 static const qat_kernels *const tiers[] = {
 #if defined(__x86_64__)
-    &qat_kernels_avx512vnni, &qat_kernels_avxvnni, &qat_kernels_avx2,
+    &qat__kernels_avx512vnni, &qat__kernels_avxvnni, &qat__kernels_avx2,
 #endif
-    &qat_kernels_ref,
+    &qat__kernels_ref,
 };
 #define NTIERS (sizeof tiers / sizeof *tiers)
 
-bool qat_kernels_runnable(const qat_kernels *t) {
+bool qat__kernels_runnable(const qat_kernels *t) {
   pthread_once(&detected, detect_once);
   return t && missing(&caps, t->name)[0] == '\0';
 }
 
-qat_err qat_kernels_select(const char *env, const qat_kernels **out) {
+qat_err qat__kernels_select(const char *env, const qat_kernels **out) {
   pthread_once(&detected, detect_once);
   *out = NULL;
   if (!env || !env[0]) {
     for (size_t i = 0; i < NTIERS; i++)
-      if (qat_kernels_runnable(tiers[i])) {
+      if (qat__kernels_runnable(tiers[i])) {
         *out = tiers[i];
         return QAT_OK;
       }
-    return qat_fail(QAT_EUNSUPPORTED, "no int8 kernel tier runs here"); /* unreachable: ref */
+    return qat__fail(QAT_EUNSUPPORTED, "no int8 kernel tier runs here"); /* unreachable: ref */
   }
   for (size_t i = 0; i < NTIERS; i++)
     if (strcmp(env, tiers[i]->name) == 0) {
       const char *miss = missing(&caps, env);
       if (miss[0])
-        return qat_fail(QAT_EUNSUPPORTED,
+        return qat__fail(QAT_EUNSUPPORTED,
                         "QAT_KERNEL=%s: this CPU/OS lacks %s (cpu: %s); unset QAT_KERNEL "
                         "to use the fastest tier available", env, miss, features);
       *out = tiers[i];
       return QAT_OK;
     }
-  return qat_fail(QAT_EINVAL,
+  return qat__fail(QAT_EINVAL,
                   "QAT_KERNEL=%s: unknown kernel tier (use ref, avx2, avxvnni or avx512vnni, "
                   "or unset it)", env);
 }
 
-size_t qat_kernels_available(const qat_kernels **out, size_t cap, bool with_twins) {
+size_t qat__kernels_available(const qat_kernels **out, size_t cap, bool with_twins) {
   size_t n = 0;
   for (size_t i = 0; i < NTIERS; i++)
-    if (qat_kernels_runnable(tiers[i]) && n < cap) out[n++] = tiers[i];
+    if (qat__kernels_runnable(tiers[i]) && n < cap) out[n++] = tiers[i];
 #if defined(__x86_64__)
-  if (with_twins && qat_kernels_runnable(&qat_kernels_avxvnni_evex) && n < cap)
-    out[n++] = &qat_kernels_avxvnni_evex;
+  if (with_twins && qat__kernels_runnable(&qat__kernels_avxvnni_evex) && n < cap)
+    out[n++] = &qat__kernels_avxvnni_evex;
 #endif
   return n;
 }
@@ -179,22 +179,22 @@ static char chosen_msg[400];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void choose(void) {
-  chosen_err = qat_kernels_select(getenv("QAT_KERNEL"), &chosen);
+  chosen_err = qat__kernels_select(getenv("QAT_KERNEL"), &chosen);
   if (chosen_err) snprintf(chosen_msg, sizeof chosen_msg, "%s", qat_errmsg());
 }
 
-const qat_kernels *qat_kernels_get(void) {
+const qat_kernels *qat__kernels_get(void) {
   pthread_once(&once, choose);
   return chosen;
 }
 
 qat_err qat_kernel_check(void) {
   pthread_once(&once, choose);
-  return chosen_err ? qat_fail(chosen_err, "%s", chosen_msg) : QAT_OK;
+  return chosen_err ? qat__fail(chosen_err, "%s", chosen_msg) : QAT_OK;
 }
 
 const char *qat_kernel_name(void) {
-  const qat_kernels *k = qat_kernels_get();
+  const qat_kernels *k = qat__kernels_get();
   return k ? k->name : "none";
 }
 
@@ -203,7 +203,7 @@ const char *qat_cpu_features(void) {
   return features;
 }
 
-bool qat_cpu_has_avx2(void) {
+bool qat__cpu_has_avx2(void) {
   pthread_once(&detected, detect_once);
   return missing(&caps, "avx2")[0] == '\0';
 }

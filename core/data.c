@@ -13,25 +13,26 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "qat_train.h"
 #include "internal.h"
 
 void qat_dataset_destroy(qat_dataset *d) {
   if (!d) return;
-  qat_free(d->x);
-  qat_free(d->y);
-  qat_free(d);
+  qat__free(d->x);
+  qat__free(d->y);
+  qat__free(d);
 }
 
 static qat_err dataset_alloc(size_t n, uint32_t dim, qat_dataset **out) {
-  qat_dataset *d = qat_calloc(1, sizeof *d);
-  if (!d) return qat_fail(QAT_ENOMEM, "data set header");
+  qat_dataset *d = qat__calloc(1, sizeof *d);
+  if (!d) return qat__fail(QAT_ENOMEM, "data set header");
   d->n = n;
   d->dim = dim;
-  d->x = qat_calloc(n, (size_t)dim * sizeof(float));
-  d->y = qat_calloc(n, sizeof(uint32_t));
+  d->x = qat__calloc(n, (size_t)dim * sizeof(float));
+  d->y = qat__calloc(n, sizeof(uint32_t));
   if (!d->x || !d->y) {
     qat_dataset_destroy(d);
-    return qat_fail(QAT_ENOMEM, "data set of %zu x %u", n, dim);
+    return qat__fail(QAT_ENOMEM, "data set of %zu x %u", n, dim);
   }
   *out = d;
   return QAT_OK;
@@ -40,7 +41,7 @@ static qat_err dataset_alloc(size_t n, uint32_t dim, qat_dataset **out) {
 qat_err qat_dataset_slice(const qat_dataset *d, size_t first, size_t count,
                           qat_dataset **out) {
   if (!d || !out || first > d->n || count > d->n - first || count == 0)
-    return qat_fail(QAT_EINVAL, "slice [%zu, +%zu) of %zu rows", first, count,
+    return qat__fail(QAT_EINVAL, "slice [%zu, +%zu) of %zu rows", first, count,
                     d ? d->n : 0);
   qat_dataset *s;
   qat_err e = dataset_alloc(count, d->dim, &s);
@@ -56,29 +57,29 @@ qat_err qat_dataset_slice(const qat_dataset *d, size_t first, size_t count,
 
 static qat_err read_file(const char *path, uint8_t **buf, size_t *len) {
   FILE *f = fopen(path, "rb");
-  if (!f) return qat_fail(QAT_EIO, "%s: %s", path, strerror(errno));
+  if (!f) return qat__fail(QAT_EIO, "%s: %s", path, strerror(errno));
   size_t cap = 1 << 16, n = 0;
-  uint8_t *b = qat_malloc(cap);
+  uint8_t *b = qat__malloc(cap);
   if (!b) {
     fclose(f);
-    return qat_fail(QAT_ENOMEM, "%s: read buffer", path);
+    return qat__fail(QAT_ENOMEM, "%s: read buffer", path);
   }
   for (;;) {
     if (n == cap) {
       if (cap >= QAT_DATA_MAX_BYTES) {
-        qat_free(b);
+        qat__free(b);
         fclose(f);
-        return qat_fail(QAT_EDATA, "%s: larger than %zu bytes", path,
+        return qat__fail(QAT_EDATA, "%s: larger than %zu bytes", path,
                         (size_t)QAT_DATA_MAX_BYTES);
       }
-      uint8_t *nb = qat_malloc(cap * 2);
+      uint8_t *nb = qat__malloc(cap * 2);
       if (!nb) {
-        qat_free(b);
+        qat__free(b);
         fclose(f);
-        return qat_fail(QAT_ENOMEM, "%s: read buffer", path);
+        return qat__fail(QAT_ENOMEM, "%s: read buffer", path);
       }
       memcpy(nb, b, n);
-      qat_free(b);
+      qat__free(b);
       b = nb;
       cap *= 2;
     }
@@ -89,8 +90,8 @@ static qat_err read_file(const char *path, uint8_t **buf, size_t *len) {
   int bad = ferror(f);
   fclose(f);
   if (bad) {
-    qat_free(b);
-    return qat_fail(QAT_EIO, "%s: read error", path);
+    qat__free(b);
+    return qat__fail(QAT_EIO, "%s: read error", path);
   }
   *buf = b;
   *len = n;
@@ -103,13 +104,13 @@ static qat_err gunzip(const uint8_t *in, size_t in_len, const char *what,
   z_stream zs;
   memset(&zs, 0, sizeof zs);
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-    return qat_fail(QAT_ENOMEM, "%s: zlib init", what);
+    return qat__fail(QAT_ENOMEM, "%s: zlib init", what);
   size_t cap = in_len * 4 + 1024, n = 0;
   if (cap > QAT_DATA_MAX_BYTES) cap = QAT_DATA_MAX_BYTES;
-  uint8_t *b = qat_malloc(cap);
+  uint8_t *b = qat__malloc(cap);
   qat_err err = QAT_OK;
   if (!b) {
-    err = qat_fail(QAT_ENOMEM, "%s: inflate buffer", what);
+    err = qat__fail(QAT_ENOMEM, "%s: inflate buffer", what);
     goto done;
   }
   zs.next_in = (Bytef *)in; /* zlib's API is not const-correct */
@@ -117,18 +118,18 @@ static qat_err gunzip(const uint8_t *in, size_t in_len, const char *what,
   for (;;) {
     if (n == cap) {
       if (cap >= QAT_DATA_MAX_BYTES) {
-        err = qat_fail(QAT_EDATA, "%s: inflates to more than %zu bytes", what,
+        err = qat__fail(QAT_EDATA, "%s: inflates to more than %zu bytes", what,
                        (size_t)QAT_DATA_MAX_BYTES);
         goto done;
       }
       size_t ncap = cap * 2 > QAT_DATA_MAX_BYTES ? QAT_DATA_MAX_BYTES : cap * 2;
-      uint8_t *nb = qat_malloc(ncap);
+      uint8_t *nb = qat__malloc(ncap);
       if (!nb) {
-        err = qat_fail(QAT_ENOMEM, "%s: inflate buffer", what);
+        err = qat__fail(QAT_ENOMEM, "%s: inflate buffer", what);
         goto done;
       }
       memcpy(nb, b, n);
-      qat_free(b);
+      qat__free(b);
       b = nb;
       cap = ncap;
     }
@@ -143,15 +144,15 @@ static qat_err gunzip(const uint8_t *in, size_t in_len, const char *what,
     n += chunk_out - zs.avail_out;
     if (rc == Z_STREAM_END) {
       if (in_left != 0)
-        err = qat_fail(QAT_EDATA, "%s: %zu bytes after the gzip stream", what, in_left);
+        err = qat__fail(QAT_EDATA, "%s: %zu bytes after the gzip stream", what, in_left);
       break;
     }
     if (rc == Z_BUF_ERROR && in_left == 0) {
-      err = qat_fail(QAT_ETRUNC, "%s: gzip stream ends early", what);
+      err = qat__fail(QAT_ETRUNC, "%s: gzip stream ends early", what);
       goto done;
     }
     if (rc != Z_OK && rc != Z_BUF_ERROR) {
-      err = qat_fail(QAT_EDATA, "%s: bad gzip data (%s)", what,
+      err = qat__fail(QAT_EDATA, "%s: bad gzip data (%s)", what,
                      zs.msg ? zs.msg : "inflate failed");
       goto done;
     }
@@ -159,7 +160,7 @@ static qat_err gunzip(const uint8_t *in, size_t in_len, const char *what,
 done:
   inflateEnd(&zs);
   if (err) {
-    qat_free(b);
+    qat__free(b);
     return err;
   }
   *out = b;
@@ -182,34 +183,34 @@ typedef struct idx_view {
 /* Parses an IDX header of unsigned bytes; want_dims 1 = labels, 0 = >= 2. */
 static qat_err idx_parse(const uint8_t *b, size_t len, int want_dims, const char *what,
                          idx_view *v) {
-  if (len < 4) return qat_fail(QAT_ETRUNC, "%s: %zu bytes, no IDX magic", what, len);
+  if (len < 4) return qat__fail(QAT_ETRUNC, "%s: %zu bytes, no IDX magic", what, len);
   if (b[0] != 0 || b[1] != 0 || b[2] != 0x08)
-    return qat_fail(QAT_EDATA, "%s: wrong magic %02x%02x%02x%02x (want 000008xx, "
+    return qat__fail(QAT_EDATA, "%s: wrong magic %02x%02x%02x%02x (want 000008xx, "
                     "unsigned-byte IDX)", what, b[0], b[1], b[2], b[3]);
   unsigned nd = b[3];
   if (want_dims == 1 ? nd != 1 : (nd < 2 || nd > 4))
-    return qat_fail(QAT_EDATA, "%s: wrong magic 0x%08x: %u dimensions, want %s", what,
+    return qat__fail(QAT_EDATA, "%s: wrong magic 0x%08x: %u dimensions, want %s", what,
                     be32(b), nd, want_dims == 1 ? "1 (labels)" : "2..4 (images)");
   size_t hdr = 4 + 4 * (size_t)nd;
-  if (len < hdr) return qat_fail(QAT_ETRUNC, "%s: header truncated", what);
+  if (len < hdr) return qat__fail(QAT_ETRUNC, "%s: header truncated", what);
   uint64_t row = 1;
   for (unsigned i = 1; i < nd; i++) {
     uint32_t d = be32(b + 4 + 4 * i);
-    if (d == 0) return qat_fail(QAT_EDATA, "%s: dimension %u is 0", what, i);
+    if (d == 0) return qat__fail(QAT_EDATA, "%s: dimension %u is 0", what, i);
     row *= d;
     if (row > QAT_MAX_DIM)
-      return qat_fail(QAT_EDATA, "%s: %llu values per sample exceed %d", what,
+      return qat__fail(QAT_EDATA, "%s: %llu values per sample exceed %d", what,
                       (unsigned long long)row, QAT_MAX_DIM);
   }
   uint32_t count = be32(b + 4);
-  if (count == 0) return qat_fail(QAT_EDATA, "%s: no samples", what);
+  if (count == 0) return qat__fail(QAT_EDATA, "%s: no samples", what);
   uint64_t need = (uint64_t)count * row;
   uint64_t have = len - hdr;
   if (have < need)
-    return qat_fail(QAT_ETRUNC, "%s: truncated: header says %u x %llu bytes, %llu present",
+    return qat__fail(QAT_ETRUNC, "%s: truncated: header says %u x %llu bytes, %llu present",
                     what, count, (unsigned long long)row, (unsigned long long)have);
   if (have > need)
-    return qat_fail(QAT_EDATA, "%s: %llu bytes after the last sample", what,
+    return qat__fail(QAT_EDATA, "%s: %llu bytes after the last sample", what,
                     (unsigned long long)(have - need));
   v->data = b + hdr;
   v->count = count;
@@ -237,9 +238,9 @@ qat_err qat_dataset_load_idx_mem(const void *images, size_t images_len, const vo
                                  size_t labels_len, uint32_t n_classes,
                                  qat_dataset **out) {
   if (!out || (!images && images_len) || (!labels && labels_len))
-    return qat_fail(QAT_EINVAL, "qat_dataset_load_idx_mem: NULL argument");
+    return qat__fail(QAT_EINVAL, "qat_dataset_load_idx_mem: NULL argument");
   if (n_classes > 256)
-    return qat_fail(QAT_EINVAL, "n_classes %u > 256 for byte labels", n_classes);
+    return qat__fail(QAT_EINVAL, "n_classes %u > 256 for byte labels", n_classes);
   const uint8_t *ri, *rl;
   size_t li, ll;
   uint8_t *oi = NULL, *ol = NULL;
@@ -252,13 +253,13 @@ qat_err qat_dataset_load_idx_mem(const void *images, size_t images_len, const vo
   if ((e = idx_parse(ri, li, 0, "images", &vi))) goto done;
   if ((e = idx_parse(rl, ll, 1, "labels", &vl))) goto done;
   if (vi.count != vl.count) {
-    e = qat_fail(QAT_EDIM, "%u images but %u labels", vi.count, vl.count);
+    e = qat__fail(QAT_EDIM, "%u images but %u labels", vi.count, vl.count);
     goto done;
   }
   uint32_t maxl = 0;
   for (uint32_t i = 0; i < vl.count; i++) {
     if (n_classes && vl.data[i] >= n_classes) {
-      e = qat_fail(QAT_ERANGE, "label %u of sample %u outside 0..%u", vl.data[i], i,
+      e = qat__fail(QAT_ERANGE, "label %u of sample %u outside 0..%u", vl.data[i], i,
                    n_classes - 1);
       goto done;
     }
@@ -271,15 +272,15 @@ qat_err qat_dataset_load_idx_mem(const void *images, size_t images_len, const vo
   for (uint32_t i = 0; i < vl.count; i++) d->y[i] = vl.data[i];
   *out = d;
 done:
-  qat_free(oi);
-  qat_free(ol);
+  qat__free(oi);
+  qat__free(ol);
   return e;
 }
 
 qat_err qat_dataset_load_idx(const char *images_path, const char *labels_path,
                              uint32_t n_classes, qat_dataset **out) {
   if (!images_path || !labels_path || !out)
-    return qat_fail(QAT_EINVAL, "qat_dataset_load_idx: NULL argument");
+    return qat__fail(QAT_EINVAL, "qat_dataset_load_idx: NULL argument");
   uint8_t *bi = NULL, *bl = NULL;
   size_t li = 0, ll = 0;
   qat_err e = read_file(images_path, &bi, &li);
@@ -291,11 +292,11 @@ qat_err qat_dataset_load_idx(const char *images_path, const char *labels_path,
       char msg[512];
       snprintf(msg, sizeof msg, "%s", qat_errmsg());
       bool lab = strncmp(msg, "labels", 6) == 0;
-      qat_fail(e, "%s (%s)", msg, lab ? labels_path : images_path);
+      qat__fail(e, "%s (%s)", msg, lab ? labels_path : images_path);
     }
   }
-  qat_free(bi);
-  qat_free(bl);
+  qat__free(bi);
+  qat__free(bl);
   return e;
 }
 
@@ -366,13 +367,13 @@ static bool all_numbers(const char *s, const char *e) {
 qat_err qat_dataset_load_csv_mem(const char *buf, size_t len, const qat_csv_opts *o,
                                  qat_dataset **out) {
   if (!o || !out || (!buf && len))
-    return qat_fail(QAT_EINVAL, "qat_dataset_load_csv_mem: NULL argument");
+    return qat__fail(QAT_EINVAL, "qat_dataset_load_csv_mem: NULL argument");
   if (!(o->divisor > 0.0f) || !isfinite(o->divisor))
-    return qat_fail(QAT_EINVAL, "CSV divisor %g not finite and positive", o->divisor);
+    return qat__fail(QAT_EINVAL, "CSV divisor %g not finite and positive", o->divisor);
   if (o->n_classes > QAT_DATA_MAX_CLASSES)
-    return qat_fail(QAT_EINVAL, "n_classes %u > %d", o->n_classes, QAT_DATA_MAX_CLASSES);
+    return qat__fail(QAT_EINVAL, "n_classes %u > %d", o->n_classes, QAT_DATA_MAX_CLASSES);
   if (len > QAT_DATA_MAX_BYTES)
-    return qat_fail(QAT_EDATA, "CSV larger than %zu bytes", (size_t)QAT_DATA_MAX_BYTES);
+    return qat__fail(QAT_EDATA, "CSV larger than %zu bytes", (size_t)QAT_DATA_MAX_BYTES);
   /* Pass 1: the first data line fixes the column count; count the rows. */
   csv_cursor c = {buf, buf + len, 0};
   const char *ls, *le;
@@ -388,12 +389,12 @@ qat_err qat_dataset_load_csv_mem(const char *buf, size_t len, const qat_csv_opts
     }
     rows++;
   }
-  if (rows == 0) return qat_fail(QAT_EDATA, "CSV has no data rows");
-  if (cols < 2) return qat_fail(QAT_EDATA, "CSV has %zu column(s); want a label and features", cols);
+  if (rows == 0) return qat__fail(QAT_EDATA, "CSV has no data rows");
+  if (cols < 2) return qat__fail(QAT_EDATA, "CSV has %zu column(s); want a label and features", cols);
   if (cols - 1 > QAT_MAX_DIM)
-    return qat_fail(QAT_EDATA, "CSV has %zu features, more than %d", cols - 1, QAT_MAX_DIM);
+    return qat__fail(QAT_EDATA, "CSV has %zu features, more than %d", cols - 1, QAT_MAX_DIM);
   if (o->label_col >= cols)
-    return qat_fail(QAT_EINVAL, "label column %u but only %zu columns", o->label_col, cols);
+    return qat__fail(QAT_EINVAL, "label column %u but only %zu columns", o->label_col, cols);
   qat_dataset *d;
   qat_err e = dataset_alloc(rows, (uint32_t)(cols - 1), &d);
   if (e) return e;
@@ -406,7 +407,7 @@ qat_err qat_dataset_load_csv_mem(const char *buf, size_t len, const qat_csv_opts
     if (blank(ls, le) || (first_data_line && c.line == 1)) continue;
     size_t nf = count_fields(ls, le);
     if (nf != cols) {
-      e = qat_fail(QAT_EDIM, "CSV line %zu: %zu fields, the first row has %zu", c.line, nf,
+      e = qat__fail(QAT_EDIM, "CSV line %zu: %zu fields, the first row has %zu", c.line, nf,
                    cols);
       goto fail;
     }
@@ -418,13 +419,13 @@ qat_err qat_dataset_load_csv_mem(const char *buf, size_t len, const qat_csv_opts
       double v;
       if (!parse_number(s, fe, &v)) {
         int flen = (int)(fe - s > 32 ? 32 : fe - s);
-        e = qat_fail(QAT_EDATA, "CSV line %zu column %zu: bad number '%.*s'", c.line,
+        e = qat__fail(QAT_EDATA, "CSV line %zu column %zu: bad number '%.*s'", c.line,
                      col + 1, flen, s);
         goto fail;
       }
       if (col == o->label_col) {
         if (v != floor(v) || v < 0 || v >= (double)limit) {
-          e = qat_fail(QAT_ERANGE, "CSV line %zu: label %g is not an integer in 0..%u",
+          e = qat__fail(QAT_ERANGE, "CSV line %zu: label %g is not an integer in 0..%u",
                        c.line, v, limit - 1);
           goto fail;
         }
@@ -433,7 +434,7 @@ qat_err qat_dataset_load_csv_mem(const char *buf, size_t len, const qat_csv_opts
       } else {
         float f = (float)(v / (double)o->divisor);
         if (!isfinite(f)) {
-          e = qat_fail(QAT_EDATA, "CSV line %zu column %zu: value out of float range",
+          e = qat__fail(QAT_EDATA, "CSV line %zu column %zu: value out of float range",
                        c.line, col + 1);
           goto fail;
         }
@@ -452,7 +453,7 @@ fail:
 }
 
 qat_err qat_dataset_load_csv(const char *path, const qat_csv_opts *o, qat_dataset **out) {
-  if (!path) return qat_fail(QAT_EINVAL, "qat_dataset_load_csv: NULL path");
+  if (!path) return qat__fail(QAT_EINVAL, "qat_dataset_load_csv: NULL path");
   uint8_t *b;
   size_t n;
   qat_err e = read_file(path, &b, &n);
@@ -466,9 +467,9 @@ qat_err qat_dataset_load_csv(const char *path, const qat_csv_opts *o, qat_datase
   if (e) {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", qat_errmsg());
-    qat_fail(e, "%s: %s", path, msg);
+    qat__fail(e, "%s: %s", path, msg);
   }
-  qat_free(owned);
-  qat_free(b);
+  qat__free(owned);
+  qat__free(b);
   return e;
 }

@@ -28,7 +28,7 @@ const char *qat_err_str(qat_err e) {
 
 const char *qat_errmsg(void) { return last_msg; }
 
-qat_err qat_fail(qat_err e, const char *fmt, ...) {
+qat_err qat__fail(qat_err e, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(last_msg, sizeof last_msg, fmt, ap);

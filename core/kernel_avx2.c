@@ -516,7 +516,7 @@ static inline __m256i requant8(const int32_t *a, const int32_t *b, const float *
   return _mm256_add_epi32(_mm256_cvttps_epi32(f), zp);
 }
 
-void qat_avx2_requant_u8(const int32_t *acc, size_t M, size_t N,
+void qat__avx2_requant_u8(const int32_t *acc, size_t M, size_t N,
                          const int32_t *bias, const float *mult, int32_t out_zp,
                          int32_t lo, int32_t hi, uint8_t *out, size_t ldo) {
   float slo = (float)(lo - out_zp), shi = (float)(hi - out_zp);
@@ -562,7 +562,7 @@ static inline __m256i quant8(const float *x, __m256 inv, __m256 zp, __m256 lo, _
   return _mm256_cvttps_epi32(v);
 }
 
-void qat_avx2_quantize_u8(const float *x, size_t n, const qat_qparams *p, uint8_t *q) {
+void qat__avx2_quantize_u8(const float *x, size_t n, const qat_qparams *p, uint8_t *q) {
   const float inv = 1.0f / p->scale, zp = (float)p->zero_point;
   const float lo = (float)p->qmin, hi = (float)p->qmax;
   __m256 vinv = _mm256_set1_ps(inv), vzp = _mm256_set1_ps(zp);
@@ -578,11 +578,11 @@ void qat_avx2_quantize_u8(const float *x, size_t n, const qat_qparams *p, uint8_
   for (; i < n; i++) q[i] = (uint8_t)fminf(fmaxf(zp + rintf(x[i] * inv), lo), hi);
 }
 
-const qat_kernels qat_kernels_avx2 = {
+const qat_kernels qat__kernels_avx2 = {
     .name = "avx2",
     .packed_size = avx2_packed_size,
     .pack = avx2_pack,
     .gemm_u8s8 = avx2_gemm_u8s8,
-    .requant_u8 = qat_avx2_requant_u8,
-    .quantize_u8 = qat_avx2_quantize_u8,
+    .requant_u8 = qat__avx2_requant_u8,
+    .quantize_u8 = qat__avx2_quantize_u8,
 };

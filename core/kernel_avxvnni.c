@@ -32,11 +32,11 @@ _Static_assert((long long)QAT_MAX_DIM * 255 * 128 <= INT_MAX,
 #endif
 #define VDPBUSD(a, x, w) _mm256_dpbusd_epi32((a), (x), (w))
 #define TIER_NAME "avxvnni-evex"
-#define TIER_TABLE qat_kernels_avxvnni_evex
+#define TIER_TABLE qat__kernels_avxvnni_evex
 #else
 #define VDPBUSD(a, x, w) _mm256_dpbusd_avx_epi32((a), (x), (w))
 #define TIER_NAME "avxvnni"
-#define TIER_TABLE qat_kernels_avxvnni
+#define TIER_TABLE qat__kernels_avxvnni
 #endif
 
 #define VEC __m256i
@@ -72,6 +72,6 @@ const qat_kernels TIER_TABLE = {
     .pack = vnni_pack,
     .gemm_u8s8 = vnni_gemm_u8s8,
     /* No dot product in these: the AVX2 tier's, exact vs the reference. */
-    .requant_u8 = qat_avx2_requant_u8,
-    .quantize_u8 = qat_avx2_quantize_u8,
+    .requant_u8 = qat__avx2_requant_u8,
+    .quantize_u8 = qat__avx2_quantize_u8,
 };

@@ -40,7 +40,7 @@ static void ref_requant_u8(const int32_t *acc, size_t M, size_t N,
     }
 }
 
-const qat_kernels qat_kernels_ref = {
+const qat_kernels qat__kernels_ref = {
     .name = "ref",
     .packed_size = ref_packed_size,
     .pack = ref_pack,

@@ -69,40 +69,40 @@ typedef struct qat_kernels {
   void (*quantize_u8)(const float *x, size_t n, const qat_qparams *p, uint8_t *q);
 } qat_kernels;
 
-extern const qat_kernels qat_kernels_ref;
+extern const qat_kernels qat__kernels_ref;
 #if defined(__x86_64__)
-extern const qat_kernels qat_kernels_avx2;
-extern const qat_kernels qat_kernels_avxvnni;
-extern const qat_kernels qat_kernels_avx512vnni;
+extern const qat_kernels qat__kernels_avx2;
+extern const qat_kernels qat__kernels_avxvnni;
+extern const qat_kernels qat__kernels_avx512vnni;
 /* Test-only twin of the avxvnni tier: the same source (kernel_avxvnni.c)
  * compiled with the EVEX encoding of vpdpbusd ymm (AVX512-VNNI + VL), so a
  * machine with AVX-512 VNNI but no AVX-VNNI still runs that tier's code.
- * Never chosen by qat_kernels_get. */
-extern const qat_kernels qat_kernels_avxvnni_evex;
+ * Never chosen by qat__kernels_get. */
+extern const qat_kernels qat__kernels_avxvnni_evex;
 /* The AVX2 tier's requant_u8 and quantize_u8, which the avxvnni tier reuses
  * (every AVX-VNNI CPU has AVX2; there is no 8-bit dot product in either). */
-void qat_avx2_requant_u8(const int32_t *acc, size_t M, size_t N, const int32_t *bias,
+void qat__avx2_requant_u8(const int32_t *acc, size_t M, size_t N, const int32_t *bias,
                          const float *mult, int32_t out_zp, int32_t lo, int32_t hi,
                          uint8_t *out, size_t ldo);
-void qat_avx2_quantize_u8(const float *x, size_t n, const qat_qparams *p, uint8_t *q);
+void qat__avx2_quantize_u8(const float *x, size_t n, const qat_qparams *p, uint8_t *q);
 #endif
 
 /* The table chosen once for this process: the fastest tier the CPU and OS
  * allow (avx512vnni, avxvnni, avx2, ref), or the one QAT_KERNEL names.
  * NULL when QAT_KERNEL names an unknown tier or one this CPU cannot run
  * (qat_kernel_check says why); nothing is ever run that would SIGILL. */
-const qat_kernels *qat_kernels_get(void);
+const qat_kernels *qat__kernels_get(void);
 /* What a given QAT_KERNEL value would choose on this machine (NULL = unset),
- * without caching: what qat_kernels_get uses, exposed for tests. Fails with
+ * without caching: what qat__kernels_get uses, exposed for tests. Fails with
  * QAT_EINVAL for an unknown name, QAT_EUNSUPPORTED (naming the missing CPU
  * feature) for a tier this machine lacks. */
-qat_err qat_kernels_select(const char *qat_kernel_env, const qat_kernels **out);
+qat_err qat__kernels_select(const char *qat_kernel_env, const qat_kernels **out);
 /* Every tier this machine can run, fastest first, the reference last, plus
  * the test-only twins when with_twins; returns how many (at most 8). */
-size_t qat_kernels_available(const qat_kernels **out, size_t cap, bool with_twins);
+size_t qat__kernels_available(const qat_kernels **out, size_t cap, bool with_twins);
 /* Whether the CPU and OS allow tier t (false for tiers unknown here). */
-bool qat_kernels_runnable(const qat_kernels *t);
+bool qat__kernels_runnable(const qat_kernels *t);
 /* True when the CPU and the OS allow the AVX2 tier. */
-bool qat_cpu_has_avx2(void);
+bool qat__cpu_has_avx2(void);
 
 #endif

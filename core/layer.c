@@ -12,7 +12,7 @@
 #include "internal.h"
 #include "layer.h"
 
-bool qat_layer_bias_q(float bias, float w_scale, float in_scale, int32_t *bq) {
+bool qat__layer_bias_q(float bias, float w_scale, float in_scale, int32_t *bq) {
   /* The product in double, rounded once to float, then the float
    * reciprocal: what PyTorch's quantized Linear does with its bias. */
   float inv = 1.0f / (float)((double)w_scale * (double)in_scale);
@@ -22,18 +22,18 @@ bool qat_layer_bias_q(float bias, float w_scale, float in_scale, int32_t *bq) {
   return true;
 }
 
-float qat_layer_multiplier(float w_scale, float in_scale, float out_scale) {
+float qat__layer_multiplier(float w_scale, float in_scale, float out_scale) {
   return (w_scale * in_scale) * (1.0f / out_scale);
 }
 
-float qat_layer_multiplier_ort(float w_scale, float in_scale, float out_scale) {
+float qat__layer_multiplier_ort(float w_scale, float in_scale, float out_scale) {
   return (in_scale * w_scale) / out_scale;
 }
 
 /* Scalar loops: these run only for models imported from ONNX with ONNX
  * Runtime's rounding, where a division must be a division; n per row is a
  * layer width, small next to the n * K multiply-adds of the layer itself. */
-void qat_layer_quantize_div(const float *x, size_t n, const qat_qparams *p,
+void qat__layer_quantize_div(const float *x, size_t n, const qat_qparams *p,
                             uint8_t *q) {
   const float lo = (float)(p->qmin - p->zero_point);
   const float hi = (float)(p->qmax - p->zero_point);
@@ -44,7 +44,7 @@ void qat_layer_quantize_div(const float *x, size_t n, const qat_qparams *p,
   }
 }
 
-void qat_layer_requant_div(const int32_t *raw, size_t rows, size_t n,
+void qat__layer_requant_div(const int32_t *raw, size_t rows, size_t n,
                            const int32_t *bias_adj, const float *scale,
                            float out_s, int32_t zp, int32_t lo, int32_t hi,
                            uint8_t *out, size_t ldo) {
@@ -60,7 +60,7 @@ void qat_layer_requant_div(const int32_t *raw, size_t rows, size_t n,
     }
 }
 
-void qat_layer_dequant_acc(const int32_t *raw, size_t rows, size_t n,
+void qat__layer_dequant_acc(const int32_t *raw, size_t rows, size_t n,
                            const int32_t *bias_adj, const float *scale,
                            bool relu, float *y) {
   for (size_t r = 0; r < rows; r++) {
@@ -73,12 +73,12 @@ void qat_layer_dequant_acc(const int32_t *raw, size_t rows, size_t n,
   }
 }
 
-void qat_layer_dequant_u8(const uint8_t *q, size_t n, int32_t zp, float scale,
+void qat__layer_dequant_u8(const uint8_t *q, size_t n, int32_t zp, float scale,
                           float *y) {
   for (size_t i = 0; i < n; i++) y[i] = (float)((int32_t)q[i] - zp) * scale;
 }
 
-void qat_layer_dynamic_out(const int32_t *raw, size_t rows, size_t n,
+void qat__layer_dynamic_out(const int32_t *raw, size_t rows, size_t n,
                            const int32_t *rowsum, int32_t in_zp,
                            const float *scale, const float *bias, bool relu,
                            float *y) {
@@ -92,7 +92,7 @@ void qat_layer_dynamic_out(const int32_t *raw, size_t rows, size_t n,
   }
 }
 
-bool qat_layer_minmax(const float *x, size_t n, float *min, float *max) {
+bool qat__layer_minmax(const float *x, size_t n, float *min, float *max) {
   /* Compares instead of fminf/fmaxf (libm calls), and four lanes at once:
    * this runs over every layer input of every dynamic-mode request. A NaN
    * never wins a compare, so it is tracked separately. */
@@ -128,7 +128,7 @@ bool qat_layer_minmax(const float *x, size_t n, float *min, float *max) {
   return n > 0 && !nan && isfinite(lo) && isfinite(hi);
 }
 
-void qat_layer_fp32(const float *x, size_t rows, size_t K, const float *W,
+void qat__layer_fp32(const float *x, size_t rows, size_t K, const float *W,
                     const float *b, size_t N, bool relu, float *y) {
   /* Start from the bias and let BLAS accumulate onto it (beta = 1). */
   for (size_t r = 0; r < rows; r++)

@@ -31,7 +31,7 @@ const char *qat_rounding_name(qat_rounding r) {
   return "?";
 }
 
-bool qat_meta_key_reserved(const char *key) {
+bool qat__meta_key_reserved(const char *key) {
   /* "sha256.<tensor>": the per-tensor checksums of format 2. */
   if (strncmp(key, "sha256.", 7) == 0) return true;
   for (size_t i = 0; i < sizeof reserved_keys / sizeof *reserved_keys; i++)
@@ -39,7 +39,7 @@ bool qat_meta_key_reserved(const char *key) {
   return false;
 }
 
-bool qat_utf8_valid(const char *s) {
+bool qat__utf8_valid(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   while (*p) {
     unsigned c = *p;
@@ -61,17 +61,17 @@ bool qat_utf8_valid(const char *s) {
 }
 
 /* An activation's qparams: uint8 affine, qmin 0, qmax 1..255, zp inside. */
-qat_err qat_check_act_qparams(const qat_qparams *q, const char *what,
+qat_err qat__check_act_qparams(const qat_qparams *q, const char *what,
                               uint32_t idx) {
   if (!isfinite(q->scale) || !(q->scale > 0.0f))
-    return qat_fail(QAT_ESCALE, "%s[%u]: scale %g is not finite and positive",
+    return qat__fail(QAT_ESCALE, "%s[%u]: scale %g is not finite and positive",
                     what, idx, (double)q->scale);
   if (q->qmin != 0 || q->qmax < 1 || q->qmax > 255)
-    return qat_fail(QAT_EZEROPOINT,
+    return qat__fail(QAT_EZEROPOINT,
                     "%s[%u]: activation range [%d, %d] is not uint8 with qmin 0",
                     what, idx, q->qmin, q->qmax);
   if (q->zero_point < q->qmin || q->zero_point > q->qmax)
-    return qat_fail(QAT_EZEROPOINT, "%s[%u]: zero point %d outside [%d, %d]",
+    return qat__fail(QAT_EZEROPOINT, "%s[%u]: zero point %d outside [%d, %d]",
                     what, idx, q->zero_point, q->qmin, q->qmax);
   return QAT_OK;
 }
@@ -109,29 +109,29 @@ static int cmp_index_by_key(const void *a, const void *b, void *keys);
  * keys costs milliseconds (a pairwise check took minutes at 200,000). */
 static qat_err check_meta_unique(const qat_model_spec *s) {
   if (s->n_meta < 2) return QAT_OK;
-  uint32_t *idx = qat_calloc(s->n_meta, sizeof *idx);
-  if (!idx) return qat_fail(QAT_ENOMEM, "out of memory checking metadata keys");
+  uint32_t *idx = qat__calloc(s->n_meta, sizeof *idx);
+  if (!idx) return qat__fail(QAT_ENOMEM, "out of memory checking metadata keys");
   for (uint32_t i = 0; i < s->n_meta; i++) idx[i] = i;
   qsort_r(idx, s->n_meta, sizeof *idx, cmp_index_by_key, (void *)s->meta_keys);
   qat_err e = QAT_OK;
   for (uint32_t i = 1; i < s->n_meta && !e; i++)
     if (strcmp(s->meta_keys[idx[i - 1]], s->meta_keys[idx[i]]) == 0)
-      e = qat_fail(QAT_EMETA, "metadata key '%.200s' given twice", s->meta_keys[idx[i]]);
-  qat_free(idx);
+      e = qat__fail(QAT_EMETA, "metadata key '%.200s' given twice", s->meta_keys[idx[i]]);
+  qat__free(idx);
   return e;
 }
 
 static qat_err validate_spec(const qat_model_spec *s) {
-  if (!s->layers) return qat_fail(QAT_EINVAL, "spec has no layers array");
+  if (!s->layers) return qat__fail(QAT_EINVAL, "spec has no layers array");
   if (s->n_layers < 1 || s->n_layers > QAT_MAX_LAYERS)
-    return qat_fail(QAT_EINVAL, "n_layers %u outside 1..%d", s->n_layers,
+    return qat__fail(QAT_EINVAL, "n_layers %u outside 1..%d", s->n_layers,
                     QAT_MAX_LAYERS);
   if (s->out_mode != QAT_OUT_DEQUANT_ACC && s->out_mode != QAT_OUT_REQUANT)
-    return qat_fail(QAT_EINVAL, "unknown output mode %d", (int)s->out_mode);
+    return qat__fail(QAT_EINVAL, "unknown output mode %d", (int)s->out_mode);
   if (s->rounding != QAT_ROUND_PYTORCH && s->rounding != QAT_ROUND_ORT &&
       s->rounding != QAT_ROUND_ORT_FLOAT)
-    return qat_fail(QAT_EINVAL, "unknown rounding %d", (int)s->rounding);
-  qat_err e = qat_check_act_qparams(&s->input, "input", 0);
+    return qat__fail(QAT_EINVAL, "unknown rounding %d", (int)s->rounding);
+  qat_err e = qat__check_act_qparams(&s->input, "input", 0);
   if (e) return e;
 
   qat_qparams in = s->input;
@@ -139,19 +139,19 @@ static qat_err validate_spec(const qat_model_spec *s) {
     const qat_layer_spec *L = &s->layers[i];
     if (L->in_dim < 1 || L->in_dim > QAT_MAX_DIM || L->out_dim < 1 ||
         L->out_dim > QAT_MAX_DIM)
-      return qat_fail(QAT_EDIM, "layer %u: dims %ux%u outside 1..%d", i,
+      return qat__fail(QAT_EDIM, "layer %u: dims %ux%u outside 1..%d", i,
                       L->out_dim, L->in_dim, QAT_MAX_DIM);
     if (i > 0 && L->in_dim != s->layers[i - 1].out_dim)
-      return qat_fail(QAT_ECHAIN, "layer %u: in_dim %u != layer %u out_dim %u", i,
+      return qat__fail(QAT_ECHAIN, "layer %u: in_dim %u != layer %u out_dim %u", i,
                       L->in_dim, i - 1, s->layers[i - 1].out_dim);
     if (L->act != QAT_ACT_NONE && L->act != QAT_ACT_RELU)
-      return qat_fail(QAT_EINVAL, "layer %u: unknown activation %d", i, (int)L->act);
+      return qat__fail(QAT_EINVAL, "layer %u: unknown activation %d", i, (int)L->act);
     if (L->w_bits < 2 || L->w_bits > 8)
-      return qat_fail(QAT_EINVAL, "layer %u: w_bits %d outside 2..8", i, L->w_bits);
+      return qat__fail(QAT_EINVAL, "layer %u: w_bits %d outside 2..8", i, L->w_bits);
     if (!L->wq || !L->w_scale)
-      return qat_fail(QAT_EINVAL, "layer %u: wq and w_scale are required", i);
+      return qat__fail(QAT_EINVAL, "layer %u: wq and w_scale are required", i);
     qat_qparams out = layer_out_qparams(s, i);
-    if ((e = qat_check_act_qparams(&out, "layer output", i))) return e;
+    if ((e = qat__check_act_qparams(&out, "layer output", i))) return e;
 
     const size_t N = L->out_dim, K = L->in_dim;
     const int wmax = (1 << (L->w_bits - 1)) - 1;
@@ -159,59 +159,59 @@ static qat_err validate_spec(const qat_model_spec *s) {
     for (size_t c = 0; c < N; c++) {
       float ws = L->w_scale[c];
       if (!isfinite(ws) || !(ws > 0.0f))
-        return qat_fail(QAT_ESCALE, "layer %u: weight_scale[%zu] = %g is not "
+        return qat__fail(QAT_ESCALE, "layer %u: weight_scale[%zu] = %g is not "
                         "finite and positive", i, c, (double)ws);
       for (size_t k = 0; k < K; k++) {
         int w = L->wq[c * K + k];
         if (w < wmin || w > wmax)
-          return qat_fail(QAT_ERANGE, "layer %u: weight_q[%zu][%zu] = %d outside "
+          return qat__fail(QAT_ERANGE, "layer %u: weight_q[%zu][%zu] = %d outside "
                           "[%d, %d] for %d bits", i, c, k, w, wmin, wmax, L->w_bits);
       }
       float b = L->bias ? L->bias[c] : 0.0f;
       if (!isfinite(b))
-        return qat_fail(QAT_ENOTFINITE, "layer %u: bias[%zu] is not finite", i, c);
+        return qat__fail(QAT_ENOTFINITE, "layer %u: bias[%zu] is not finite", i, c);
       int32_t bq;
-      if (!qat_layer_bias_q(b, ws, in.scale, &bq))
-        return qat_fail(QAT_ERANGE, "layer %u: bias[%zu] = %g needs an int32 bias "
+      if (!qat__layer_bias_q(b, ws, in.scale, &bq))
+        return qat__fail(QAT_ERANGE, "layer %u: bias[%zu] = %g needs an int32 bias "
                         "beyond 2^30 (or weight_scale * input scale underflows)",
                         i, c, (double)b);
       float M = s->rounding == QAT_ROUND_PYTORCH
-                    ? qat_layer_multiplier(ws, in.scale, out.scale)
-                    : qat_layer_multiplier_ort(ws, in.scale, out.scale);
+                    ? qat__layer_multiplier(ws, in.scale, out.scale)
+                    : qat__layer_multiplier_ort(ws, in.scale, out.scale);
       float d = in.scale * ws;
       if (!isfinite(M) || !(d > 0.0f) || !isfinite(d))
-        return qat_fail(QAT_ESCALE, "layer %u: channel %zu: requantization "
+        return qat__fail(QAT_ESCALE, "layer %u: channel %zu: requantization "
                         "multiplier not finite (scales too extreme)", i, c);
     }
     size_t bad;
     if (L->w_fp32 && !all_finite(L->w_fp32, N * K, &bad))
-      return qat_fail(QAT_ENOTFINITE, "layer %u: weight_fp32[%zu] is not finite", i, bad);
+      return qat__fail(QAT_ENOTFINITE, "layer %u: weight_fp32[%zu] is not finite", i, bad);
     if (L->b_fp32 && !all_finite(L->b_fp32, N, &bad))
-      return qat_fail(QAT_ENOTFINITE, "layer %u: bias_fp32[%zu] is not finite", i, bad);
+      return qat__fail(QAT_ENOTFINITE, "layer %u: bias_fp32[%zu] is not finite", i, bad);
     in = out;
   }
 
   uint32_t out_dim = s->layers[s->n_layers - 1].out_dim;
   if (s->n_labels != 0 && s->n_labels != out_dim)
-    return qat_fail(QAT_ELABELS, "labels: %u given for %u outputs", s->n_labels, out_dim);
-  if (s->n_labels && !s->labels) return qat_fail(QAT_EINVAL, "labels array is NULL");
+    return qat__fail(QAT_ELABELS, "labels: %u given for %u outputs", s->n_labels, out_dim);
+  if (s->n_labels && !s->labels) return qat__fail(QAT_EINVAL, "labels array is NULL");
   for (uint32_t i = 0; i < s->n_labels; i++) {
-    if (!s->labels[i]) return qat_fail(QAT_EINVAL, "label %u is NULL", i);
-    if (!qat_utf8_valid(s->labels[i]))
-      return qat_fail(QAT_EMETA, "label %u is not valid UTF-8", i);
+    if (!s->labels[i]) return qat__fail(QAT_EINVAL, "label %u is NULL", i);
+    if (!qat__utf8_valid(s->labels[i]))
+      return qat__fail(QAT_EMETA, "label %u is not valid UTF-8", i);
   }
   if (s->n_meta && (!s->meta_keys || !s->meta_values))
-    return qat_fail(QAT_EINVAL, "metadata arrays are NULL");
+    return qat__fail(QAT_EINVAL, "metadata arrays are NULL");
   for (uint32_t i = 0; i < s->n_meta; i++) {
     const char *k = s->meta_keys[i], *v = s->meta_values[i];
-    if (!k || !v) return qat_fail(QAT_EINVAL, "metadata entry %u is NULL", i);
-    if (!*k) return qat_fail(QAT_EMETA, "metadata entry %u has an empty key", i);
-    if (qat_meta_key_reserved(k))
-      return qat_fail(QAT_EMETA, "metadata key '%s' is reserved by the format", k);
+    if (!k || !v) return qat__fail(QAT_EINVAL, "metadata entry %u is NULL", i);
+    if (!*k) return qat__fail(QAT_EMETA, "metadata entry %u has an empty key", i);
+    if (qat__meta_key_reserved(k))
+      return qat__fail(QAT_EMETA, "metadata key '%s' is reserved by the format", k);
     if (strcmp(k, "__metadata__") == 0)
-      return qat_fail(QAT_EMETA, "metadata key '%s' is reserved", k);
-    if (!qat_utf8_valid(k) || !qat_utf8_valid(v))
-      return qat_fail(QAT_EMETA, "metadata key or value '%s' is not valid UTF-8", k);
+      return qat__fail(QAT_EMETA, "metadata key '%s' is reserved", k);
+    if (!qat__utf8_valid(k) || !qat__utf8_valid(v))
+      return qat__fail(QAT_EMETA, "metadata key or value '%s' is not valid UTF-8", k);
   }
   return check_meta_unique(s);
 }
@@ -219,31 +219,31 @@ static qat_err validate_spec(const qat_model_spec *s) {
 /* ---- create / destroy ------------------------------------------------ */
 
 static void layer_free(qat_mlayer *L) {
-  qat_free(L->wq);
-  qat_free(L->w_scale);
-  qat_free(L->bias);
-  qat_free(L->bias_q);
-  qat_free_aligned(L->w_fp32);
-  qat_free(L->b_fp32);
-  qat_free_aligned(L->wpacked);
-  qat_free(L->rowsum);
-  qat_free(L->bias_adj);
-  qat_free(L->mult);
-  qat_free(L->deq);
+  qat__free(L->wq);
+  qat__free(L->w_scale);
+  qat__free(L->bias);
+  qat__free(L->bias_q);
+  qat__free_aligned(L->w_fp32);
+  qat__free(L->b_fp32);
+  qat__free_aligned(L->wpacked);
+  qat__free(L->rowsum);
+  qat__free(L->bias_adj);
+  qat__free(L->mult);
+  qat__free(L->deq);
 }
 
 void qat_model_destroy(qat_model *m) {
   if (!m) return;
   if (m->layers)
     for (uint32_t i = 0; i < m->n_layers; i++) layer_free(&m->layers[i]);
-  qat_free(m->layers);
-  for (uint32_t i = 0; m->labels && i < m->n_labels; i++) qat_free(m->labels[i]);
-  qat_free(m->labels);
-  for (uint32_t i = 0; m->meta_keys && i < m->n_meta; i++) qat_free(m->meta_keys[i]);
-  for (uint32_t i = 0; m->meta_values && i < m->n_meta; i++) qat_free(m->meta_values[i]);
-  qat_free(m->meta_keys);
-  qat_free(m->meta_values);
-  qat_free(m);
+  qat__free(m->layers);
+  for (uint32_t i = 0; m->labels && i < m->n_labels; i++) qat__free(m->labels[i]);
+  qat__free(m->labels);
+  for (uint32_t i = 0; m->meta_keys && i < m->n_meta; i++) qat__free(m->meta_keys[i]);
+  for (uint32_t i = 0; m->meta_values && i < m->n_meta; i++) qat__free(m->meta_values[i]);
+  qat__free(m->meta_keys);
+  qat__free(m->meta_values);
+  qat__free(m);
 }
 
 static qat_err layer_build(const qat_kernels *k, const qat_layer_spec *S,
@@ -256,20 +256,20 @@ static qat_err layer_build(const qat_kernels *k, const qat_layer_spec *S,
   L->w_bits = S->w_bits;
   L->in = in;
   L->out = out;
-  L->wq = qat_malloc(N * K);
-  L->w_scale = qat_calloc(N, sizeof(float));
-  L->bias = qat_calloc(N, sizeof(float));
-  L->bias_q = qat_calloc(N, sizeof(int32_t));
-  L->w_fp32 = qat_malloc_aligned(N * K * sizeof(float));
-  L->b_fp32 = qat_calloc(N, sizeof(float));
-  L->wpacked = qat_malloc_aligned(k->packed_size(N, K));
-  L->rowsum = qat_calloc(N, sizeof(int32_t));
-  L->bias_adj = qat_calloc(N, sizeof(int32_t));
-  L->mult = qat_calloc(N, sizeof(float));
-  L->deq = qat_calloc(N, sizeof(float));
+  L->wq = qat__malloc(N * K);
+  L->w_scale = qat__calloc(N, sizeof(float));
+  L->bias = qat__calloc(N, sizeof(float));
+  L->bias_q = qat__calloc(N, sizeof(int32_t));
+  L->w_fp32 = qat__malloc_aligned(N * K * sizeof(float));
+  L->b_fp32 = qat__calloc(N, sizeof(float));
+  L->wpacked = qat__malloc_aligned(k->packed_size(N, K));
+  L->rowsum = qat__calloc(N, sizeof(int32_t));
+  L->bias_adj = qat__calloc(N, sizeof(int32_t));
+  L->mult = qat__calloc(N, sizeof(float));
+  L->deq = qat__calloc(N, sizeof(float));
   if (!L->wq || !L->w_scale || !L->bias || !L->bias_q || !L->w_fp32 || !L->b_fp32 ||
       !L->wpacked || !L->rowsum || !L->bias_adj || !L->mult || !L->deq)
-    return qat_fail(QAT_ENOMEM, "out of memory building a %zux%zu layer", N, K);
+    return qat__fail(QAT_ENOMEM, "out of memory building a %zux%zu layer", N, K);
 
   memcpy(L->wq, S->wq, N * K);
   memcpy(L->w_scale, S->w_scale, N * sizeof(float));
@@ -280,11 +280,11 @@ static qat_err layer_build(const qat_kernels *k, const qat_layer_spec *S,
     for (size_t j = 0; j < K; j++) rs += w[j];
     L->rowsum[c] = rs;
     /* validate_spec checked that this succeeds. */
-    (void)qat_layer_bias_q(L->bias[c], L->w_scale[c], in.scale, &L->bias_q[c]);
+    (void)qat__layer_bias_q(L->bias[c], L->w_scale[c], in.scale, &L->bias_q[c]);
     L->bias_adj[c] = L->bias_q[c] - in.zero_point * rs;
     L->mult[c] = rnd == QAT_ROUND_PYTORCH
-                     ? qat_layer_multiplier(L->w_scale[c], in.scale, out.scale)
-                     : qat_layer_multiplier_ort(L->w_scale[c], in.scale, out.scale);
+                     ? qat__layer_multiplier(L->w_scale[c], in.scale, out.scale)
+                     : qat__layer_multiplier_ort(L->w_scale[c], in.scale, out.scale);
     L->deq[c] = in.scale * L->w_scale[c];
     for (size_t j = 0; j < K; j++)
       L->w_fp32[c * K + j] =
@@ -304,30 +304,30 @@ static int cmp_index_by_key(const void *a, const void *b, void *keys) {
  * deterministic whatever order the spec (or the JSON parser) gave. */
 static qat_err copy_meta(const qat_model_spec *s, qat_model *m) {
   if (!s->n_meta) return QAT_OK;
-  uint32_t *idx = qat_calloc(s->n_meta, sizeof *idx);
-  m->meta_keys = qat_calloc(s->n_meta, sizeof(char *));
-  m->meta_values = qat_calloc(s->n_meta, sizeof(char *));
+  uint32_t *idx = qat__calloc(s->n_meta, sizeof *idx);
+  m->meta_keys = qat__calloc(s->n_meta, sizeof(char *));
+  m->meta_values = qat__calloc(s->n_meta, sizeof(char *));
   if (!idx || !m->meta_keys || !m->meta_values) {
-    qat_free(idx);
-    return qat_fail(QAT_ENOMEM, "out of memory copying metadata");
+    qat__free(idx);
+    return qat__fail(QAT_ENOMEM, "out of memory copying metadata");
   }
   m->n_meta = s->n_meta;
   for (uint32_t i = 0; i < s->n_meta; i++) idx[i] = i;
   qsort_r(idx, s->n_meta, sizeof *idx, cmp_index_by_key, (void *)s->meta_keys);
   for (uint32_t i = 0; i < s->n_meta; i++) {
-    m->meta_keys[i] = qat_strdup(s->meta_keys[idx[i]]);
-    m->meta_values[i] = qat_strdup(s->meta_values[idx[i]]);
+    m->meta_keys[i] = qat__strdup(s->meta_keys[idx[i]]);
+    m->meta_values[i] = qat__strdup(s->meta_values[idx[i]]);
     if (!m->meta_keys[i] || !m->meta_values[i]) {
-      qat_free(idx);
-      return qat_fail(QAT_ENOMEM, "out of memory copying metadata");
+      qat__free(idx);
+      return qat__fail(QAT_ENOMEM, "out of memory copying metadata");
     }
   }
-  qat_free(idx);
+  qat__free(idx);
   return QAT_OK;
 }
 
 qat_err qat_model_create(const qat_model_spec *spec, qat_model **out) {
-  if (!spec || !out) return qat_fail(QAT_EINVAL, "qat_model_create: NULL argument");
+  if (!spec || !out) return qat__fail(QAT_EINVAL, "qat_model_create: NULL argument");
   qat_err e = validate_spec(spec);
   if (e) return e;
   /* Once per process: later models must not touch OpenBLAS's settings
@@ -337,15 +337,15 @@ qat_err qat_model_create(const qat_model_spec *spec, qat_model **out) {
 
   /* An unusable QAT_KERNEL is refused here too, not only at start-up. */
   if ((e = qat_kernel_check())) return e;
-  qat_model *m = qat_calloc(1, sizeof *m);
-  if (!m) return qat_fail(QAT_ENOMEM, "out of memory creating a model");
-  m->k = qat_kernels_get();
+  qat_model *m = qat__calloc(1, sizeof *m);
+  if (!m) return qat__fail(QAT_ENOMEM, "out of memory creating a model");
+  m->k = qat__kernels_get();
   m->input = spec->input;
   m->out_mode = spec->out_mode;
   m->rounding = spec->rounding;
-  m->layers = qat_calloc(spec->n_layers, sizeof *m->layers);
+  m->layers = qat__calloc(spec->n_layers, sizeof *m->layers);
   if (!m->layers) {
-    e = qat_fail(QAT_ENOMEM, "out of memory creating a model");
+    e = qat__fail(QAT_ENOMEM, "out of memory creating a model");
     goto fail;
   }
   m->n_layers = spec->n_layers;
@@ -359,15 +359,15 @@ qat_err qat_model_create(const qat_model_spec *spec, qat_model **out) {
     if (spec->layers[i].out_dim > m->max_dim) m->max_dim = spec->layers[i].out_dim;
   }
   if (spec->n_labels) {
-    m->labels = qat_calloc(spec->n_labels, sizeof(char *));
+    m->labels = qat__calloc(spec->n_labels, sizeof(char *));
     if (!m->labels) {
-      e = qat_fail(QAT_ENOMEM, "out of memory copying labels");
+      e = qat__fail(QAT_ENOMEM, "out of memory copying labels");
       goto fail;
     }
     m->n_labels = spec->n_labels;
     for (uint32_t i = 0; i < spec->n_labels; i++)
-      if (!(m->labels[i] = qat_strdup(spec->labels[i]))) {
-        e = qat_fail(QAT_ENOMEM, "out of memory copying labels");
+      if (!(m->labels[i] = qat__strdup(spec->labels[i]))) {
+        e = qat__fail(QAT_ENOMEM, "out of memory copying labels");
         goto fail;
       }
   }
@@ -398,9 +398,9 @@ qat_qparams qat_model_input_qparams(const qat_model *m) {
 }
 
 qat_err qat_model_layer(const qat_model *m, uint32_t i, qat_layer_info *out) {
-  if (!m || !out) return qat_fail(QAT_EINVAL, "qat_model_layer: NULL argument");
+  if (!m || !out) return qat__fail(QAT_EINVAL, "qat_model_layer: NULL argument");
   if (i >= m->n_layers)
-    return qat_fail(QAT_EINVAL, "layer %u of a %u-layer model", i, m->n_layers);
+    return qat__fail(QAT_EINVAL, "layer %u of a %u-layer model", i, m->n_layers);
   const qat_mlayer *L = &m->layers[i];
   *out = (qat_layer_info){
       .in_dim = L->in_dim, .out_dim = L->out_dim, .act = L->act,
@@ -448,36 +448,36 @@ struct qat_ctx {
 
 void qat_ctx_destroy(qat_ctx *c) {
   if (!c) return;
-  qat_free_aligned(c->qa);
-  qat_free_aligned(c->qb);
-  qat_free_aligned(c->acc);
-  qat_free_aligned(c->fa);
-  qat_free_aligned(c->fb);
-  qat_free(c->scale);
-  qat_free(c);
+  qat__free_aligned(c->qa);
+  qat__free_aligned(c->qb);
+  qat__free_aligned(c->acc);
+  qat__free_aligned(c->fa);
+  qat__free_aligned(c->fb);
+  qat__free(c->scale);
+  qat__free(c);
 }
 
 qat_err qat_ctx_create(const qat_model *m, size_t max_rows, qat_ctx **out) {
-  if (!m || !out) return qat_fail(QAT_EINVAL, "qat_ctx_create: NULL argument");
-  if (max_rows < 1) return qat_fail(QAT_EINVAL, "qat_ctx_create: max_rows is 0");
+  if (!m || !out) return qat__fail(QAT_EINVAL, "qat_ctx_create: NULL argument");
+  if (max_rows < 1) return qat__fail(QAT_EINVAL, "qat_ctx_create: max_rows is 0");
   const size_t D = m->max_dim;
   if (max_rows > (SIZE_MAX - U8_SLACK) / (D * sizeof(float)))
-    return qat_fail(QAT_ERANGE, "qat_ctx_create: %zu rows of %zu is too large",
+    return qat__fail(QAT_ERANGE, "qat_ctx_create: %zu rows of %zu is too large",
                     max_rows, D);
-  qat_ctx *c = qat_calloc(1, sizeof *c);
-  if (!c) return qat_fail(QAT_ENOMEM, "out of memory creating a context");
+  qat_ctx *c = qat__calloc(1, sizeof *c);
+  if (!c) return qat__fail(QAT_ENOMEM, "out of memory creating a context");
   c->m = m;
   c->max_rows = max_rows;
   const size_t n = max_rows * D;
-  c->qa = qat_malloc_aligned(n + U8_SLACK);
-  c->qb = qat_malloc_aligned(n + U8_SLACK);
-  c->acc = qat_malloc_aligned(n * sizeof(int32_t));
-  c->fa = qat_malloc_aligned(n * sizeof(float));
-  c->fb = qat_malloc_aligned(n * sizeof(float));
-  c->scale = qat_calloc(D, sizeof(float));
+  c->qa = qat__malloc_aligned(n + U8_SLACK);
+  c->qb = qat__malloc_aligned(n + U8_SLACK);
+  c->acc = qat__malloc_aligned(n * sizeof(int32_t));
+  c->fa = qat__malloc_aligned(n * sizeof(float));
+  c->fb = qat__malloc_aligned(n * sizeof(float));
+  c->scale = qat__calloc(D, sizeof(float));
   if (!c->qa || !c->qb || !c->acc || !c->fa || !c->fb || !c->scale) {
     qat_ctx_destroy(c);
-    return qat_fail(QAT_ENOMEM, "out of memory creating a context for %zu rows",
+    return qat__fail(QAT_ENOMEM, "out of memory creating a context for %zu rows",
                     max_rows);
   }
   memset(c->qa, 0, n + U8_SLACK);
@@ -490,10 +490,10 @@ qat_err qat_ctx_create(const qat_model *m, size_t max_rows, qat_ctx **out) {
 
 static qat_err check_call(const qat_model *m, const qat_ctx *c, const float *x,
                           size_t rows, const float *y, const char *fn) {
-  if (!m || !c) return qat_fail(QAT_EINVAL, "%s: NULL model or context", fn);
+  if (!m || !c) return qat__fail(QAT_EINVAL, "%s: NULL model or context", fn);
   if (c->m != m)
-    return qat_fail(QAT_EINVAL, "%s: the context was made for another model", fn);
-  if (rows && (!x || !y)) return qat_fail(QAT_EINVAL, "%s: NULL x or y", fn);
+    return qat__fail(QAT_EINVAL, "%s: the context was made for another model", fn);
+  if (rows && (!x || !y)) return qat__fail(QAT_EINVAL, "%s: NULL x or y", fn);
   return QAT_OK;
 }
 
@@ -520,25 +520,25 @@ static qat_err int8_chunk(const qat_model *m, qat_ctx *c, const float *x,
   if (m->rounding == QAT_ROUND_PYTORCH)
     k->quantize_u8(x, rows * m->layers[0].in_dim, &m->input, cur);
   else
-    qat_layer_quantize_div(x, rows * m->layers[0].in_dim, &m->input, cur);
+    qat__layer_quantize_div(x, rows * m->layers[0].in_dim, &m->input, cur);
   for (uint32_t i = 0; i < m->n_layers; i++) {
     const qat_mlayer *L = &m->layers[i];
     const bool relu = L->act == QAT_ACT_RELU;
     k->gemm_u8s8(cur, rows, L->in_dim, L->in_dim, L->wpacked, L->out_dim, c->acc);
     const bool last = i + 1 == m->n_layers;
     if (last && m->out_mode == QAT_OUT_DEQUANT_ACC) {
-      qat_layer_dequant_acc(c->acc, rows, L->out_dim, L->bias_adj, L->deq, relu, y);
+      qat__layer_dequant_acc(c->acc, rows, L->out_dim, L->bias_adj, L->deq, relu, y);
       return QAT_OK;
     }
     if (m->rounding == QAT_ROUND_ORT_FLOAT)
-      qat_layer_requant_div(c->acc, rows, L->out_dim, L->bias_adj, L->deq, L->out.scale,
+      qat__layer_requant_div(c->acc, rows, L->out_dim, L->bias_adj, L->deq, L->out.scale,
                             L->out.zero_point, relu ? L->out.zero_point : 0,
                             L->out.qmax, nxt, L->out_dim);
     else
       k->requant_u8(c->acc, rows, L->out_dim, L->bias_adj, L->mult, L->out.zero_point,
                     relu ? L->out.zero_point : 0, L->out.qmax, nxt, L->out_dim);
     if (last) {
-      qat_layer_dequant_u8(nxt, rows * L->out_dim, L->out.zero_point, L->out.scale, y);
+      qat__layer_dequant_u8(nxt, rows * L->out_dim, L->out.zero_point, L->out.scale, y);
       return QAT_OK;
     }
     uint8_t *t = cur;
@@ -562,8 +562,8 @@ static qat_err dynamic_chunk(const qat_model *m, qat_ctx *c, const float *x,
     const qat_mlayer *L = &m->layers[i];
     const size_t n_in = rows * L->in_dim;
     float lo, hi;
-    if (!qat_layer_minmax(in, n_in, &lo, &hi))
-      return qat_fail(QAT_ENOTFINITE, "qat_infer_dynamic: layer %u input is not "
+    if (!qat__layer_minmax(in, n_in, &lo, &hi))
+      return qat__fail(QAT_ENOTFINITE, "qat_infer_dynamic: layer %u input is not "
                       "finite", i);
     qat_qparams p;
     qat_err e = qat_qparams_from_range(lo, hi, 8, false, &p);
@@ -572,7 +572,7 @@ static qat_err dynamic_chunk(const qat_model *m, qat_ctx *c, const float *x,
     k->gemm_u8s8(c->qa, rows, L->in_dim, L->in_dim, L->wpacked, L->out_dim, c->acc);
     for (size_t j = 0; j < L->out_dim; j++) c->scale[j] = p.scale * L->w_scale[j];
     float *o = i + 1 == m->n_layers ? y : bufs[i & 1];
-    qat_layer_dynamic_out(c->acc, rows, L->out_dim, L->rowsum, p.zero_point,
+    qat__layer_dynamic_out(c->acc, rows, L->out_dim, L->rowsum, p.zero_point,
                           c->scale, L->bias, L->act == QAT_ACT_RELU, o);
     in = o;
   }
@@ -580,8 +580,8 @@ static qat_err dynamic_chunk(const qat_model *m, qat_ctx *c, const float *x,
    * input: an input range near FLT_MAX can overflow it to infinity. */
   float lo, hi;
   const uint32_t out_dim = m->layers[m->n_layers - 1].out_dim;
-  if (!qat_layer_minmax(y, rows * out_dim, &lo, &hi))
-    return qat_fail(QAT_ENOTFINITE, "qat_infer_dynamic: the output overflows float "
+  if (!qat__layer_minmax(y, rows * out_dim, &lo, &hi))
+    return qat__fail(QAT_ENOTFINITE, "qat_infer_dynamic: the output overflows float "
                     "(input range too wide)");
   return QAT_OK;
 }
@@ -598,7 +598,7 @@ static qat_err fp32_chunk(const qat_model *m, qat_ctx *c, const float *x,
   for (uint32_t i = 0; i < m->n_layers; i++) {
     const qat_mlayer *L = &m->layers[i];
     float *o = i + 1 == m->n_layers ? y : bufs[i & 1];
-    qat_layer_fp32(in, rows, L->in_dim, L->w_fp32, L->b_fp32, L->out_dim,
+    qat__layer_fp32(in, rows, L->in_dim, L->w_fp32, L->b_fp32, L->out_dim,
                    L->act == QAT_ACT_RELU, o);
     in = o;
   }

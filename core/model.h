@@ -43,13 +43,13 @@ struct qat_model {
 };
 
 /* Metadata keys the file format owns; a spec cannot set them as free-form. */
-bool qat_meta_key_reserved(const char *key);
+bool qat__meta_key_reserved(const char *key);
 /* Strict UTF-8 check (no overlongs, no surrogates), for strings that must
  * survive a JSON round trip. */
-bool qat_utf8_valid(const char *s);
+bool qat__utf8_valid(const char *s);
 
 /* An activation's qparams: uint8 affine, qmin 0, qmax 1..255, zero point
  * inside, finite positive scale (ESCALE / EZEROPOINT naming what[idx]). */
-qat_err qat_check_act_qparams(const qat_qparams *q, const char *what, uint32_t idx);
+qat_err qat__check_act_qparams(const qat_qparams *q, const char *what, uint32_t idx);
 
 #endif

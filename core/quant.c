@@ -6,16 +6,17 @@
  * a PyTorch-trained model and ours produce the same integers. */
 #include <math.h>
 
+#include "qat_train.h"
 #include "internal.h"
 
 qat_err qat_qparams_from_range(float min, float max, int bits, bool symmetric,
                                qat_qparams *out) {
   if (bits < 2 || bits > 8)
-    return qat_fail(QAT_EINVAL, "bit width %d outside 2..8", bits);
+    return qat__fail(QAT_EINVAL, "bit width %d outside 2..8", bits);
   if (!isfinite(min) || !isfinite(max))
-    return qat_fail(QAT_ENOTFINITE, "range [%g, %g] is not finite", min, max);
+    return qat__fail(QAT_ENOTFINITE, "range [%g, %g] is not finite", min, max);
   if (min > max)
-    return qat_fail(QAT_EINVAL, "range min %g > max %g", min, max);
+    return qat__fail(QAT_EINVAL, "range min %g > max %g", min, max);
   /* Zero must be exactly representable (padding, ReLU), so the range
    * always contains it. */
   float lo = fminf(min, 0.0f), hi = fmaxf(max, 0.0f);
@@ -33,7 +34,7 @@ qat_err qat_qparams_from_range(float min, float max, int bits, bool symmetric,
     p.scale = (hi - lo) / (float)(p.qmax - p.qmin);
     if (!(p.scale >= QAT_MIN_SCALE)) p.scale = QAT_MIN_SCALE;
     if (!isfinite(p.scale))
-      return qat_fail(QAT_ERANGE, "range [%g, %g] too wide for float32", min, max);
+      return qat__fail(QAT_ERANGE, "range [%g, %g] too wide for float32", min, max);
     float z = (float)p.qmin - rintf(lo / p.scale);
     p.zero_point = (int32_t)fminf(fmaxf(z, (float)p.qmin), (float)p.qmax);
   }

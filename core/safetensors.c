@@ -183,60 +183,60 @@ static bool parse_arch(const char *s, uint32_t *dims, uint32_t *count) {
 static qat_err parse_entry(const char *name, json_t *v, st_dtype want,
                            uint64_t dsize, st_tensor *t) {
   if (!json_is_object(v))
-    return qat_fail(QAT_EJSON, "tensor %s: entry is not a JSON object", name);
+    return qat__fail(QAT_EJSON, "tensor %s: entry is not a JSON object", name);
   const char *k;
   json_t *x;
   json_object_foreach(v, k, x) {
     if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets"))
-      return qat_fail(QAT_EJSON, "tensor %s: unknown field '%s'", name, k);
+      return qat__fail(QAT_EJSON, "tensor %s: unknown field '%s'", name, k);
   }
   const char *dt = json_string_value(json_object_get(v, "dtype"));
   json_t *shape = json_object_get(v, "shape");
   json_t *offs = json_object_get(v, "data_offsets");
   if (!dt || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2)
-    return qat_fail(QAT_EJSON, "tensor %s: needs dtype (string), shape (array) and "
+    return qat__fail(QAT_EJSON, "tensor %s: needs dtype (string), shape (array) and "
                     "data_offsets ([begin, end])", name);
   int d = -1;
   for (int i = 0; i < 3; i++)
     if (strcmp(dt, dt_name[i]) == 0) d = i;
-  if (d < 0) return qat_fail(QAT_EDTYPE, "tensor %s: dtype '%s' is not I8, I32 or F32",
+  if (d < 0) return qat__fail(QAT_EDTYPE, "tensor %s: dtype '%s' is not I8, I32 or F32",
                              name, dt);
   if ((st_dtype)d != want)
-    return qat_fail(QAT_EDTYPE, "tensor %s: dtype %s, expected %s", name, dt,
+    return qat__fail(QAT_EDTYPE, "tensor %s: dtype %s, expected %s", name, dt,
                     dt_name[want]);
   t->dt = want;
   t->ndim = json_array_size(shape);
   if (t->ndim > ST_MAX_NDIM)
-    return qat_fail(QAT_ESHAPE, "tensor %s: %zu dimensions", name, t->ndim);
+    return qat__fail(QAT_ESHAPE, "tensor %s: %zu dimensions", name, t->ndim);
   uint64_t bytes = dt_size[want];
   for (size_t i = 0; i < t->ndim; i++) {
     json_t *e = json_array_get(shape, i);
     if (!json_is_integer(e))
-      return qat_fail(QAT_EJSON, "tensor %s: shape[%zu] is not an integer", name, i);
+      return qat__fail(QAT_EJSON, "tensor %s: shape[%zu] is not an integer", name, i);
     json_int_t s = json_integer_value(e);
-    if (s < 0) return qat_fail(QAT_ESHAPE, "tensor %s: shape[%zu] is negative", name, i);
+    if (s < 0) return qat__fail(QAT_ESHAPE, "tensor %s: shape[%zu] is negative", name, i);
     t->shape[i] = (uint64_t)s;
     /* Overflow-checked product; anything past the data size is wrong anyway. */
     if (t->shape[i] && bytes > UINT64_MAX / t->shape[i])
-      return qat_fail(QAT_ESHAPE, "tensor %s: shape product overflows", name);
+      return qat__fail(QAT_ESHAPE, "tensor %s: shape product overflows", name);
     bytes *= t->shape[i];
   }
   for (int i = 0; i < 2; i++)
     if (!json_is_integer(json_array_get(offs, i)))
-      return qat_fail(QAT_EJSON, "tensor %s: data_offsets[%d] is not an integer", name, i);
+      return qat__fail(QAT_EJSON, "tensor %s: data_offsets[%d] is not an integer", name, i);
   json_int_t b = json_integer_value(json_array_get(offs, 0));
   json_int_t e = json_integer_value(json_array_get(offs, 1));
   if (b < 0 || e < b)
-    return qat_fail(QAT_EOFFSET, "tensor %s: data_offsets [%lld, %lld] are not an "
+    return qat__fail(QAT_EOFFSET, "tensor %s: data_offsets [%lld, %lld] are not an "
                     "ascending pair", name, (long long)b, (long long)e);
   if ((uint64_t)e > dsize)
-    return qat_fail(QAT_EOFFSET, "tensor %s: data_offsets end %lld is past the %llu-byte "
+    return qat__fail(QAT_EOFFSET, "tensor %s: data_offsets end %lld is past the %llu-byte "
                     "data section (file truncated?)", name, (long long)e,
                     (unsigned long long)dsize);
   t->begin = (uint64_t)b;
   t->end = (uint64_t)e;
   if (bytes != t->end - t->begin)
-    return qat_fail(QAT_ESHAPE, "tensor %s: shape needs %llu bytes, data_offsets give %llu",
+    return qat__fail(QAT_ESHAPE, "tensor %s: shape needs %llu bytes, data_offsets give %llu",
                     name, (unsigned long long)bytes,
                     (unsigned long long)(t->end - t->begin));
   t->name = name;
@@ -253,26 +253,26 @@ static int cmp_begin(const void *a, const void *b) {
 /* Tensors must tile the data section: sorted by offset, each begins where
  * the previous ended, the last ends at the section's end. */
 static qat_err check_tiling(st_tensor *t, size_t n, uint64_t dsize) {
-  st_tensor **s = qat_calloc(n, sizeof *s);
-  if (!s) return qat_fail(QAT_ENOMEM, "out of memory checking tensor offsets");
+  st_tensor **s = qat__calloc(n, sizeof *s);
+  if (!s) return qat__fail(QAT_ENOMEM, "out of memory checking tensor offsets");
   for (size_t i = 0; i < n; i++) s[i] = &t[i];
   qsort(s, n, sizeof *s, cmp_begin);
   uint64_t at = 0;
   qat_err e = QAT_OK;
   for (size_t i = 0; i < n && !e; i++) {
     if (s[i]->begin < at)
-      e = qat_fail(QAT_EOVERLAP, "tensor %s: bytes [%llu, %llu) overlap tensor %s",
+      e = qat__fail(QAT_EOVERLAP, "tensor %s: bytes [%llu, %llu) overlap tensor %s",
                    s[i]->name, (unsigned long long)s[i]->begin,
                    (unsigned long long)s[i]->end, s[i - 1]->name);
     else if (s[i]->begin > at)
-      e = qat_fail(QAT_EOVERLAP, "tensor %s: begins at %llu, leaving a gap after %llu",
+      e = qat__fail(QAT_EOVERLAP, "tensor %s: begins at %llu, leaving a gap after %llu",
                    s[i]->name, (unsigned long long)s[i]->begin, (unsigned long long)at);
     at = s[i]->end;
   }
   if (!e && at != dsize)
-    e = qat_fail(QAT_EOVERLAP, "data section has %llu bytes after the last tensor (%s)",
+    e = qat__fail(QAT_EOVERLAP, "data section has %llu bytes after the last tensor (%s)",
                  (unsigned long long)(dsize - at), n ? s[n - 1]->name : "none");
-  qat_free(s);
+  qat__free(s);
   return e;
 }
 
@@ -289,7 +289,7 @@ static const void *view(const uint8_t *data, const st_tensor *t, st_views *v) {
   const uint8_t *p = data + t->begin;
   size_t bytes = (size_t)(t->end - t->begin);
   if ((uintptr_t)p % dt_size[t->dt] == 0) return p;
-  void *c = qat_malloc(bytes);
+  void *c = qat__malloc(bytes);
   if (!c) return NULL;
   memcpy(c, p, bytes);
   v->copies[v->n++] = c;
@@ -317,13 +317,13 @@ typedef struct st_src {
 static void load_free(st_load *L) {
   json_decref(L->root);
   json_decref(L->labels_json);
-  qat_free(L->t);
-  qat_free(L->layers);
-  qat_free((void *)L->meta_keys);
-  qat_free((void *)L->meta_values);
-  qat_free((void *)L->labels);
-  for (size_t i = 0; i < L->views.n; i++) qat_free(L->views.copies[i]);
-  qat_free(L->data_owned);
+  qat__free(L->t);
+  qat__free(L->layers);
+  qat__free((void *)L->meta_keys);
+  qat__free((void *)L->meta_values);
+  qat__free((void *)L->labels);
+  for (size_t i = 0; i < L->views.n; i++) qat__free(L->views.copies[i]);
+  qat__free(L->data_owned);
 }
 
 static ssize_t read_full(int fd, void *buf, size_t n) {
@@ -342,12 +342,12 @@ static ssize_t read_full(int fd, void *buf, size_t n) {
  * byte more means the file grew while read). */
 static qat_err read_data(st_src *src, st_load *L) {
   size_t n = (size_t)src->dsize;
-  L->data_owned = qat_malloc(n + 1);
+  L->data_owned = qat__malloc(n + 1);
   if (!L->data_owned)
-    return qat_fail(QAT_ENOMEM, "out of memory for the %zu-byte data section", n);
+    return qat__fail(QAT_ENOMEM, "out of memory for the %zu-byte data section", n);
   ssize_t got = read_full(src->fd, L->data_owned, n + 1);
-  if (got < 0) return qat_fail(QAT_EIO, "reading the data section: %s", strerror(errno));
-  if ((size_t)got != n) return qat_fail(QAT_EIO, "file changed size while being read");
+  if (got < 0) return qat__fail(QAT_EIO, "reading the data section: %s", strerror(errno));
+  if ((size_t)got != n) return qat__fail(QAT_EIO, "file changed size while being read");
   if (src->crc) {
     size_t off = 0;
     while (off < n) {
@@ -371,25 +371,25 @@ static qat_err check_sums(json_t *meta, bool v2, const st_tensor *t, size_t n,
   json_object_foreach(meta, k, v) {
     if (strncmp(k, ST_SUM_PREFIX, plen) != 0) continue;
     if (!v2)
-      return qat_fail(QAT_EMETA, "metadata '%.200s': checksums need format_version 2", k);
+      return qat__fail(QAT_EMETA, "metadata '%.200s': checksums need format_version 2", k);
     if (tensor_slot(k + plen, nl) < 0)
-      return qat_fail(QAT_EMETA, "metadata '%.200s' names no tensor of this model", k);
+      return qat__fail(QAT_EMETA, "metadata '%.200s' names no tensor of this model", k);
     const char *h = json_string_value(v);
     bool ok = strlen(h) == 64;
     for (size_t i = 0; ok && i < 64; i++)
       ok = (h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f');
     if (!ok)
-      return qat_fail(QAT_EMETA, "metadata '%.200s' is not 64 lowercase hex digits", k);
+      return qat__fail(QAT_EMETA, "metadata '%.200s' is not 64 lowercase hex digits", k);
   }
   if (!v2) return QAT_OK;
   char key[128], hex[65];
   for (size_t i = 0; i < n; i++) {
     snprintf(key, sizeof key, "%s%s", ST_SUM_PREFIX, t[i].name);
     const char *want = json_string_value(json_object_get(meta, key));
-    if (!want) return qat_fail(QAT_EMISSING, "metadata key '%s' is missing", key);
-    qat_sha256_hex(data + t[i].begin, (size_t)(t[i].end - t[i].begin), hex);
+    if (!want) return qat__fail(QAT_EMISSING, "metadata key '%s' is missing", key);
+    qat__sha256_hex(data + t[i].begin, (size_t)(t[i].end - t[i].begin), hex);
     if (strcmp(hex, want) != 0)
-      return qat_fail(QAT_ECHECKSUM, "tensor %s: data SHA-256 %.16s... differs from the "
+      return qat__fail(QAT_ECHECKSUM, "tensor %s: data SHA-256 %.16s... differs from the "
                       "file's %.16s... (corrupted or edited data)", t[i].name, hex, want);
   }
   return QAT_OK;
@@ -398,9 +398,9 @@ static qat_err check_sums(json_t *meta, bool v2, const st_tensor *t, size_t n,
 static qat_err load_meta_list(json_t *meta, const char *key, uint32_t n, item_fn fn,
                               void *arg) {
   const char *s = meta_str(meta, key);
-  if (!s) return qat_fail(QAT_EMISSING, "metadata key '%s' is missing", key);
+  if (!s) return qat__fail(QAT_EMISSING, "metadata key '%s' is missing", key);
   if (!split_list(s, n, fn, arg))
-    return qat_fail(QAT_EMETA, "metadata '%s' = '%.100s': expected %u comma-separated "
+    return qat__fail(QAT_EMETA, "metadata '%s' = '%.100s': expected %u comma-separated "
                     "items", key, s, n);
   return QAT_OK;
 }
@@ -410,7 +410,7 @@ static qat_err load_labels(json_t *meta, st_load *L, qat_model_spec *spec) {
   if (!s) return QAT_OK; /* optional */
   size_t nodes = json_nodes(s, strlen(s));
   if (nodes > 2 * (size_t)QAT_MAX_DIM + 8)
-    return qat_fail(QAT_ELIMIT, "metadata 'labels' has %zu JSON separators; at most %d "
+    return qat__fail(QAT_ELIMIT, "metadata 'labels' has %zu JSON separators; at most %d "
                     "labels fit", nodes, QAT_MAX_DIM);
   json_error_t err;
   L->labels_json = json_loads(s, JSON_REJECT_DUPLICATES, &err);
@@ -418,21 +418,21 @@ static qat_err load_labels(json_t *meta, st_load *L, qat_model_spec *spec) {
     /* jansson 2.14 leaves the message empty when its first allocation
      * fails (lex_init), and codes only later failures out_of_memory. */
     if (json_error_code(&err) == json_error_out_of_memory || err.text[0] == '\0')
-      return qat_fail(QAT_ENOMEM, "out of memory parsing metadata 'labels'");
-    return qat_fail(QAT_EMETA, "metadata 'labels' is not JSON: %s", err.text);
+      return qat__fail(QAT_ENOMEM, "out of memory parsing metadata 'labels'");
+    return qat__fail(QAT_EMETA, "metadata 'labels' is not JSON: %s", err.text);
   }
   if (!json_is_array(L->labels_json))
-    return qat_fail(QAT_EMETA, "metadata 'labels' is not a JSON array");
+    return qat__fail(QAT_EMETA, "metadata 'labels' is not a JSON array");
   size_t n = json_array_size(L->labels_json);
   if (n > QAT_MAX_DIM)
-    return qat_fail(QAT_ELABELS, "metadata 'labels' has %zu entries", n);
+    return qat__fail(QAT_ELABELS, "metadata 'labels' has %zu entries", n);
   if (n == 0) return QAT_OK;
-  L->labels = qat_calloc(n, sizeof(char *));
-  if (!L->labels) return qat_fail(QAT_ENOMEM, "out of memory reading labels");
+  L->labels = qat__calloc(n, sizeof(char *));
+  if (!L->labels) return qat__fail(QAT_ENOMEM, "out of memory reading labels");
   for (size_t i = 0; i < n; i++) {
     L->labels[i] = json_string_value(json_array_get(L->labels_json, i));
     if (!L->labels[i])
-      return qat_fail(QAT_EMETA, "metadata 'labels'[%zu] is not a string", i);
+      return qat__fail(QAT_EMETA, "metadata 'labels'[%zu] is not a string", i);
   }
   spec->n_labels = (uint32_t)n;
   spec->labels = L->labels;
@@ -444,7 +444,7 @@ static qat_err load_labels(json_t *meta, st_load *L, qat_model_spec *spec) {
 static qat_err header_len(const uint8_t *b8, uint64_t len, uint64_t *hlen) {
   memcpy(hlen, b8, 8);
   if (*hlen < 2 || *hlen > len - 8 || *hlen > ST_MAX_HEADER)
-    return qat_fail(QAT_EHDRSIZE, "header length %llu outside [2, %llu] (file has %llu "
+    return qat__fail(QAT_EHDRSIZE, "header length %llu outside [2, %llu] (file has %llu "
                     "bytes, cap %llu)", (unsigned long long)*hlen,
                     (unsigned long long)(len - 8), (unsigned long long)len,
                     (unsigned long long)ST_MAX_HEADER);
@@ -465,60 +465,60 @@ typedef struct st_meta {
 static qat_err load_json(const uint8_t *hdr, uint64_t hlen, st_load *L) {
   size_t nodes = json_nodes((const char *)hdr, (size_t)hlen);
   if (nodes > ST_MAX_NODES)
-    return qat_fail(QAT_ELIMIT, "JSON header has %zu separators, more than the %d a "
+    return qat__fail(QAT_ELIMIT, "JSON header has %zu separators, more than the %d a "
                     "model can need", nodes, ST_MAX_NODES);
   json_error_t jerr;
   L->root = json_loadb((const char *)hdr, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
   if (!L->root) {
     if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
-      return qat_fail(QAT_ENOMEM, "out of memory parsing the JSON header");
-    return qat_fail(QAT_EJSON, "JSON header: %s (line %d, column %d)", jerr.text,
+      return qat__fail(QAT_ENOMEM, "out of memory parsing the JSON header");
+    return qat__fail(QAT_EJSON, "JSON header: %s (line %d, column %d)", jerr.text,
                     jerr.line, jerr.column);
   }
-  if (!json_is_object(L->root)) return qat_fail(QAT_EJSON, "JSON header is not an object");
+  if (!json_is_object(L->root)) return qat__fail(QAT_EJSON, "JSON header is not an object");
   return QAT_OK;
 }
 
 /* Metadata first: it says how many layers to expect. */
 static qat_err load_meta(st_load *L, qat_model_spec *spec, st_meta *M) {
   json_t *meta = json_object_get(L->root, "__metadata__");
-  if (!meta) return qat_fail(QAT_EMISSING, "'__metadata__' is missing");
-  if (!json_is_object(meta)) return qat_fail(QAT_EMETA, "'__metadata__' is not an object");
+  if (!meta) return qat__fail(QAT_EMISSING, "'__metadata__' is missing");
+  if (!json_is_object(meta)) return qat__fail(QAT_EMETA, "'__metadata__' is not an object");
   if (json_object_size(meta) > ST_MAX_META)
-    return qat_fail(QAT_ELIMIT, "'__metadata__' has %zu keys, more than %d",
+    return qat__fail(QAT_ELIMIT, "'__metadata__' has %zu keys, more than %d",
                     json_object_size(meta), ST_MAX_META);
   M->meta = meta;
   const char *k;
   json_t *v;
   json_object_foreach(meta, k, v) {
     if (!json_is_string(v))
-      return qat_fail(QAT_EMETA, "metadata '%s' is not a string", k);
+      return qat__fail(QAT_EMETA, "metadata '%s' is not a string", k);
   }
   const char *fmt = meta_str(meta, "format");
-  if (!fmt) return qat_fail(QAT_EMISSING, "metadata key 'format' is missing");
+  if (!fmt) return qat__fail(QAT_EMISSING, "metadata key 'format' is missing");
   if (strcmp(fmt, "qatserve") != 0)
-    return qat_fail(QAT_EMETA, "metadata 'format' = '%.100s', expected 'qatserve'", fmt);
+    return qat__fail(QAT_EMETA, "metadata 'format' = '%.100s', expected 'qatserve'", fmt);
   const char *ver = meta_str(meta, "format_version");
-  if (!ver) return qat_fail(QAT_EMISSING, "metadata key 'format_version' is missing");
+  if (!ver) return qat__fail(QAT_EMISSING, "metadata key 'format_version' is missing");
   if (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0 && strcmp(ver, "3") != 0)
-    return qat_fail(QAT_EVERSION, "metadata 'format_version' = '%.100s'; this build "
+    return qat__fail(QAT_EVERSION, "metadata 'format_version' = '%.100s'; this build "
                     "reads versions 1 to %d", ver, QAT_FORMAT_VERSION_MAX);
   /* Version 3 is version 2 (checksums) plus the `rounding` key. */
   M->v2 = ver[0] == '2' || ver[0] == '3';
   M->arch = meta_str(meta, "architecture");
-  if (!M->arch) return qat_fail(QAT_EMISSING, "metadata key 'architecture' is missing");
+  if (!M->arch) return qat__fail(QAT_EMISSING, "metadata key 'architecture' is missing");
   if (!parse_arch(M->arch, M->dims, &M->nd))
-    return qat_fail(QAT_EMETA, "metadata 'architecture' = '%.100s': expected 2..%d "
+    return qat__fail(QAT_EMETA, "metadata 'architecture' = '%.100s': expected 2..%d "
                     "dims in 1..%d joined by '-'", M->arch, QAT_MAX_LAYERS + 1, QAT_MAX_DIM);
   M->nl = M->nd - 1;
   qat_err e;
   if ((e = load_meta_list(meta, "activations", M->nl, act_item, M->acts))) return e;
   if ((e = load_meta_list(meta, "weight_bits", M->nl, bits_item, M->bits))) return e;
   const char *om = meta_str(meta, "output_mode");
-  if (!om) return qat_fail(QAT_EMISSING, "metadata key 'output_mode' is missing");
+  if (!om) return qat__fail(QAT_EMISSING, "metadata key 'output_mode' is missing");
   if (strcmp(om, "dequant_acc") == 0) spec->out_mode = QAT_OUT_DEQUANT_ACC;
   else if (strcmp(om, "requant") == 0) spec->out_mode = QAT_OUT_REQUANT;
-  else return qat_fail(QAT_EMETA, "metadata 'output_mode' = '%.100s', expected "
+  else return qat__fail(QAT_EMETA, "metadata 'output_mode' = '%.100s', expected "
                        "'dequant_acc' or 'requant'", om);
   /* `rounding` needs version 3: an older reader would take it as free-form
    * metadata and round differently. */
@@ -526,12 +526,12 @@ static qat_err load_meta(st_load *L, qat_model_spec *spec, st_meta *M) {
   spec->rounding = QAT_ROUND_PYTORCH;
   if (rnd) {
     if (ver[0] != '3')
-      return qat_fail(QAT_EVERSION, "metadata 'rounding' needs format_version 3 (the file "
+      return qat__fail(QAT_EVERSION, "metadata 'rounding' needs format_version 3 (the file "
                       "says %s)", ver);
     if (strcmp(rnd, "pytorch") == 0) spec->rounding = QAT_ROUND_PYTORCH;
     else if (strcmp(rnd, "onnxruntime") == 0) spec->rounding = QAT_ROUND_ORT;
     else if (strcmp(rnd, "onnxruntime-float") == 0) spec->rounding = QAT_ROUND_ORT_FLOAT;
-    else return qat_fail(QAT_EMETA, "metadata 'rounding' = '%.100s', expected 'pytorch', "
+    else return qat__fail(QAT_EMETA, "metadata 'rounding' = '%.100s', expected 'pytorch', "
                          "'onnxruntime' or 'onnxruntime-float'", rnd);
   }
   return load_labels(meta, L, spec);
@@ -540,15 +540,15 @@ static qat_err load_meta(st_load *L, qat_model_spec *spec, st_meta *M) {
 /* Tensor entries: every one known, present, typed, tiling the data. */
 static qat_err load_entries(st_load *L, uint32_t nl, uint64_t dsize) {
   const size_t nslots = (size_t)nl * N_LF + N_AF;
-  L->t = qat_calloc(nslots, sizeof *L->t);
-  if (!L->t) return qat_fail(QAT_ENOMEM, "out of memory reading the header");
+  L->t = qat__calloc(nslots, sizeof *L->t);
+  if (!L->t) return qat__fail(QAT_ENOMEM, "out of memory reading the header");
   const char *k;
   json_t *v;
   qat_err e;
   json_object_foreach(L->root, k, v) {
     if (strcmp(k, "__metadata__") == 0) continue;
     long s = tensor_slot(k, nl);
-    if (s < 0) return qat_fail(QAT_EJSON, "unexpected tensor '%.200s' for a %u-layer "
+    if (s < 0) return qat__fail(QAT_EJSON, "unexpected tensor '%.200s' for a %u-layer "
                                "model", k, nl);
     st_dtype want = (size_t)s < (size_t)nl * N_LF ? lf[s % N_LF].dt : af[s - nl * N_LF].dt;
     if ((e = parse_entry(k, v, want, dsize, &L->t[s]))) return e;
@@ -556,9 +556,9 @@ static qat_err load_entries(st_load *L, uint32_t nl, uint64_t dsize) {
   for (size_t s = 0; s < nslots; s++)
     if (!L->t[s].present) {
       if (s < (size_t)nl * N_LF)
-        return qat_fail(QAT_EMISSING, "tensor layers.%zu.%s is missing", s / N_LF,
+        return qat__fail(QAT_EMISSING, "tensor layers.%zu.%s is missing", s / N_LF,
                         lf[s % N_LF].name);
-      return qat_fail(QAT_EMISSING, "tensor %s is missing", af[s - nl * N_LF].name);
+      return qat__fail(QAT_EMISSING, "tensor %s is missing", af[s - nl * N_LF].name);
     }
   return check_tiling(L->t, nslots, dsize);
 }
@@ -571,10 +571,10 @@ static qat_err check_shapes(const st_load *L, const st_meta *M) {
     const st_tensor *w = &L->t[i * N_LF + F_WQ];
     if (w->ndim != 2 || w->shape[0] < 1 || w->shape[0] > QAT_MAX_DIM ||
         w->shape[1] < 1 || w->shape[1] > QAT_MAX_DIM)
-      return qat_fail(QAT_ESHAPE, "tensor %s: expected [out, in] with dims in 1..%d",
+      return qat__fail(QAT_ESHAPE, "tensor %s: expected [out, in] with dims in 1..%d",
                       w->name, QAT_MAX_DIM);
     if (i > 0 && w->shape[1] != L->t[(i - 1) * N_LF + F_WQ].shape[0])
-      return qat_fail(QAT_ECHAIN, "tensor %s: in dim %llu != layer %u's out dim %llu",
+      return qat__fail(QAT_ECHAIN, "tensor %s: in dim %llu != layer %u's out dim %llu",
                       w->name, (unsigned long long)w->shape[1], i - 1,
                       (unsigned long long)L->t[(i - 1) * N_LF + F_WQ].shape[0]);
     for (int f = 0; f < N_LF; f++) {
@@ -582,7 +582,7 @@ static qat_err check_shapes(const st_load *L, const st_meta *M) {
       bool ok = lf[f].matrix ? t->ndim == 2 && t->shape[0] == w->shape[0] &&
                                    t->shape[1] == w->shape[1]
                              : t->ndim == 1 && t->shape[0] == w->shape[0];
-      if (!ok) return qat_fail(QAT_ESHAPE, "tensor %s: shape does not match %s [%llu, %llu]",
+      if (!ok) return qat__fail(QAT_ESHAPE, "tensor %s: shape does not match %s [%llu, %llu]",
                                t->name, w->name, (unsigned long long)w->shape[0],
                                (unsigned long long)w->shape[1]);
     }
@@ -590,12 +590,12 @@ static qat_err check_shapes(const st_load *L, const st_meta *M) {
   for (int a = 0; a < N_AF; a++) {
     const st_tensor *t = &L->t[(size_t)nl * N_LF + a];
     if (t->ndim != 1 || t->shape[0] != (uint64_t)nl + 1)
-      return qat_fail(QAT_ESHAPE, "tensor %s: expected shape [%u]", t->name, nl + 1);
+      return qat__fail(QAT_ESHAPE, "tensor %s: expected shape [%u]", t->name, nl + 1);
   }
   for (uint32_t i = 0; i < nl; i++) {
     const st_tensor *w = &L->t[i * N_LF + F_WQ];
     if (w->shape[1] != M->dims[i] || w->shape[0] != M->dims[i + 1])
-      return qat_fail(QAT_EMETA, "metadata 'architecture' = '%.100s' disagrees with "
+      return qat__fail(QAT_EMETA, "metadata 'architecture' = '%.100s' disagrees with "
                       "tensor %s", M->arch, w->name);
   }
   return QAT_OK;
@@ -609,14 +609,14 @@ static qat_err load_layers(const uint8_t *data, st_load *L, const st_meta *M, qa
   const float *as = view(data, &L->t[(size_t)nl * N_LF + A_SCALE], &L->views);
   const int32_t *az = view(data, &L->t[(size_t)nl * N_LF + A_ZP], &L->views);
   const int32_t *aq = view(data, &L->t[(size_t)nl * N_LF + A_QMAX], &L->views);
-  if (!as || !az || !aq) return qat_fail(QAT_ENOMEM, "out of memory reading tensors");
+  if (!as || !az || !aq) return qat__fail(QAT_ENOMEM, "out of memory reading tensors");
   for (uint32_t i = 0; i <= nl; i++) {
     qat_qparams q = {as[i], az[i], 0, aq[i]};
-    if ((e = qat_check_act_qparams(&q, "activations", i))) return e;
+    if ((e = qat__check_act_qparams(&q, "activations", i))) return e;
   }
   spec->input = (qat_qparams){as[0], az[0], 0, aq[0]};
-  L->layers = qat_calloc(nl, sizeof *L->layers);
-  if (!L->layers) return qat_fail(QAT_ENOMEM, "out of memory reading layers");
+  L->layers = qat__calloc(nl, sizeof *L->layers);
+  if (!L->layers) return qat__fail(QAT_ENOMEM, "out of memory reading layers");
   for (uint32_t i = 0; i < nl; i++) {
     qat_layer_spec *ls = &L->layers[i];
     const st_tensor *t = &L->t[i * N_LF];
@@ -632,7 +632,7 @@ static qat_err load_layers(const uint8_t *data, st_load *L, const st_meta *M, qa
     ls->w_fp32 = view(data, &t[F_WF], &L->views);
     ls->b_fp32 = view(data, &t[F_BF], &L->views);
     if (!ls->wq || !ls->w_scale || !ls->bias || !bias_q[i] || !ls->w_fp32 || !ls->b_fp32)
-      return qat_fail(QAT_ENOMEM, "out of memory reading tensors");
+      return qat__fail(QAT_ENOMEM, "out of memory reading tensors");
   }
   spec->n_layers = nl;
   spec->layers = L->layers;
@@ -642,14 +642,14 @@ static qat_err load_layers(const uint8_t *data, st_load *L, const st_meta *M, qa
 /* Free-form metadata: every key the format does not own. */
 static qat_err load_free_meta(json_t *meta, st_load *L, qat_model_spec *spec) {
   size_t nm = json_object_size(meta);
-  L->meta_keys = qat_calloc(nm ? nm : 1, sizeof(char *));
-  L->meta_values = qat_calloc(nm ? nm : 1, sizeof(char *));
+  L->meta_keys = qat__calloc(nm ? nm : 1, sizeof(char *));
+  L->meta_values = qat__calloc(nm ? nm : 1, sizeof(char *));
   if (!L->meta_keys || !L->meta_values)
-    return qat_fail(QAT_ENOMEM, "out of memory reading metadata");
+    return qat__fail(QAT_ENOMEM, "out of memory reading metadata");
   const char *k;
   json_t *v;
   json_object_foreach(meta, k, v) {
-    if (qat_meta_key_reserved(k)) continue;
+    if (qat__meta_key_reserved(k)) continue;
     L->meta_keys[spec->n_meta] = k;
     L->meta_values[spec->n_meta++] = json_string_value(v);
   }
@@ -688,7 +688,7 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
       if (bias_q[i][c] != m->layers[i].bias_q[c]) {
         int32_t got = bias_q[i][c], want = m->layers[i].bias_q[c];
         qat_model_destroy(m);
-        return qat_fail(QAT_EBIAS, "tensor layers.%u.bias_q[%u] = %d, but layers.%u.bias "
+        return qat__fail(QAT_EBIAS, "tensor layers.%u.bias_q[%u] = %d, but layers.%u.bias "
                         "derives %d", i, c, got, i, want);
       }
   *out = m;
@@ -696,8 +696,8 @@ static qat_err load_parse(const uint8_t *hdr, uint64_t hlen, st_src *src, st_loa
 }
 
 qat_err qat_model_load_mem(const void *buf, size_t len, qat_model **out) {
-  if ((!buf && len) || !out) return qat_fail(QAT_EINVAL, "qat_model_load_mem: NULL argument");
-  if (len < 8) return qat_fail(QAT_ETRUNC, "file has %zu bytes, less than the 8-byte "
+  if ((!buf && len) || !out) return qat__fail(QAT_EINVAL, "qat_model_load_mem: NULL argument");
+  if (len < 8) return qat__fail(QAT_ETRUNC, "file has %zu bytes, less than the 8-byte "
                                "header length", len);
   uint64_t hlen;
   qat_err e = header_len(buf, len, &hlen);
@@ -718,7 +718,7 @@ qat_err qat_model_load_mem(const void *buf, size_t len, qat_model **out) {
  * size and the cap, header parsed and checked, and only then the data. */
 static qat_err load_fd(int fd, qat_model **out, qat_file_info *info) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return qat_fail(QAT_EIO, "fstat: %s", strerror(errno));
+  if (fstat(fd, &st) != 0) return qat__fail(QAT_EIO, "fstat: %s", strerror(errno));
   if (info) {
     info->dev = (uint64_t)st.st_dev;
     info->ino = (uint64_t)st.st_ino;
@@ -727,32 +727,32 @@ static qat_err load_fd(int fd, qat_model **out, qat_file_info *info) {
     info->mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
     info->stat_ok = true;
   }
-  if (!S_ISREG(st.st_mode)) return qat_fail(QAT_ENOTREG, "not a regular file");
+  if (!S_ISREG(st.st_mode)) return qat__fail(QAT_ENOTREG, "not a regular file");
   /* Back to blocking reads: a regular file never blocks, and this way the
    * reads below need no EAGAIN handling. */
   int fl = fcntl(fd, F_GETFL);
   if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   const uint64_t len = (uint64_t)st.st_size;
   if (len > ST_MAX_FILE)
-    return qat_fail(QAT_ERANGE, "%llu bytes, more than the 1 GiB cap",
+    return qat__fail(QAT_ERANGE, "%llu bytes, more than the 1 GiB cap",
                     (unsigned long long)len);
-  if (len < 8) return qat_fail(QAT_ETRUNC, "file has %llu bytes, less than the 8-byte "
+  if (len < 8) return qat__fail(QAT_ETRUNC, "file has %llu bytes, less than the 8-byte "
                                "header length", (unsigned long long)len);
   uint8_t b8[8];
   ssize_t got = read_full(fd, b8, 8);
-  if (got != 8) return qat_fail(QAT_EIO, "reading the header length: %s",
+  if (got != 8) return qat__fail(QAT_EIO, "reading the header length: %s",
                                 got < 0 ? strerror(errno) : "file shrank");
   uint64_t hlen;
   qat_err e = header_len(b8, len, &hlen);
   if (e) return e;
-  uint8_t *hdr = qat_malloc((size_t)hlen);
-  if (!hdr) return qat_fail(QAT_ENOMEM, "out of memory for a %llu-byte header",
+  uint8_t *hdr = qat__malloc((size_t)hlen);
+  if (!hdr) return qat__fail(QAT_ENOMEM, "out of memory for a %llu-byte header",
                             (unsigned long long)hlen);
   got = read_full(fd, hdr, (size_t)hlen);
   if (got != (ssize_t)hlen) {
     int err = errno;
-    qat_free(hdr);
-    return qat_fail(QAT_EIO, "reading the header: %s", got < 0 ? strerror(err) : "file shrank");
+    qat__free(hdr);
+    return qat__fail(QAT_EIO, "reading the header: %s", got < 0 ? strerror(err) : "file shrank");
   }
   uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
   crc = (uint32_t)crc32(crc, b8, 8);
@@ -764,22 +764,22 @@ static qat_err load_fd(int fd, qat_model **out, qat_file_info *info) {
   st_src src = {NULL, len - 8 - hlen, fd, &crc};
   e = load_parse(hdr, hlen, &src, &L, &spec, out);
   load_free(&L);
-  qat_free(hdr);
+  qat__free(hdr);
   if (!e && info) info->crc32 = crc;
   return e;
 }
 
 qat_err qat_model_load_file(const char *path, qat_model **out, qat_file_info *info) {
-  if (!path || !out) return qat_fail(QAT_EINVAL, "qat_model_load: NULL argument");
+  if (!path || !out) return qat__fail(QAT_EINVAL, "qat_model_load: NULL argument");
   if (info) memset(info, 0, sizeof *info);
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return qat_fail(QAT_EIO, "%s: %s", path, strerror(errno));
+  if (fd < 0) return qat__fail(QAT_EIO, "%s: %s", path, strerror(errno));
   qat_err e = load_fd(fd, out, info);
   close(fd);
   if (e) {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", qat_errmsg());
-    return qat_fail(e, "%s: %s", path, msg);
+    return qat__fail(e, "%s: %s", path, msg);
   }
   return QAT_OK;
 }
@@ -804,7 +804,7 @@ static bool add_tensor(json_t *root, json_t *meta, const char *name, st_dtype dt
   uint64_t bytes = d0 * (ndim == 2 ? d1 : 1) * dt_size[dt];
   char key[128], hex[65];
   snprintf(key, sizeof key, "%s%s", ST_SUM_PREFIX, name);
-  qat_sha256_hex(p, (size_t)bytes, hex);
+  qat__sha256_hex(p, (size_t)bytes, hex);
   if (json_object_set_new(meta, key, json_string(hex)) != 0) return false;
   json_t *shape = ndim == 2 ? json_pack("[II]", (json_int_t)d0, (json_int_t)d1)
                             : json_pack("[I]", (json_int_t)d0);
@@ -925,14 +925,14 @@ static qat_err build_file(const qat_model *m, char **header, size_t *hlen,
 #undef T
   char *js = ok ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(root);
-  if (!js) return qat_fail(QAT_ENOMEM, "out of memory building the JSON header");
+  if (!js) return qat__fail(QAT_ENOMEM, "out of memory building the JSON header");
   /* Pad with spaces (as the safetensors library does) so the data section
    * starts 8-byte aligned. */
   size_t n = strlen(js), padded = (n + 7) & ~(size_t)7;
-  char *h = qat_malloc(padded);
+  char *h = qat__malloc(padded);
   if (!h) {
     free(js);
-    return qat_fail(QAT_ENOMEM, "out of memory building the JSON header");
+    return qat__fail(QAT_ENOMEM, "out of memory building the JSON header");
   }
   memcpy(h, js, n);
   memset(h + n, ' ', padded - n);
@@ -959,7 +959,7 @@ static void fsync_dir_of(const char *path) {
 }
 
 qat_err qat_model_save(const qat_model *m, const char *path) {
-  if (!m || !path) return qat_fail(QAT_EINVAL, "qat_model_save: NULL argument");
+  if (!m || !path) return qat__fail(QAT_EINVAL, "qat_model_save: NULL argument");
   st_out outs[QAT_MAX_LAYERS * N_LF + N_AF];
   size_t no = 0, hlen = 0;
   float as[QAT_MAX_LAYERS + 1];
@@ -969,16 +969,16 @@ qat_err qat_model_save(const qat_model *m, const char *path) {
   if (e) return e;
 
   size_t plen = strlen(path);
-  char *tmp = qat_malloc(plen + 12);
+  char *tmp = qat__malloc(plen + 12);
   if (!tmp) {
-    qat_free(header);
-    return qat_fail(QAT_ENOMEM, "out of memory saving %s", path);
+    qat__free(header);
+    return qat__fail(QAT_ENOMEM, "out of memory saving %s", path);
   }
   memcpy(tmp, path, plen);
   memcpy(tmp + plen, ".tmp.XXXXXX", 12);
   int fd = mkstemp(tmp);
   if (fd < 0) {
-    e = qat_fail(QAT_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
+    e = qat__fail(QAT_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
     goto out;
   }
   uint64_t h64 = hlen;
@@ -997,12 +997,12 @@ qat_err qat_model_save(const qat_model *m, const char *path) {
   }
   if (!ok) {
     unlink(tmp);
-    e = qat_fail(QAT_EIO, "%s: write failed: %s", path, strerror(err));
+    e = qat__fail(QAT_EIO, "%s: write failed: %s", path, strerror(err));
     goto out;
   }
   fsync_dir_of(path);
 out:
-  qat_free(tmp);
-  qat_free(header);
+  qat__free(tmp);
+  qat__free(header);
   return e;
 }

@@ -49,7 +49,7 @@ static void block(uint32_t h[8], const uint8_t *p) {
   h[4] += e; h[5] += f; h[6] += g; h[7] += k;
 }
 
-void qat_sha256(const void *data, size_t n, uint8_t out[32]) {
+void qat__sha256(const void *data, size_t n, uint8_t out[32]) {
   uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   const uint8_t *p = data;
@@ -71,10 +71,10 @@ void qat_sha256(const void *data, size_t n, uint8_t out[32]) {
   }
 }
 
-void qat_sha256_hex(const void *data, size_t n, char out[65]) {
+void qat__sha256_hex(const void *data, size_t n, char out[65]) {
   static const char hx[] = "0123456789abcdef";
   uint8_t d[32];
-  qat_sha256(data, n, d);
+  qat__sha256(data, n, d);
   for (int i = 0; i < 32; i++) {
     out[2 * i] = hx[d[i] >> 4];
     out[2 * i + 1] = hx[d[i] & 15];

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "qat_train.h"
 #include "train_internal.h"
 
 
@@ -65,20 +66,20 @@ static double rng_normal(rng *r) {
 
 static void free_scratch(qat_net *n) {
   for (uint32_t l = 0; l <= n->n_layers; l++) {
-    qat_free(n->act[l]);
+    qat__free(n->act[l]);
     n->act[l] = NULL;
     if (l < n->n_layers) {
-      qat_free(n->actq[l]);
-      qat_free(n->amask[l]);
-      qat_free(n->dmask[l]);
+      qat__free(n->actq[l]);
+      qat__free(n->amask[l]);
+      qat__free(n->dmask[l]);
       n->actq[l] = NULL;
       n->amask[l] = NULL;
       n->dmask[l] = NULL;
     }
   }
-  qat_free(n->g1);
-  qat_free(n->g2);
-  qat_free(n->labels);
+  qat__free(n->g1);
+  qat__free(n->g2);
+  qat__free(n->labels);
   n->g1 = n->g2 = NULL;
   n->labels = NULL;
   n->cap_rows = 0;
@@ -92,12 +93,12 @@ void qat_net_destroy(qat_net *n) {
       qat_tlayer *t = &n->L[l];
       float *fs[] = {t->w, t->b, t->mw, t->vw, t->mb, t->vb, t->gw, t->gb, t->wq,
                      t->w_scale, t->bq};
-      for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) qat_free(fs[i]);
-      qat_free(t->wmask);
+      for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) qat__free(fs[i]);
+      qat__free(t->wmask);
     }
-    qat_free(n->L);
+    qat__free(n->L);
   }
-  qat_free(n);
+  qat__free(n);
 }
 
 uint32_t qat_net_n_layers(const qat_net *n) { return n->n_layers; }
@@ -105,7 +106,7 @@ uint32_t qat_net_dim(const qat_net *n, uint32_t i) {
   return i <= n->n_layers ? n->dims[i] : 0;
 }
 
-qat_err qat_net_reserve(qat_net *n, size_t rows) {
+qat_err qat__net_reserve(qat_net *n, size_t rows) {
   if (rows <= n->cap_rows) return QAT_OK;
   free_scratch(n);
   uint32_t maxd = 0;
@@ -113,36 +114,36 @@ qat_err qat_net_reserve(qat_net *n, size_t rows) {
     if (n->dims[l] > maxd) maxd = n->dims[l];
   bool ok = true;
   for (uint32_t l = 0; l <= n->n_layers; l++) {
-    ok &= (n->act[l] = qat_calloc(rows, n->dims[l] * sizeof(float))) != NULL;
+    ok &= (n->act[l] = qat__calloc(rows, n->dims[l] * sizeof(float))) != NULL;
     if (l < n->n_layers) {
-      ok &= (n->actq[l] = qat_calloc(rows, n->dims[l] * sizeof(float))) != NULL;
-      ok &= (n->amask[l] = qat_calloc(rows, n->dims[l])) != NULL;
-      ok &= (n->dmask[l] = qat_calloc(rows, n->dims[l])) != NULL;
+      ok &= (n->actq[l] = qat__calloc(rows, n->dims[l] * sizeof(float))) != NULL;
+      ok &= (n->amask[l] = qat__calloc(rows, n->dims[l])) != NULL;
+      ok &= (n->dmask[l] = qat__calloc(rows, n->dims[l])) != NULL;
     }
   }
-  ok &= (n->g1 = qat_calloc(rows, maxd * sizeof(float))) != NULL;
-  ok &= (n->g2 = qat_calloc(rows, maxd * sizeof(float))) != NULL;
-  ok &= (n->labels = qat_calloc(rows, sizeof(uint32_t))) != NULL;
+  ok &= (n->g1 = qat__calloc(rows, maxd * sizeof(float))) != NULL;
+  ok &= (n->g2 = qat__calloc(rows, maxd * sizeof(float))) != NULL;
+  ok &= (n->labels = qat__calloc(rows, sizeof(uint32_t))) != NULL;
   if (!ok) {
     free_scratch(n);
-    return qat_fail(QAT_ENOMEM, "training scratch for %zu rows", rows);
+    return qat__fail(QAT_ENOMEM, "training scratch for %zu rows", rows);
   }
   n->cap_rows = rows;
   return QAT_OK;
 }
 
-qat_err qat_net_alloc(const uint32_t *dims, uint32_t n_layers, qat_net **out) {
+qat_err qat__net_alloc(const uint32_t *dims, uint32_t n_layers, qat_net **out) {
   if (!dims || !out || n_layers < 1 || n_layers > QAT_MAX_LAYERS)
-    return qat_fail(QAT_EINVAL, "net of %u layers (1..%d)", n_layers, QAT_MAX_LAYERS);
+    return qat__fail(QAT_EINVAL, "net of %u layers (1..%d)", n_layers, QAT_MAX_LAYERS);
   for (uint32_t i = 0; i <= n_layers; i++)
     if (dims[i] < 1 || dims[i] > QAT_MAX_DIM)
-      return qat_fail(QAT_EINVAL, "layer width %u outside 1..%d", dims[i], QAT_MAX_DIM);
-  qat_net *n = qat_calloc(1, sizeof *n);
-  if (!n) return qat_fail(QAT_ENOMEM, "net");
+      return qat__fail(QAT_EINVAL, "layer width %u outside 1..%d", dims[i], QAT_MAX_DIM);
+  qat_net *n = qat__calloc(1, sizeof *n);
+  if (!n) return qat__fail(QAT_ENOMEM, "net");
   n->n_layers = n_layers;
   memcpy(n->dims, dims, (n_layers + 1) * sizeof *dims);
   n->w_bits = n->a_bits = 8;
-  n->L = qat_calloc(n_layers, sizeof *n->L);
+  n->L = qat__calloc(n_layers, sizeof *n->L);
   if (!n->L) goto oom;
   for (uint32_t l = 0; l < n_layers; l++) {
     qat_tlayer *t = &n->L[l];
@@ -152,10 +153,10 @@ qat_err qat_net_alloc(const uint32_t *dims, uint32_t n_layers, qat_net **out) {
     float **ws[] = {&t->w, &t->mw, &t->vw, &t->gw, &t->wq};
     float **bs[] = {&t->b, &t->mb, &t->vb, &t->gb, &t->w_scale, &t->bq};
     for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-      if (!(*ws[i] = qat_calloc(nw, sizeof(float)))) goto oom;
+      if (!(*ws[i] = qat__calloc(nw, sizeof(float)))) goto oom;
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++)
-      if (!(*bs[i] = qat_calloc(t->out, sizeof(float)))) goto oom;
-    if (!(t->wmask = qat_calloc(nw, 1))) goto oom;
+      if (!(*bs[i] = qat__calloc(t->out, sizeof(float)))) goto oom;
+    if (!(t->wmask = qat__calloc(nw, 1))) goto oom;
     qat_observer_init(&t->obs, 0.01f);
   }
   qat_observer_init(&n->out_obs, 0.01f);
@@ -163,13 +164,13 @@ qat_err qat_net_alloc(const uint32_t *dims, uint32_t n_layers, qat_net **out) {
   return QAT_OK;
 oom:
   qat_net_destroy(n);
-  return qat_fail(QAT_ENOMEM, "net parameters");
+  return qat__fail(QAT_ENOMEM, "net parameters");
 }
 
 qat_err qat_net_create(const uint32_t *dims, uint32_t n_layers, uint64_t seed,
                        qat_net **out) {
   qat_net *n;
-  qat_err e = qat_net_alloc(dims, n_layers, &n);
+  qat_err e = qat__net_alloc(dims, n_layers, &n);
   if (e) return e;
   rng r;
   rng_seed(&r, seed);
@@ -185,7 +186,7 @@ qat_err qat_net_create(const uint32_t *dims, uint32_t n_layers, uint64_t seed,
 
 /* ---- forward / backward ------------------------------------------------ */
 
-qat_err qat_net_fwd(qat_net *n, size_t rows, bool fq, bool observe) {
+qat_err qat__net_fwd(qat_net *n, size_t rows, bool fq, bool observe) {
   const int rn = (int)rows;
   for (uint32_t l = 0; l < n->n_layers; l++) {
     qat_tlayer *t = &n->L[l];
@@ -240,7 +241,7 @@ qat_err qat_net_fwd(qat_net *n, size_t rows, bool fq, bool observe) {
   return QAT_OK;
 }
 
-void qat_net_bwd(qat_net *n, size_t rows, bool fq, const uint32_t *labels, double *loss_sum,
+void qat__net_bwd(qat_net *n, size_t rows, bool fq, const uint32_t *labels, double *loss_sum,
                  size_t *correct) {
   const uint32_t L = n->n_layers, k = n->dims[L];
   const float *logits = n->act[L];
@@ -377,37 +378,37 @@ static double clock_s(clockid_t id) {
 
 static qat_err check_data(const qat_net *n, const qat_dataset *d, const char *what) {
   if (!d || !d->x || !d->y || d->n == 0)
-    return qat_fail(QAT_EINVAL, "%s set empty", what);
+    return qat__fail(QAT_EINVAL, "%s set empty", what);
   if (d->dim != n->dims[0])
-    return qat_fail(QAT_EDIM, "%s set has %u features, the net takes %u", what, d->dim,
+    return qat__fail(QAT_EDIM, "%s set has %u features, the net takes %u", what, d->dim,
                     n->dims[0]);
   for (size_t i = 0; i < d->n; i++)
     if (d->y[i] >= n->dims[n->n_layers])
-      return qat_fail(QAT_ERANGE, "%s label %u but the net has %u outputs", what, d->y[i],
+      return qat__fail(QAT_ERANGE, "%s label %u but the net has %u outputs", what, d->y[i],
                       n->dims[n->n_layers]);
   return QAT_OK;
 }
 
 qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *val,
                       const qat_train_opts *o) {
-  if (!n || !o) return qat_fail(QAT_EINVAL, "qat_net_train: NULL argument");
+  if (!n || !o) return qat__fail(QAT_EINVAL, "qat_net_train: NULL argument");
   qat_err e = check_data(n, train, "training");
   if (e) return e;
   if (val && (e = check_data(n, val, "validation"))) return e;
   if (o->batch < 1 || o->epochs < 1 || o->qat_epochs > o->epochs || !(o->lr > 0.0f))
-    return qat_fail(QAT_EINVAL, "batch %u, epochs %u, qat epochs %u, lr %g", o->batch,
+    return qat__fail(QAT_EINVAL, "batch %u, epochs %u, qat epochs %u, lr %g", o->batch,
                     o->epochs, o->qat_epochs, o->lr);
   if (o->qat_epochs && (o->w_bits < 2 || o->w_bits > 8 || o->a_bits < 2 || o->a_bits > 8))
-    return qat_fail(QAT_EINVAL, "bit widths w%d a%d outside 2..8", o->w_bits, o->a_bits);
+    return qat__fail(QAT_EINVAL, "bit widths w%d a%d outside 2..8", o->w_bits, o->a_bits);
   if (!(o->dropout_in >= 0.0f && o->dropout_in < 1.0f && o->dropout >= 0.0f &&
         o->dropout < 1.0f && o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f))
-    return qat_fail(QAT_EINVAL, "dropout %g, %g or label smoothing %g outside [0, 1)",
+    return qat__fail(QAT_EINVAL, "dropout %g, %g or label smoothing %g outside [0, 1)",
                     o->dropout_in, o->dropout, o->label_smoothing);
   qat_blas_single_thread();
   size_t B = o->batch < train->n ? o->batch : train->n;
-  if ((e = qat_net_reserve(n, B))) return e;
-  size_t *perm = qat_malloc(train->n * sizeof *perm);
-  if (!perm) return qat_fail(QAT_ENOMEM, "permutation of %zu", train->n);
+  if ((e = qat__net_reserve(n, B))) return e;
+  size_t *perm = qat__malloc(train->n * sizeof *perm);
+  if (!perm) return qat__fail(QAT_ENOMEM, "permutation of %zu", train->n);
   for (size_t i = 0; i < train->n; i++) perm[i] = i;
   rng r;
   rng_seed(&r, o->seed ^ 0x5851f42d4c957f2dull);
@@ -426,7 +427,7 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
   const uint32_t fp_epochs = o->epochs - o->qat_epochs;
   const uint32_t D = n->dims[0], W = o->hflip_width;
   if (W && D % W)
-    e = qat_fail(QAT_EINVAL, "flip width %u does not divide %u inputs", W, D);
+    e = qat__fail(QAT_EINVAL, "flip width %u does not divide %u inputs", W, D);
   for (uint32_t ep = 1; ep <= o->epochs && !e; ep++) {
     bool fq = ep > fp_epochs;
     bool frozen = fq && o->freeze_last && ep == o->epochs && o->qat_epochs > 1;
@@ -478,16 +479,16 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
         lr = sched_lr(o, o->lr, (double)(ep - 1) * steps_per_epoch + s,
                       (double)o->epochs * steps_per_epoch);
       }
-      if (fq && (e = qat_net_quant_weights(n))) break;
+      if (fq && (e = qat__net_quant_weights(n))) break;
       n->training = true;
-      e = qat_net_fwd(n, rows, fq, fq && !frozen);
+      e = qat__net_fwd(n, rows, fq, fq && !frozen);
       if (e) {
         n->training = false;
         break;
       }
       double ls;
       size_t ok;
-      qat_net_bwd(n, rows, fq, n->labels, &ls, &ok);
+      qat__net_bwd(n, rows, fq, n->labels, &ls, &ok);
       n->training = false;
       loss += ls;
       correct += ok;
@@ -505,7 +506,7 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
     if (val && (e = qat_net_evaluate(n, val, fq, &st.val_acc, &st.val_loss))) break;
     if (o->on_epoch) o->on_epoch(&st, o->arg);
   }
-  qat_free(perm);
+  qat__free(perm);
   n->label_smoothing = 0.0f;
   return e;
 }
@@ -515,19 +516,19 @@ qat_err qat_net_train(qat_net *n, const qat_dataset *train, const qat_dataset *v
 qat_err qat_net_forward(qat_net *n, const float *x, size_t rows, bool fake_quant,
                         float *logits) {
   if (!n || (!x && rows) || (!logits && rows))
-    return qat_fail(QAT_EINVAL, "qat_net_forward: NULL argument");
+    return qat__fail(QAT_EINVAL, "qat_net_forward: NULL argument");
   if (fake_quant && !n->quantized)
-    return qat_fail(QAT_EINVAL, "fake-quant forward of a net without observed ranges");
+    return qat__fail(QAT_EINVAL, "fake-quant forward of a net without observed ranges");
   qat_blas_single_thread();
   const size_t chunk = 1024;
-  qat_err e = qat_net_reserve(n, rows < chunk ? rows : chunk);
+  qat_err e = qat__net_reserve(n, rows < chunk ? rows : chunk);
   if (e) return e;
-  if (fake_quant && (e = qat_net_quant_weights(n))) return e;
+  if (fake_quant && (e = qat__net_quant_weights(n))) return e;
   const uint32_t D = n->dims[0], K = n->dims[n->n_layers];
   for (size_t lo = 0; lo < rows; lo += chunk) {
     size_t m = rows - lo < chunk ? rows - lo : chunk;
     memcpy(n->act[0], x + lo * D, m * D * sizeof(float));
-    if ((e = qat_net_fwd(n, m, fake_quant, false))) return e;
+    if ((e = qat__net_fwd(n, m, fake_quant, false))) return e;
     memcpy(logits + lo * K, n->act[n->n_layers], m * K * sizeof(float));
   }
   return QAT_OK;
@@ -539,8 +540,8 @@ qat_err qat_net_evaluate(qat_net *n, const qat_dataset *d, bool fake_quant, doub
   if (e) return e;
   const uint32_t K = n->dims[n->n_layers];
   const size_t chunk = 1024;
-  float *lg = qat_malloc(chunk * K * sizeof(float));
-  if (!lg) return qat_fail(QAT_ENOMEM, "logits");
+  float *lg = qat__malloc(chunk * K * sizeof(float));
+  if (!lg) return qat__fail(QAT_ENOMEM, "logits");
   size_t ok = 0;
   double ls = 0.0;
   for (size_t lo = 0; lo < d->n && !e; lo += chunk) {
@@ -557,7 +558,7 @@ qat_err qat_net_evaluate(qat_net *n, const qat_dataset *d, bool fake_quant, doub
       ls += log(s) - ((double)z[d->y[lo + r]] - z[arg]);
     }
   }
-  qat_free(lg);
+  qat__free(lg);
   if (e) return e;
   if (acc) *acc = (double)ok / d->n;
   if (loss) *loss = ls / d->n;

@@ -2,6 +2,7 @@
 #ifndef QAT_TRAIN_INTERNAL_H
 #define QAT_TRAIN_INTERNAL_H
 
+#include "qat_train.h"
 #include "internal.h"
 
 typedef struct qat_tlayer {
@@ -41,19 +42,19 @@ struct qat_net {
   float label_smoothing;            /* of the training loss */
 };
 
-qat_err qat_net_alloc(const uint32_t *dims, uint32_t n_layers, qat_net **out);
+qat_err qat__net_alloc(const uint32_t *dims, uint32_t n_layers, qat_net **out);
 /* Scratch for `rows` rows (grown, never shrunk). */
-qat_err qat_net_reserve(qat_net *n, size_t rows);
+qat_err qat__net_reserve(qat_net *n, size_t rows);
 /* Fake-quantizes every layer's weights (per-row symmetric from max |w|). */
-qat_err qat_net_quant_weights(qat_net *n);
+qat_err qat__net_quant_weights(qat_net *n);
 /* Forward of act[0] (rows rows) into act[L]. fq: fake quantization;
  * observe: update the input observers (and the logits') first. */
-qat_err qat_net_fwd(qat_net *n, size_t rows, bool fq, bool observe);
+qat_err qat__net_fwd(qat_net *n, size_t rows, bool fq, bool observe);
 /* Backward from labels, filling gw/gb; returns the summed loss and the
  * number of correct argmaxes. */
-void qat_net_bwd(qat_net *n, size_t rows, bool fq, const uint32_t *labels, double *loss_sum,
+void qat__net_bwd(qat_net *n, size_t rows, bool fq, const uint32_t *labels, double *loss_sum,
                  size_t *correct);
 /* Layer l's fake-quant weight qparams for row r (what conversion uses). */
-qat_err qat_net_row_qparams(const float *row, uint32_t in, int bits, qat_qparams *p);
+qat_err qat__net_row_qparams(const float *row, uint32_t in, int bits, qat_qparams *p);
 
 #endif

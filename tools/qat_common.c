@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qat_train.h"
 #include "qat_tool.h"
 
 const char *const tool_fashion_labels[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",

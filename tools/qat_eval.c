@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qat_train.h"
 #include "qat_tool.h"
 
 static void help(FILE *f) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "qat.h"
+#include "qat_train.h"
 
 #define QAT_FASHION_DIR "/usr/share/datasets/fashion-mnist"
 

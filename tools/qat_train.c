@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "qat_train.h"
 #include "qat_tool.h"
 
 typedef struct train_args {

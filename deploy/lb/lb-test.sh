@@ -98,7 +98,10 @@ $PY deploy/tests/same-answers.py same "http://127.0.0.1:$lport" "http://127.0.0.
   || die "answers through the balancer differ from a replica's"
 
 # --- wrk while each replica restarts -----------------------------------------------------
-served() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$name" '$1 == "qatserve_requests_total{model=\""m"\",endpoint=\"predict\",code=\"200\"}" { print $2 }'; }
+# Requests a replica answered 200 on /predict (the series may carry more labels).
+served() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$name" '
+  index($1, "qatserve_requests_total{model=\"" m "\",endpoint=\"predict\",code=\"200\"") == 1 { n += $2 }
+  END { print n + 0 }'; }
 BODY="$tmp/bodies/predict_b1.json" wrk -t2 -c8 -d"${DURATION}s" --timeout 5s --latency \
   -s deploy/wrk/predict.lua "http://127.0.0.1:$lport/predict" >"$tmp/wrk.txt" 2>&1 &
 wpid=$!

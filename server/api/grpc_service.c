@@ -390,12 +390,6 @@ static void model_infer(qs_gcall *c, ProtobufCAllocator alloc) {
     pdouble(&pb, "max_abs_diff", (double)res.max_abs_diff);
     pdouble(&pb, "argmax_agreement", (double)res.argmax_agree / (double)rows);
   }
-  if (res.batch_rows) {
-    pdouble(&pb, "queue_us", (double)res.ns_queue * 1e-3);
-    Inference__InferParameter *br = param(&pb, "batch_rows");
-    br->parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM;
-    br->int64_param = (int64_t)res.batch_rows;
-  }
   pdouble(&pb, "total_us", (double)(qs_now_ns() - c->t0_ns) * 1e-3);
 
   int64_t oshape[2] = {(int64_t)rows, (int64_t)res.out};

@@ -14,6 +14,8 @@
  *      as sticky bit.
  *   4. strtof on a copy of the token (a subnormal result, or step 2 failing
  *      to decide for e < -30: practically never).
+ * Outside -65 <= e <= 38 (m >= 1) the value is below half the smallest
+ * subnormal (0) or above FLT_MAX (infinity, refused) without computing.
  * Each step says below why its result is the correctly rounded float of the
  * decimal - the float strtof returns (IEEE round-half-even). The unit tests
  * and tests/fuzz/fuzz_number.c compare with strtof bit for bit.
@@ -232,7 +234,7 @@ static inline rstat bracket(uint64_t m, int e, float *out) {
 }
 
 /* m * 10^e, m >= 1, an exact decimal: steps 1 to 3. */
-static inline rstat exact_to_float(uint64_t m, int e, float *out) {
+static inline __attribute__((always_inline)) rstat exact_to_float(uint64_t m, int e, float *out) {
   if (m <= (1u << 24) && e >= -10 && e <= 10) {
     /* Step 1: m and 10^|e| (= 2^|e| * 5^|e|, 5^10 < 2^24) are exact
      * floats, and IEEE multiply/divide rounds the exact result once. */

@@ -24,7 +24,6 @@
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static qs_model *table[QS_MAX_MODELS]; /* sorted by name, n entries */
 static size_t n_models;
-static _Atomic uint64_t next_version = 1;
 
 /* Files that failed (or found the model cap reached), remembered by name and
  * signature so an unchanged file is neither retried nor re-logged on every
@@ -252,7 +251,7 @@ qat_err qs_model_load_file(const char *dir, const char *file, const char *name,
   snprintf(m->name, sizeof m->name, "%s", name);
   snprintf(m->file, sizeof m->file, "%s", file);
   m->model = qm;
-  m->version = atomic_fetch_add(&next_version, 1);
+  m->version = 1; /* sync_one numbers it per name */
   m->sig = sig_of(&st);
   m->file_size = (uint64_t)size;
   m->crc32 = crc;
@@ -335,6 +334,10 @@ static void sync_one(const char *dir, const char *file, const char *name,
     return;
   }
   refused_clear(name);
+  /* Versions count per name (docs/api.md): 1 on first load, one more on
+   * each reload; refused files use no number. Only the control thread
+   * syncs, and m is not yet visible to requests. */
+  m->version = (uint64_t)cur_version + 1;
   uint64_t version = m->version;
   uint32_t in = qat_model_in_dim(m->model), out = qat_model_out_dim(m->model);
   qs_model *old = install(m);
@@ -442,7 +445,7 @@ int qs_registry_sync(const char *dir) {
   if (too_many)
     qs_log("models: more than %d model files in %s; the rest are ignored", QS_MAX_DIR_FILES,
            dir);
-  qsort(files, nf, sizeof *files, cmp_str);
+  if (nf) qsort(files, nf, sizeof *files, cmp_str); /* files is NULL when the directory is empty */
   /* The ignored-names memory moves on one pass. */
   char (*t)[256] = ignored_prev;
   ignored_prev = ignored_cur;
@@ -457,7 +460,7 @@ int qs_registry_sync(const char *dir) {
   for (size_t i = 0; i < n; i++) {
     snprintf(key, sizeof key, "%s%s", all[i]->name, SUFFIX);
     const char *k = key;
-    if (!bsearch(&k, files, nf, sizeof *files, cmp_str)) {
+    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str)) {
       qs_model *old = uninstall(all[i]->name);
       if (old) {
         qs_log("model %s: unloaded (file removed)", old->name);
@@ -471,7 +474,7 @@ int qs_registry_sync(const char *dir) {
   for (size_t i = 0; i < n_refused;) {
     snprintf(key, sizeof key, "%s%s", refused_tab[i].name, SUFFIX);
     const char *k = key;
-    if (!bsearch(&k, files, nf, sizeof *files, cmp_str))
+    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str))
       refused_tab[i] = refused_tab[--n_refused];
     else
       i++;

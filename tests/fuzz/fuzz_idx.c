@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "qat.h"
+#include "qat_train.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

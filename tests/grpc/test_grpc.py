@@ -397,11 +397,20 @@ try:
     check("and nothing is left in flight",
           re.search(r"^qatserve_requests_in_flight 1$", D.get("/metrics"), re.M))  # 1: the /metrics request itself
     slow = D.stub.ModelInfer.future(good_w)
-    time.sleep(0.2)
+    time.sleep(0.05)
+    # Same connection, so it waits behind the slow call on the server's I/O
+    # thread and is read only after SIGTERM, past the GOAWAY's last stream:
+    # refused (REFUSED_STREAM), which the client retries, finds the port
+    # closed, and reports UNAVAILABLE.
+    queued = D.stub.ModelInfer.future(good_w)
+    time.sleep(0.15)
     D.p.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     c, d = code_of(lambda: D.stub.ModelInfer(good_w, timeout=5))
-    check("a call while draining -> UNAVAILABLE", c == grpc.StatusCode.UNAVAILABLE, "(got %s: %s)" % (c, d))
+    check("a call after SIGTERM -> UNAVAILABLE", c == grpc.StatusCode.UNAVAILABLE, "(got %s: %s)" % (c, d))
+    c, d = code_of(lambda: queued.result(timeout=10))
+    check("a call that reaches the server while it drains -> UNAVAILABLE",
+          c == grpc.StatusCode.UNAVAILABLE, "(got %s: %s)" % (c, d))
     try:
         ok = slow.result(timeout=10).raw_output_contents[0]
     except grpc.RpcError as e:

@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
     return rows(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10));
   if (argc == 2 && strcmp(argv[1], "tiers") == 0) {
     const qat_kernels *t[8];
-    size_t n = qat_kernels_available(t, 8, false);
+    size_t n = qat__kernels_available(t, 8, false);
     for (size_t i = 0; i < n; i++) printf("%s\n", t[i]->name);
     return 0;
   }

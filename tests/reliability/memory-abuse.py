@@ -29,6 +29,10 @@ import threading
 import time
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
+# Sanitizer builds (build/san, build/tsan) have their own allocators, with
+# quarantines and shadow memory that malloc_trim and M_MMAP_THRESHOLD do not
+# govern: their RSS figures are printed, not checked.
+SANITIZED = os.path.basename(os.path.normpath(BUILD)) in ("san", "tsan")
 fails = []
 
 
@@ -169,7 +173,8 @@ check(p_codes == [200] * 8 and all(predict_exact(o) for o in outs["/predict"]),
       "8 concurrent 4 MB /predict bodies with %d empty arrays in an unknown member: %s, "
       "exact (skipped without a tree)" % (n_arrays, p_codes))
 check(v_codes == [413] * 8, "the same 8 at v2 infer (jansson envelope, capped): %s" % v_codes)
-check(peak < 150, "16 at once: peak RSS + %.0f MB (bound 150; was + 1080 before)" % peak)
+check(peak < 150 or SANITIZED, "16 at once: peak RSS + %.0f MB (bound 150; was + 1080 before)%s"
+      % (peak, " [sanitizer build: not checked]" if SANITIZED else ""))
 rowtext = "[" + ",".join(row) + "]"
 nrows = min(1024, (4 * 1024 * 1024 - 64) // (len(rowtext) + 1))
 big = ('{"inputs":[%s]}' % ",".join([rowtext] * nrows)).encode()
@@ -181,8 +186,8 @@ check(r.status == 200 and len(d["outputs"]) == nrows and d["outputs"][-1] == wan
       "a real %d-row body of %.1f MB: 200, exact" % (nrows, len(big) / 1e6))
 time.sleep(3)
 rss1 = status_kb(srv.pid, "VmRSS")
-check(rss1 - rss0 < 40 * 1024, "RSS after the burst: %.0f MB -> %.0f MB (memory returned)"
-      % (rss0 / 1024, rss1 / 1024))
+check(rss1 - rss0 < 40 * 1024 or SANITIZED, "RSS after the burst: %.0f MB -> %.0f MB (memory "
+      "returned)%s" % (rss0 / 1024, rss1 / 1024, " [sanitizer build: not checked]" if SANITIZED else ""))
 good.stop.set()
 good.join()
 check(not good.bad and good.ok > 50, "well-behaved client: %d exact answers, %d bad %s"

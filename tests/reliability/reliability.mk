@@ -3,7 +3,8 @@
 #   make abuse-test    hostile clients vs the real server, then hostile model
 #                      files (hostile-models.py), memory amplification and
 #                      the budget hog (memory-abuse.py) (~60 s; in make test)
-#   make reload-test   50 model replacements under wrk + SIGTERM under load (~60 s)
+#   make reload-test   50 model replacements under wrk + SIGTERM under load, and
+#                      SIGTERM during a 337 MB model's load (~70 s)
 #   make soak          10 minutes of wrk; RSS and open fds at start and end
 #   make fuzz-ci       every fuzz target for FUZZ_CI_SECONDS (20) s each
 #   make tsan-test     integration + abuse tests on the ThreadSanitizer build
@@ -18,6 +19,7 @@ reload-test: all $(BUILD)/qstool
 	@deploy/install-deps.sh --bench
 	BUILD=$(BUILD) tests/reliability/reload-under-load.sh
 	BUILD=$(BUILD) tests/reliability/sigterm-under-load.sh
+	/usr/bin/python3 tests/reliability/sigterm-during-load.py $(BUILD)
 
 SOAK_SECONDS ?= 600
 soak: all $(BUILD)/qstool

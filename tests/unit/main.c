@@ -19,7 +19,8 @@
   X(num)          \
   X(server)       \
   X(faults)       \
-  X(page)
+  X(page)         \
+  X(options)
 
 #define DECLARE(name) Suite *suite_##name(void) __attribute__((weak));
 SUITES(DECLARE)

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "qat.h"
+#include "qat_train.h"
 
 Suite *suite_data(void);
 

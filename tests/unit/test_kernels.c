@@ -32,10 +32,10 @@ static uint32_t rnd(void) {
 static const qat_kernels *fast[8];
 static void fast_tiers(size_t *n) {
   const qat_kernels *all[8];
-  size_t na = qat_kernels_available(all, 8, true);
+  size_t na = qat__kernels_available(all, 8, true);
   *n = 0;
   for (size_t i = 0; i < na; i++)
-    if (all[i] != &qat_kernels_ref) fast[(*n)++] = all[i];
+    if (all[i] != &qat__kernels_ref) fast[(*n)++] = all[i];
 }
 #define TIER(i) (fast[i])
 
@@ -60,17 +60,17 @@ static void fill_w(int8_t *w, size_t n, int v) {
  * also checking t writes nothing past acc[M*N). Returns the mismatches. */
 static size_t compare(const qat_kernels *t, const uint8_t *x, size_t M, size_t K,
                       size_t ldx, const int8_t *w, size_t N) {
-  void *pr = qat_malloc_aligned(qat_kernels_ref.packed_size(N, K));
+  void *pr = qat__malloc_aligned(qat__kernels_ref.packed_size(N, K));
   size_t psz = t->packed_size(N, K);
-  unsigned char *pt = qat_malloc_aligned(psz + 64);
-  int32_t *ar = qat_calloc(M * N, sizeof *ar);
-  int32_t *at = qat_calloc(M * N + 16, sizeof *at);
+  unsigned char *pt = qat__malloc_aligned(psz + 64);
+  int32_t *ar = qat__calloc(M * N, sizeof *ar);
+  int32_t *at = qat__calloc(M * N + 16, sizeof *at);
   ck_assert(pr && pt && ar && at);
   for (size_t i = 0; i < M * N + 16; i++) at[i] = 0x5a5a5a5a;
   memset(pt + psz, 0xa5, 64); /* pack must stay inside packed_size */
-  qat_kernels_ref.pack(w, N, K, pr);
+  qat__kernels_ref.pack(w, N, K, pr);
   t->pack(w, N, K, pt);
-  qat_kernels_ref.gemm_u8s8(x, M, K, ldx, pr, N, ar);
+  qat__kernels_ref.gemm_u8s8(x, M, K, ldx, pr, N, ar);
   t->gemm_u8s8(x, M, K, ldx, pt, N, at);
   size_t bad = 0;
   for (size_t i = 0; i < M * N; i++)
@@ -82,24 +82,24 @@ static size_t compare(const qat_kernels *t, const uint8_t *x, size_t M, size_t K
     }
   for (size_t i = M * N; i < M * N + 16; i++) ck_assert_int_eq(at[i], 0x5a5a5a5a);
   for (size_t i = 0; i < 64; i++) ck_assert_int_eq(pt[psz + i], 0xa5);
-  qat_free_aligned(pr);
-  qat_free_aligned(pt);
-  qat_free(ar);
-  qat_free(at);
+  qat__free_aligned(pr);
+  qat__free_aligned(pt);
+  qat__free(ar);
+  qat__free(at);
   return bad;
 }
 
 static size_t run_case(const qat_kernels *t, size_t M, size_t N, size_t K,
                        size_t pad, int xhow, int wv) {
   size_t ldx = K + pad;
-  uint8_t *x = qat_malloc(M * ldx);
-  int8_t *w = qat_malloc(N * K);
+  uint8_t *x = qat__malloc(M * ldx);
+  int8_t *w = qat__malloc(N * K);
   ck_assert(x && w);
   fill_x(x, M * ldx, xhow);
   fill_w(w, N * K, wv);
   size_t bad = compare(t, x, M, K, ldx, w, N);
-  qat_free(x);
-  qat_free(w);
+  qat__free(x);
+  qat__free(w);
   return bad;
 }
 
@@ -114,7 +114,7 @@ START_TEST(reference_closed_form) {
   memset(w, 0x80, 1001); /* -128 */
   memset(w + 1001, 127, 1001);
   memset(w + 2002, 0x81, 1001); /* -127 */
-  qat_kernels_ref.gemm_u8s8(x, M, K, K, w, N, acc);
+  qat__kernels_ref.gemm_u8s8(x, M, K, K, w, N, acc);
   for (size_t m = 0; m < M; m++) {
     ck_assert_int_eq(acc[m * N + 0], -255 * 128 * 1001);
     ck_assert_int_eq(acc[m * N + 1], 255 * 127 * 1001);
@@ -150,12 +150,12 @@ START_TEST(gemm_adversarial_values) {
     int32_t acc[1];
     memset(x, 255, sizeof x);
     memset(w, 127, sizeof w);
-    void *p = qat_malloc_aligned(TIER(i)->packed_size(1, 64));
+    void *p = qat__malloc_aligned(TIER(i)->packed_size(1, 64));
     ck_assert_ptr_nonnull(p);
     TIER(i)->pack(w, 1, 64, p);
     TIER(i)->gemm_u8s8(x, 1, 64, 64, p, 1, acc);
     ck_assert_int_eq(acc[0], 255 * 127 * 64);
-    qat_free_aligned(p);
+    qat__free_aligned(p);
   }
 }
 END_TEST
@@ -208,21 +208,21 @@ START_TEST(requant_reference_values) {
   int32_t bias[6] = {0, 0, 0, 0, 0, -8};
   float mult[6] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
   uint8_t out[6];
-  qat_kernels_ref.requant_u8(acc, 1, 6, bias, mult, 10, 0, 255, out, 6);
+  qat__kernels_ref.requant_u8(acc, 1, 6, bias, mult, 10, 0, 255, out, 6);
   ck_assert_int_eq(out[0], 12); /* 1.5 -> 2 */
   ck_assert_int_eq(out[1], 12); /* 2.5 -> 2 */
   ck_assert_int_eq(out[2], 8);  /* -1.5 -> -2 */
   ck_assert_int_eq(out[3], 255);
   ck_assert_int_eq(out[4], 0);
   ck_assert_int_eq(out[5], 10); /* -0.5 -> -0 */
-  qat_kernels_ref.requant_u8(acc, 1, 6, bias, mult, 10, 10, 200, out, 6);
+  qat__kernels_ref.requant_u8(acc, 1, 6, bias, mult, 10, 10, 200, out, 6);
   ck_assert_int_eq(out[2], 10);
   ck_assert_int_eq(out[3], 200);
   /* A product beyond int32 clamps instead of overflowing. */
   int32_t big = 2000000000;
   float m = 4.0f;
   uint8_t o;
-  qat_kernels_ref.requant_u8(&big, 1, 1, bias, &m, 0, 0, 255, &o, 1);
+  qat__kernels_ref.requant_u8(&big, 1, 1, bias, &m, 0, 0, 255, &o, 1);
   ck_assert_int_eq(o, 255);
 }
 END_TEST
@@ -233,10 +233,10 @@ START_TEST(requant_tiers_equal) {
   for (size_t i = 0; i < nt; i++)
     for (int r = 0; r < 300; r++) {
       size_t M = 1 + rnd() % 5, N = 1 + rnd() % 200, ldo = N + rnd() % 4;
-      int32_t *acc = qat_malloc(M * N * sizeof *acc);
-      int32_t *bias = qat_malloc(N * sizeof *bias);
-      float *mult = qat_malloc(N * sizeof *mult);
-      uint8_t *o1 = qat_calloc(M * ldo, 1), *o2 = qat_calloc(M * ldo, 1);
+      int32_t *acc = qat__malloc(M * N * sizeof *acc);
+      int32_t *bias = qat__malloc(N * sizeof *bias);
+      float *mult = qat__malloc(N * sizeof *mult);
+      uint8_t *o1 = qat__calloc(M * ldo, 1), *o2 = qat__calloc(M * ldo, 1);
       ck_assert(acc && bias && mult && o1 && o2);
       int kind = r % 4;
       for (size_t k = 0; k < M * N; k++) {
@@ -254,14 +254,14 @@ START_TEST(requant_tiers_equal) {
       }
       int32_t zp = (int32_t)(rnd() % 256), lo = r & 1 ? zp : 0, hi = r % 7 == 0 ? 127 : 255;
       if (lo > hi) lo = hi;
-      qat_kernels_ref.requant_u8(acc, M, N, bias, mult, zp, lo, hi, o1, ldo);
+      qat__kernels_ref.requant_u8(acc, M, N, bias, mult, zp, lo, hi, o1, ldo);
       TIER(i)->requant_u8(acc, M, N, bias, mult, zp, lo, hi, o2, ldo);
       ck_assert_mem_eq(o1, o2, M * ldo);
-      qat_free(acc);
-      qat_free(bias);
-      qat_free(mult);
-      qat_free(o1);
-      qat_free(o2);
+      qat__free(acc);
+      qat__free(bias);
+      qat__free(mult);
+      qat__free(o1);
+      qat__free(o2);
     }
 }
 END_TEST
@@ -288,7 +288,7 @@ static void spec_requant_u8(const int32_t *acc, size_t M, size_t N,
 START_TEST(requant_matches_layer_spec) {
   size_t nt;
   fast_tiers(&nt);
-  const qat_kernels *tiers[9] = {&qat_kernels_ref};
+  const qat_kernels *tiers[9] = {&qat__kernels_ref};
   for (size_t i = 0; i < nt; i++) tiers[1 + i] = TIER(i);
   enum { N = 77, M = 3 };
   int32_t acc[M * N], bias[N];
@@ -339,7 +339,7 @@ START_TEST(quantize_tiers_equal) {
       size_t n = r < 100 ? (size_t)r : NX - rnd() % 40;
       memset(q1, 0xee, sizeof q1);
       memset(q2, 0xee, sizeof q2);
-      qat_kernels_ref.quantize_u8(x, n, &p, q1);
+      qat__kernels_ref.quantize_u8(x, n, &p, q1);
       TIER(i)->quantize_u8(x, n, &p, q2);
       ck_assert_mem_eq(q1, q2, NX);
       for (size_t k = 0; k < n; k++) ck_assert_int_eq(q1[k], qat_quantize(x[k], &p));
@@ -349,12 +349,12 @@ END_TEST
 
 START_TEST(selection) {
   const qat_kernels *k = NULL;
-  ck_assert_int_eq(qat_kernels_select("ref", &k), QAT_OK);
-  ck_assert_ptr_eq(k, &qat_kernels_ref);
+  ck_assert_int_eq(qat__kernels_select("ref", &k), QAT_OK);
+  ck_assert_ptr_eq(k, &qat__kernels_ref);
   const char *feat = qat_cpu_features();
   ck_assert_ptr_nonnull(strstr(feat, "x86-64"));
   /* Unknown names are refused, naming the valid ones. */
-  ck_assert_int_eq(qat_kernels_select("avx9000", &k), QAT_EINVAL);
+  ck_assert_int_eq(qat__kernels_select("avx9000", &k), QAT_EINVAL);
   ck_assert_ptr_null(k);
   ck_assert_ptr_nonnull(strstr(qat_errmsg(), "avx512vnni"));
 #if defined(__x86_64__)
@@ -363,9 +363,9 @@ START_TEST(selection) {
   bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   bool has512 = has2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-  ck_assert_int_eq(qat_cpu_has_avx2(), has2);
+  ck_assert_int_eq(qat__cpu_has_avx2(), has2);
   ck_assert_int_eq(strstr(feat, " avx2") != NULL, has2);
-  ck_assert_int_eq(qat_kernels_runnable(&qat_kernels_avx512vnni), has512);
+  ck_assert_int_eq(qat__kernels_runnable(&qat__kernels_avx512vnni), has512);
   ck_assert_int_eq(strstr(feat, " avx512vnni") != NULL, has512);
   /* GCC 12 has no "avxvnni" for __builtin_cpu_supports: /proc/cpuinfo's
    * flag (the kernel's own CPUID read) is the witness. */
@@ -380,18 +380,18 @@ START_TEST(selection) {
       }
     fclose(f);
   }
-  ck_assert_int_eq(qat_kernels_runnable(&qat_kernels_avxvnni), has2 && hasvnni);
+  ck_assert_int_eq(qat__kernels_runnable(&qat__kernels_avxvnni), has2 && hasvnni);
   /* The default is the fastest tier that runs; each forced tier is itself
    * or a clear refusal naming the missing feature. */
-  const qat_kernels *best = has512 ? &qat_kernels_avx512vnni
-                          : has2 && hasvnni ? &qat_kernels_avxvnni
-                          : has2 ? &qat_kernels_avx2 : &qat_kernels_ref;
-  ck_assert_int_eq(qat_kernels_select(NULL, &k), QAT_OK);
+  const qat_kernels *best = has512 ? &qat__kernels_avx512vnni
+                          : has2 && hasvnni ? &qat__kernels_avxvnni
+                          : has2 ? &qat__kernels_avx2 : &qat__kernels_ref;
+  ck_assert_int_eq(qat__kernels_select(NULL, &k), QAT_OK);
   ck_assert_ptr_eq(k, best);
   static const char *const names[] = {"avx2", "avxvnni", "avx512vnni"};
   static const char *const needs[] = {"AVX2", "AVX-VNNI", "AVX512"};
   for (int i = 0; i < 3; i++) {
-    qat_err e = qat_kernels_select(names[i], &k);
+    qat_err e = qat__kernels_select(names[i], &k);
     bool can = i == 0 ? has2 : i == 1 ? has2 && hasvnni : has512;
     if (can) {
       ck_assert_int_eq(e, QAT_OK);
@@ -403,20 +403,20 @@ START_TEST(selection) {
     }
   }
   /* The twin is never chosen, and runs exactly where avx512vnni does. */
-  ck_assert_int_eq(qat_kernels_select("avxvnni-evex", &k), QAT_EINVAL);
-  ck_assert_int_eq(qat_kernels_runnable(&qat_kernels_avxvnni_evex), has512);
+  ck_assert_int_eq(qat__kernels_select("avxvnni-evex", &k), QAT_EINVAL);
+  ck_assert_int_eq(qat__kernels_runnable(&qat__kernels_avxvnni_evex), has512);
 #endif
   const char *env = getenv("QAT_KERNEL");
   if (!env || !env[0]) {
-    ck_assert_int_eq(qat_kernels_select(NULL, &k), QAT_OK);
-    ck_assert_ptr_eq(qat_kernels_get(), k);
-  } else if (qat_kernels_get()) {
+    ck_assert_int_eq(qat__kernels_select(NULL, &k), QAT_OK);
+    ck_assert_ptr_eq(qat__kernels_get(), k);
+  } else if (qat__kernels_get()) {
     ck_assert_str_eq(qat_kernel_name(), env);
   }
 }
 END_TEST
 
-/* In a fresh child (whose first qat_kernels_get sees the variable):
+/* In a fresh child (whose first qat__kernels_get sees the variable):
  * QAT_KERNEL=name's outcome, "name" or "none:<message>". */
 static void child_choice(const char *name, char *buf, size_t cap) {
   int fd[2];
@@ -451,7 +451,7 @@ START_TEST(env_forces_tier) {
   if (mode && strcmp(mode, "no") == 0) return; /* the choice is per process */
   char buf[600];
   const qat_kernels *all[8];
-  size_t n = qat_kernels_available(all, 8, false);
+  size_t n = qat__kernels_available(all, 8, false);
   for (size_t i = 0; i < n; i++) {
     child_choice(all[i]->name, buf, sizeof buf);
     ck_assert_str_eq(buf, all[i]->name);
@@ -459,7 +459,7 @@ START_TEST(env_forces_tier) {
   static const char *const names[] = {"avx2", "avxvnni", "avx512vnni", "bogus"};
   for (size_t i = 0; i < 4; i++) {
     const qat_kernels *k;
-    if (qat_kernels_select(names[i], &k) == QAT_OK) continue;
+    if (qat__kernels_select(names[i], &k) == QAT_OK) continue;
     child_choice(names[i], buf, sizeof buf);
     ck_assert_msg(strncmp(buf, "none:QAT_KERNEL=", 16) == 0, "got %s", buf);
   }

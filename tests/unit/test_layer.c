@@ -18,7 +18,7 @@ Suite *suite_layer(void);
 /* Every tier this machine can run (the reference always) and the test twin
  * of avxvnni where AVX-512 VNNI runs it. */
 static size_t tiers(const qat_kernels **t) {
-  return qat_kernels_available(t, 8, true);
+  return qat__kernels_available(t, 8, true);
 }
 
 /* out = clamp(rint((float)(acc + bq) * M) + out_zp, relu ? out_zp : 0, qmax) */
@@ -201,19 +201,19 @@ START_TEST(bias_q_matches_formula) {
     float b = -10.0f + 20.0f * fixture_uniform(&s);
     float ws = 1e-4f + 0.1f * fixture_uniform(&s), is = 1e-3f + 0.05f * fixture_uniform(&s);
     int32_t q;
-    ck_assert(qat_layer_bias_q(b, ws, is, &q));
+    ck_assert(qat__layer_bias_q(b, ws, is, &q));
     float want = rintf(b * (1.0f / (float)((double)ws * (double)is)));
     ck_assert_int_eq(q, (int32_t)want);
-    float M = qat_layer_multiplier(ws, is, 0.37f);
+    float M = qat__layer_multiplier(ws, is, 0.37f);
     ck_assert(M == ((float)ws * (float)is) * (1.0f / 0.37f));
   }
   int32_t q;
-  ck_assert(qat_layer_bias_q(1.0f, 1.0f, 1.0f / (float)(1 << 30), &q)); /* exactly 2^30 */
+  ck_assert(qat__layer_bias_q(1.0f, 1.0f, 1.0f / (float)(1 << 30), &q)); /* exactly 2^30 */
   ck_assert_int_eq(q, 1 << 30);
-  ck_assert(!qat_layer_bias_q(1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
-  ck_assert(!qat_layer_bias_q(-1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
-  ck_assert(!qat_layer_bias_q(NAN, 1.0f, 1.0f, &q));
-  ck_assert(!qat_layer_bias_q(0.0f, 1e-30f, 1e-30f, &q)); /* product underflows: 0 * inf */
+  ck_assert(!qat__layer_bias_q(1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
+  ck_assert(!qat__layer_bias_q(-1.0f, 1.0f, 1.0f / 2147483648.0f, &q));
+  ck_assert(!qat__layer_bias_q(NAN, 1.0f, 1.0f, &q));
+  ck_assert(!qat__layer_bias_q(0.0f, 1e-30f, 1e-30f, &q)); /* product underflows: 0 * inf */
 }
 END_TEST
 
@@ -222,20 +222,20 @@ START_TEST(dequant_and_dynamic_outputs) {
   const int32_t adj[] = {5, 5, -7};
   const float sc[] = {0.5f, 0.25f, 2.0f};
   float y[6];
-  qat_layer_dequant_acc(raw, 2, 3, adj, sc, false, y);
+  qat__layer_dequant_acc(raw, 2, 3, adj, sc, false, y);
   const float want[] = {7.5f, -3.75f, 0.0f, 2.5f, 1.0f, -8.0f};
   for (int i = 0; i < 6; i++) ck_assert(y[i] == want[i]);
-  qat_layer_dequant_acc(raw, 2, 3, adj, sc, true, y);
+  qat__layer_dequant_acc(raw, 2, 3, adj, sc, true, y);
   for (int i = 0; i < 6; i++) ck_assert(y[i] == (want[i] > 0 ? want[i] : 0.0f));
   /* dynamic: (raw - zp * rowsum) * scale + bias */
   const int32_t rs[] = {2, -3, 1};
   const float bias[] = {0.5f, -1.0f, 0.0f};
-  qat_layer_dynamic_out(raw, 2, 3, rs, 4, sc, bias, false, y);
+  qat__layer_dynamic_out(raw, 2, 3, rs, 4, sc, bias, false, y);
   for (int r = 0; r < 2; r++)
     for (int c = 0; c < 3; c++)
       ck_assert(y[r * 3 + c] == (float)(raw[r * 3 + c] - 4 * rs[c]) * sc[c] + bias[c]);
   uint8_t q[] = {0, 10, 255};
-  qat_layer_dequant_u8(q, 3, 10, 0.5f, y);
+  qat__layer_dequant_u8(q, 3, 10, 0.5f, y);
   ck_assert(y[0] == -5.0f && y[1] == 0.0f && y[2] == 122.5f);
   /* minmax over every length 1..40 (vector body and tail), with the
    * extremes and a NaN / infinity at every position. */
@@ -245,19 +245,19 @@ START_TEST(dequant_and_dynamic_outputs) {
     fixture_fill(&s, v, n, -5, 5);
     float wl = v[0], wh = v[0];
     for (size_t i = 1; i < n; i++) wl = fminf(wl, v[i]), wh = fmaxf(wh, v[i]);
-    ck_assert(qat_layer_minmax(v, n, &lo, &hi));
+    ck_assert(qat__layer_minmax(v, n, &lo, &hi));
     ck_assert(lo == wl && hi == wh);
     for (size_t i = 0; i < n; i++) {
       const float bad[] = {NAN, INFINITY, -INFINITY};
       for (int b = 0; b < 3; b++) {
         float keep = v[i];
         v[i] = bad[b];
-        ck_assert_msg(!qat_layer_minmax(v, n, &lo, &hi), "n %zu pos %zu bad %d", n, i, b);
+        ck_assert_msg(!qat__layer_minmax(v, n, &lo, &hi), "n %zu pos %zu bad %d", n, i, b);
         v[i] = keep;
       }
     }
   }
-  ck_assert(!qat_layer_minmax(v, 0, &lo, &hi));
+  ck_assert(!qat__layer_minmax(v, 0, &lo, &hi));
 }
 END_TEST
 
@@ -273,7 +273,7 @@ START_TEST(fp32_layer_matches_naive) {
     fixture_fill(&s, x, R * K, -1, 1);
     fixture_fill(&s, W, N * K, -1, 1);
     fixture_fill(&s, b, N, -1, 1);
-    qat_layer_fp32(x, R, K, W, b, N, relu, y);
+    qat__layer_fp32(x, R, K, W, b, N, relu, y);
     for (size_t r = 0; r < R; r++)
       for (size_t c = 0; c < N; c++) {
         double acc = b[c];
@@ -341,7 +341,7 @@ START_TEST(onnxruntime_rounding) {
                      0, 255};
     for (int i = 0; i < 64; i++) /* near the half-way points of the grid */
       x[i] = ((float)(int)(fixture_next(&s) % 300) - 150.0f + 0.5f) * p.scale;
-    qat_layer_quantize_div(x, 64, &p, q);
+    qat__layer_quantize_div(x, 64, &p, q);
     for (int i = 0; i < 64; i++) {
       float v = rintf(x[i] / p.scale) + (float)p.zero_point;
       v = v < 0 ? 0 : v > 255 ? 255 : v;
@@ -349,9 +349,9 @@ START_TEST(onnxruntime_rounding) {
       quant_differs += qat_quantize(x[i], &p) != (int32_t)v;
     }
     float ws = 0.0005f + 0.01f * fixture_uniform(&s), is = p.scale, os = 0.01f + 0.1f * fixture_uniform(&s);
-    float mo = qat_layer_multiplier_ort(ws, is, os);
+    float mo = qat__layer_multiplier_ort(ws, is, os);
     ck_assert(mo == (is * ws) / os);
-    mult_differs += mo != qat_layer_multiplier(ws, is, os);
+    mult_differs += mo != qat__layer_multiplier(ws, is, os);
     /* Two roundings: (acc * (in_s * w_s)) / out_s. */
     int32_t raw[4], badj[4] = {-1000, 0, 17, 123456};
     float sc[4];
@@ -362,12 +362,12 @@ START_TEST(onnxruntime_rounding) {
     }
     uint8_t o[4];
     int32_t zp = (int32_t)(fixture_next(&s) % 256);
-    qat_layer_requant_div(raw, 1, 4, badj, sc, os * 100.0f, zp, 0, 255, o, 4);
+    qat__layer_requant_div(raw, 1, 4, badj, sc, os * 100.0f, zp, 0, 255, o, 4);
     for (int c = 0; c < 4; c++) {
       float v = rintf(((float)(raw[c] + badj[c]) * sc[c]) / (os * 100.0f)) + (float)zp;
       v = v < 0 ? 0 : v > 255 ? 255 : v;
       ck_assert_uint_eq(o[c], (uint8_t)v);
-      float one = rintf((float)(raw[c] + badj[c]) * qat_layer_multiplier_ort(sc[c] / is, is, os * 100.0f)) + (float)zp;
+      float one = rintf((float)(raw[c] + badj[c]) * qat__layer_multiplier_ort(sc[c] / is, is, os * 100.0f)) + (float)zp;
       one = one < 0 ? 0 : one > 255 ? 255 : one;
       requant_differs += (uint8_t)one != o[c];
     }

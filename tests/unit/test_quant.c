@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "qat.h"
+#include "qat_train.h"
 
 Suite *suite_quant(void);
 

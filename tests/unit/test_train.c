@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "qat.h"
+#include "qat_train.h"
 #include "train_internal.h"
 
 Suite *suite_train(void);
@@ -21,7 +22,7 @@ static float urand(void) {
 }
 
 static double mean_loss(qat_net *n, size_t rows, const uint32_t *lab) {
-  ck_assert_int_eq(qat_net_fwd(n, rows, false, false), QAT_OK);
+  ck_assert_int_eq(qat__net_fwd(n, rows, false, false), QAT_OK);
   const uint32_t K = n->dims[n->n_layers];
   double s = 0.0;
   for (size_t r = 0; r < rows; r++) {
@@ -40,7 +41,7 @@ static void check_gradients(const uint32_t *dims, uint32_t nl, uint64_t seed) {
   qat_net *n;
   ck_assert_int_eq(qat_net_create(dims, nl, seed, &n), QAT_OK);
   const size_t rows = 4;
-  ck_assert_int_eq(qat_net_reserve(n, rows), QAT_OK);
+  ck_assert_int_eq(qat__net_reserve(n, rows), QAT_OK);
   tstate = seed;
   uint32_t lab[4];
   for (size_t i = 0; i < rows * dims[0]; i++) n->act[0][i] = urand() * 2.0f - 0.5f;
@@ -49,10 +50,10 @@ static void check_gradients(const uint32_t *dims, uint32_t nl, uint64_t seed) {
   for (size_t r = 0; r < rows; r++) lab[r] = (uint32_t)(r * 7 % dims[nl]);
   float *x0 = malloc(rows * dims[0] * sizeof(float));
   memcpy(x0, n->act[0], rows * dims[0] * sizeof(float));
-  ck_assert_int_eq(qat_net_fwd(n, rows, false, false), QAT_OK);
+  ck_assert_int_eq(qat__net_fwd(n, rows, false, false), QAT_OK);
   double ls;
   size_t ok;
-  qat_net_bwd(n, rows, false, lab, &ls, &ok);
+  qat__net_bwd(n, rows, false, lab, &ls, &ok);
   ck_assert(fabs(ls / rows - mean_loss(n, rows, lab)) < 1e-5);
   const float h = 1e-2f;
   int checked = 0;
@@ -100,14 +101,14 @@ END_TEST
 static qat_net *qat_ready_net(const uint32_t *dims, uint32_t nl, size_t rows, uint64_t seed) {
   qat_net *n;
   ck_assert_int_eq(qat_net_create(dims, nl, seed, &n), QAT_OK);
-  ck_assert_int_eq(qat_net_reserve(n, rows), QAT_OK);
+  ck_assert_int_eq(qat__net_reserve(n, rows), QAT_OK);
   tstate = seed;
   for (size_t i = 0; i < rows * dims[0]; i++) n->act[0][i] = urand();
   for (uint32_t l = 0; l < nl; l++)
     for (uint32_t c = 0; c < dims[l + 1]; c++) n->L[l].b[c] = urand() * 0.2f - 0.05f;
   n->quantized = true;
-  ck_assert_int_eq(qat_net_quant_weights(n), QAT_OK);
-  ck_assert_int_eq(qat_net_fwd(n, rows, true, true), QAT_OK);
+  ck_assert_int_eq(qat__net_quant_weights(n), QAT_OK);
+  ck_assert_int_eq(qat__net_fwd(n, rows, true, true), QAT_OK);
   return n;
 }
 
@@ -117,12 +118,12 @@ START_TEST(fake_quant_is_cores) {
     qat_net *n;
     ck_assert_int_eq(qat_net_create(dims, 3, 5, &n), QAT_OK);
     n->w_bits = n->a_bits = bits;
-    ck_assert_int_eq(qat_net_reserve(n, 8), QAT_OK);
+    ck_assert_int_eq(qat__net_reserve(n, 8), QAT_OK);
     tstate = 9;
     for (size_t i = 0; i < 8 * 20; i++) n->act[0][i] = urand();
     n->quantized = true;
-    ck_assert_int_eq(qat_net_quant_weights(n), QAT_OK);
-    ck_assert_int_eq(qat_net_fwd(n, 8, true, true), QAT_OK);
+    ck_assert_int_eq(qat__net_quant_weights(n), QAT_OK);
+    ck_assert_int_eq(qat__net_fwd(n, 8, true, true), QAT_OK);
     for (uint32_t l = 0; l < 3; l++) {
       qat_tlayer *t = &n->L[l];
       /* weights: per row, symmetric, scale = max |w| / qmax, core's q/dq */
@@ -171,11 +172,11 @@ START_TEST(ste_mask_zeroes_gradient) {
       }
   n->L[1].obs.min = 0.0f;
   n->L[1].obs.max = sorted[7] * 0.99f;
-  ck_assert_int_eq(qat_net_fwd(n, 1, true, false), QAT_OK);
+  ck_assert_int_eq(qat__net_fwd(n, 1, true, false), QAT_OK);
   uint32_t lab = 2;
   double ls;
   size_t ok;
-  qat_net_bwd(n, 1, true, &lab, &ls, &ok);
+  qat__net_bwd(n, 1, true, &lab, &ls, &ok);
   /* Reference: dlogits = softmax - onehot; dA1 = dlogits . Wq1; the STE
    * passes dA1 where core's mask is 1, the ReLU where a1 > 0. */
   qat_qparams p;
@@ -209,20 +210,20 @@ START_TEST(observers_follow_moving_average) {
   const uint32_t dims[] = {3, 2};
   qat_net *n;
   ck_assert_int_eq(qat_net_create(dims, 1, 1, &n), QAT_OK);
-  ck_assert_int_eq(qat_net_reserve(n, 2), QAT_OK);
+  ck_assert_int_eq(qat__net_reserve(n, 2), QAT_OK);
   n->quantized = true;
-  ck_assert_int_eq(qat_net_quant_weights(n), QAT_OK);
+  ck_assert_int_eq(qat__net_quant_weights(n), QAT_OK);
   float b1[6] = {0.1f, 0.5f, 0.2f, 0.3f, 0.9f, 0.4f};
   float b2[6] = {-1.0f, 0.0f, 3.0f, 0.0f, 0.0f, 0.0f};
   memcpy(n->act[0], b1, sizeof b1);
-  ck_assert_int_eq(qat_net_fwd(n, 2, true, true), QAT_OK);
+  ck_assert_int_eq(qat__net_fwd(n, 2, true, true), QAT_OK);
   ck_assert(n->L[0].obs.min == 0.1f && n->L[0].obs.max == 0.9f); /* first batch sets */
   memcpy(n->act[0], b2, sizeof b2);
-  ck_assert_int_eq(qat_net_fwd(n, 2, true, true), QAT_OK);
+  ck_assert_int_eq(qat__net_fwd(n, 2, true, true), QAT_OK);
   ck_assert(n->L[0].obs.min == 0.1f + 0.01f * (-1.0f - 0.1f));
   ck_assert(n->L[0].obs.max == 0.9f + 0.01f * (3.0f - 0.9f));
   /* not observing leaves them alone */
-  ck_assert_int_eq(qat_net_fwd(n, 2, true, false), QAT_OK);
+  ck_assert_int_eq(qat__net_fwd(n, 2, true, false), QAT_OK);
   ck_assert(n->L[0].obs.max == 0.9f + 0.01f * (3.0f - 0.9f));
   qat_net_destroy(n);
 }
