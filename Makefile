@@ -97,13 +97,24 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit symbols-test integration grpc-test layering-test abuse-test torch-test onnx-test deploy-test browser-test docs-test
 
-# The unit suite once per int8 kernel tier this machine runs (qstool tiers,
-# fastest first; test_kernels itself compares every tier with the reference
-# in each run).
+# The unit suite under every int8 kernel tier this machine runs (qstool
+# tiers, fastest first): all suites with the default tier, then the suites
+# whose results go through the process-wide tier (models made, loaded,
+# served) once more per other tier. kernels and layer compare every tier with
+# the reference in each run; quant, data, json, num and page never touch a
+# kernel.
+UNIT_TIER_SUITES := model safetensors train server faults
+# Sanitizer builds run 3-10x slower (the reference tier under ASan most): Check
+# scales every tcase timeout by CK_TIMEOUT_MULTIPLIER.
+unit: export CK_TIMEOUT_MULTIPLIER := $(if $(filter 1,$(SAN) $(TSAN)),5,1)
 unit: $(UNIT) $(BUILD)/qstool
-	@for t in $$($(BUILD)/qstool tiers); do \
-	  echo "unit: int8 kernel tier $$t (QAT_KERNEL=$$t)"; \
-	  QAT_KERNEL=$$t $(UNIT) || exit 1; done
+	@tiers="$$($(BUILD)/qstool tiers)"; first=$$(echo "$$tiers" | head -n 1); \
+	echo "unit: int8 kernel tier $$first (QAT_KERNEL=$$first), every suite"; \
+	QAT_KERNEL=$$first $(UNIT) || exit 1; \
+	for t in $$tiers; do [ "$$t" = "$$first" ] && continue; \
+	  for s in $(UNIT_TIER_SUITES); do \
+	    echo "unit: int8 kernel tier $$t (QAT_KERNEL=$$t), suite $$s"; \
+	    QAT_KERNEL=$$t CK_RUN_SUITE=$$s $(UNIT) || exit 1; done; done
 
 # libqat exports only its public API (core/qat.h, core/qat_train.h); every
 # other global symbol is named qat__* (tests/lib/internal_prefix.sh renames).

@@ -20,7 +20,7 @@
  *    times inside node) at batch 1 and 64; ORT's int8 outputs are first
  *    checked equal to ours, float for float, on the bench input.
  * --blas-only: only the fp32 OpenBLAS figures (for a run with a different
- * OPENBLAS_CORETYPE). Writes DIR/kernels.txt, kernels.csv (layers),
+ * OPENBLAS_CORETYPE); --shipped-only: only section 4. Writes DIR/kernels.txt, kernels.csv (layers),
  * kernels_mlp.csv (default DIR build/bench); bench/plot_kernels.gp plots. */
 #include <errno.h>
 #include <math.h>
@@ -697,20 +697,23 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
   ort_peer peer = {0};
   bool ort = false;
   char reply[256] = "";
-  char spec[600], f8[600], f32[600], fnoop[600], fin[600], fout[600];
+  char spec[600], f8[600], f32[600], fnoop[600], fin[600], fout[600], f8t[600], f32t[600];
+  const char *graphs = "bench/ort_model.py (int8: Mul + QuantizeLinear, QGemm, MatMulInteger; fp32: Gemm + Relu)";
   snprintf(spec, sizeof spec, "%s/ort-spec.json", dir);
   snprintf(f8, sizeof f8, "%s/ort-int8.onnx", dir);
   snprintf(f32, sizeof f32, "%s/ort-fp32.onnx", dir);
   snprintf(fnoop, sizeof fnoop, "%s/ort-noop.onnx", dir);
   snprintf(fin, sizeof fin, "%s/ort-input.f32", dir);
   snprintf(fout, sizeof fout, "%s/ort-output.f32", dir);
+  snprintf(f8t, sizeof f8t, "%s/ort-int8-qat2onnx.onnx", dir);
+  snprintf(f32t, sizeof f32t, "%s/ort-fp32-qat2onnx.onnx", dir);
   if (use_ort && !blas_only && qat_model_out_mode(m) == QAT_OUT_DEQUANT_ACC) {
     if (access("tests/ort/node_modules/onnxruntime-node/package.json", R_OK) != 0) {
       out("#    ONNX Runtime: not run (install it: cd tests/ort && npm ci --ignore-scripts)\n");
     } else if (write_spec(m, spec) != 0) {
       out("#    ONNX Runtime: not run (cannot write %s)\n", spec);
     } else {
-      char cmd[4000];
+      char cmd[6000];
       snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/ort_model.py '%s' '%s' '%s' '%s'", spec, f8, f32,
                fnoop);
       FILE *fi = fopen(fin, "wb");
@@ -722,17 +725,29 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
         char rows_s[32], k_s[32];
         snprintf(rows_s, sizeof rows_s, "%zu", R);
         snprintf(k_s, sizeof k_s, "%zu", K);
-        char *const argv[] = {"node", "bench/ort_peer.js", f8, f32, fnoop, fin, rows_s, k_s, NULL};
+        /* The project's converter when present (its qoperator form: QGemm
+         * per layer); the bench's own graphs otherwise. Either way the
+         * outputs are checked against ours below before any timing. */
+        bool t = false;
+        if (access("tools/qat2onnx.py", R_OK) == 0) {
+          snprintf(cmd, sizeof cmd,
+                   "/usr/bin/python3 tools/qat2onnx.py '%s' '%s' --form qoperator --fp32 '%s' >/dev/null",
+                   path, f8t, f32t);
+          t = system(cmd) == 0;
+          if (t) graphs = "tools/qat2onnx.py --form qoperator (QGemm per layer; fp32 graph from --fp32)";
+        }
+        char *const argv[] = {"node", "bench/ort_peer.js", t ? f8t : f8, t ? f32t : f32, fnoop, fin,
+                              rows_s, k_s, NULL};
         ort = ort_start(&peer, argv, reply, sizeof reply);
         if (!ort) out("#    ONNX Runtime: not run (%s)\n", reply[0] ? reply : "node failed");
       }
     }
   }
   if (ort) {
-    out("#    ONNX Runtime: %s; graphs by bench/ort_model.py (int8: QuantizeLinear, QGemm, MatMulInteger;\n"
-        "#    fp32: Gemm + Relu); times taken inside node (bench/ort_peer.js): its process CPU time per\n"
-        "#    call (the run happens on an ORT worker thread) and wall; ours: this thread's CPU time.\n",
-        reply + 6);
+    out("#    ONNX Runtime: %s; graphs by %s;\n"
+        "#    times taken inside node (bench/ort_peer.js): its process CPU time per call (the run happens\n"
+        "#    on an ORT worker thread) and wall; ours: this thread's CPU time.\n",
+        reply + 6, graphs);
     /* Sanity: ORT's int8 outputs are ours, float for float, at each batch. */
     for (size_t B = 1; B <= R; B *= 64) {
       model_case mc = {m, ctx, B, x, y};
@@ -841,7 +856,7 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
 
 int main(int argc, char **argv) {
   const char *dir = "build/bench", *model = "models/fashion-mnist.safetensors";
-  int quick = 0, blas_only = 0, use_ort = 1;
+  int quick = 0, blas_only = 0, use_ort = 1, shipped_only = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
       dir = argv[++i];
@@ -853,10 +868,13 @@ int main(int argc, char **argv) {
       blas_only = 1;
     else if (strcmp(argv[i], "--no-ort") == 0)
       use_ort = 0;
+    else if (strcmp(argv[i], "--shipped-only") == 0)
+      shipped_only = 1;
     else if (strcmp(argv[i], "--wall") == 0)
       bench_clock = CLOCK_MONOTONIC;
     else {
-      fprintf(stderr, "usage: %s [--out DIR] [--quick] [--wall] [--model FILE] [--blas-only] [--no-ort]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--out DIR] [--quick] [--wall] [--model FILE] [--blas-only] [--no-ort] "
+              "[--shipped-only]\n", argv[0]);
       return 2;
     }
   }
@@ -920,6 +938,12 @@ int main(int argc, char **argv) {
     bench_mlp(NULL, 64, quick, 1);
     bench_shipped(NULL, model, dir, quick, 0, 1);
     if (txt) fclose(txt);
+    return 0;
+  }
+  if (shipped_only) { /* section 4 alone */
+    bench_shipped(NULL, model, dir, quick, use_ort, 0);
+    if (txt) fclose(txt);
+    if (csv) fclose(csv);
     return 0;
   }
   bench_peaks(quick);

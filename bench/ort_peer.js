@@ -26,9 +26,14 @@ async function main() {
   const sess = { int8: await ort.InferenceSession.create(int8Path, opts),
                  fp32: await ort.InferenceSession.create(fp32Path, opts),
                  noop: await ort.InferenceSession.create(noopPath, opts) };
+  // Each graph names its own input and output (bench/ort_model.py: x, y;
+  // tools/qat2onnx.py: its names): feeds per session and batch.
   const feeds = {};
-  for (const B of new Set([1, 16, 64, rows]))
-    if (B <= rows) feeds[B] = { x: new ort.Tensor('float32', x.subarray(0, B * K), [B, K]) };
+  for (const [kind, s] of Object.entries(sess)) {
+    feeds[kind] = {};
+    for (const B of new Set([1, 16, 64, rows]))
+      if (B <= rows) feeds[kind][B] = { [s.inputNames[0]]: new ort.Tensor('float32', x.subarray(0, B * K), [B, K]) };
+  }
   const out = (s) => process.stdout.write(s + '\n');
   out(`ready onnxruntime-node ${require(path.join(__dirname, '..', 'tests', 'ort', 'node_modules',
       'onnxruntime-node', 'package.json')).version}`);
@@ -36,11 +41,11 @@ async function main() {
   for await (const line of rl) {
     const [cmd, kind, bS, arg] = line.trim().split(/\s+/);
     if (cmd === 'quit') break;
-    const B = Number(bS), s = sess[kind], f = feeds[B];
+    const B = Number(bS), s = sess[kind], f = s && feeds[kind][B];
     if (!s || !f) { out('error bad command: ' + line); continue; }
     if (cmd === 'check') {
       const r = await s.run(f);
-      const y = r.y.data;
+      const y = r[s.outputNames[0]].data;
       fs.writeFileSync(arg, Buffer.from(y.buffer, y.byteOffset, y.byteLength));
       out('ok');
     } else if (cmd === 'time') {

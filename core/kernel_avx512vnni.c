@@ -65,8 +65,8 @@ static inline __m128i requant16(const int32_t *a, const int32_t *b, const float 
   __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_maskz_loadu_ps(k, m));
   f = _mm512_roundscale_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
-  /* The register form of vpmovusdb: its store form is several times slower
-   * on Zen 4 (measured: quantize_u8 5 us -> see docs/kernels.md). */
+  /* vpmovusdb to a register, then one plain store (the masked store form
+   * measured no faster here). */
   return _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvttps_epi32(f), zp));
 }
 

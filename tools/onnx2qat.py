@@ -154,11 +154,11 @@ class Act:
         return -128 if self.signed else 0
 
 
-def weights_from(g, node, name, a_in, axis_n, what="weight"):
-    """(wq int8 [N, K], scale f32 [N], float weights or None) from a weight
-    input: an int8/uint8 initializer (QOperator / integer ops, scale and zp
-    passed separately by the caller) is handled by int_weights; here the QDQ
-    forms: DequantizeLinear(W_int) or DequantizeLinear(QuantizeLinear(W_f))."""
+def weights_from(g, node, name, axis_n, what="weight"):
+    """(wq int8 [N, K], scale f32 [N], float weights or None, scheme) of a
+    QDQ weight input: DequantizeLinear(W_int) or
+    DequantizeLinear(QuantizeLinear(W_float)). (QOperator and integer-op
+    weights are initializers: int_weights directly.)"""
     dq = g.producer(name)
     if dq is None or dq.op_type != "DequantizeLinear":
         raise Refused("%s: %s '%s' is not the output of a DequantizeLinear (float weights "
@@ -264,7 +264,7 @@ def int_bias(node, b, N):
     return b.astype(np.int64)
 
 
-def relu_node(g, node, out_act_signed, kind):
+def relu_node(g, node):
     """A Relu or Clip(0, hi) in float between a layer and its QuantizeLinear.
     Returns (tensor after it, clip max or None)."""
     if node.op_type == "Relu":
@@ -285,6 +285,7 @@ class Importer:
         self.forms = set()
         self.roundings = set()
         self.output_mode = None
+        self.in_dim = None
 
     # -- helpers ----------------------------------------------------------
 
@@ -471,9 +472,9 @@ class Importer:
 
     def float_activation(self, n, t):
         """Relu/Clip between a layer's float result and its QuantizeLinear.
-        Returns (t, relu, clip_max)."""
+        Returns (tensor after it, relu, clip max or None, the node or None)."""
         if n is not None and n.op_type in ("Relu", "Clip"):
-            t, hi = relu_node(self.g, n, False, "float")
+            t, hi = relu_node(self.g, n)
             return t, True, hi, n
         return t, False, None, None
 
@@ -504,7 +505,7 @@ class Importer:
                     attr(n, "beta", 1.0) != 1.0:
                 raise Refused("%s: transA, alpha or beta not at their defaults" % where(n))
             transB = attr(n, "transB", 0)
-            wq, ws, wf, scheme = weights_from(g, n, n.input[1], a_in, 0 if transB else 1)
+            wq, ws, wf, scheme = weights_from(g, n, n.input[1], 0 if transB else 1)
             N = wq.shape[0]
             if len(n.input) > 2 and n.input[2]:
                 bq, bscale = bias_from_dq(g, n, n.input[2], N)
@@ -513,7 +514,7 @@ class Importer:
                 bq, bf = np.zeros(N, np.int64), np.zeros(N, F32)
             t = n.output[0]
         elif op == "MatMul":
-            wq, ws, wf, scheme = weights_from(g, n, n.input[1], a_in, 1)
+            wq, ws, wf, scheme = weights_from(g, n, n.input[1], 1)
             N = wq.shape[0]
             bq, bf = np.zeros(N, np.int64), np.zeros(N, F32)
             t = n.output[0]

@@ -505,6 +505,9 @@ def main(argv=None):
         print("torch2qat: needs PyTorch (Debian: python3-torch, run /usr/bin/python3)",
               file=sys.stderr)
         return 1
+    if not os.path.isfile(a.model):
+        print("torch2qat: %s: no such file" % a.model, file=sys.stderr)
+        return 1
     # Load under qnnpack: the engine whose integers we reproduce.
     torch.backends.quantized.engine = "qnnpack"
     try:
@@ -524,13 +527,14 @@ def main(argv=None):
     except Unsupported as e:
         print("torch2qat: refused: %s" % e, file=sys.stderr)
         return EXIT_UNSUPPORTED
-    except OSError as e:
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
         print("torch2qat: %s: %s" % (a.model, e), file=sys.stderr)
         return 1
     except Exception as e:  # never a traceback: one line naming the layer
-        print("torch2qat: refused: %s%s: unsupported (%s: %s)"
-              % (a.model, " layer '%s'" % CURRENT[0] if CURRENT[0] else "", type(e).__name__,
-                 first_line(e)), file=sys.stderr)
+        where = ("layer '%s': unsupported" % CURRENT[0] if CURRENT[0]
+                 else "cannot read it as a converted PyTorch model")
+        print("torch2qat: refused: %s: %s (%s: %s)"
+              % (a.model, where, type(e).__name__, first_line(e)), file=sys.stderr)
         return EXIT_UNSUPPORTED
 
     per_channel = any(L["qscheme"].startswith("per_channel") for L in layers)

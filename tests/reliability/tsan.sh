@@ -8,6 +8,9 @@ logs=$(mktemp -d "${TMPDIR:-/tmp}/qs-tsan.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 export TSAN_OPTIONS="log_path=$logs/report halt_on_error=0 second_deadlock_stack=1"
 rc=0
+# Each suite's own exit status decides (pipefail: not tail's), its last line
+# is shown.
+set -o pipefail
 BUILD=build/tsan tests/integration/run.sh | tail -n 1 || rc=1
 BUILD=build/tsan tests/reliability/abuse.sh 2>/dev/null | tail -n 1 || rc=1
 gout=$(/usr/bin/python3 tests/grpc/test_grpc.py build/tsan 2>&1)

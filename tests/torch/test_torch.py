@@ -539,6 +539,19 @@ def test_refusals(a):
                         cases[0][1], out], capture_output=True, text=True)
     check(p.returncode == 2 and "Conv2d" in p.stderr,
           "torch2qat.py exits 2 naming Conv2d (stderr: %s)" % p.stderr.strip()[:120])
+    # An exception from inside PyTorch (a TorchScript archive cut in half):
+    # one line, exit 2, never a traceback.
+    with open(cases[-2][1], "rb") as f:
+        raw = f.read()
+    cut = os.path.join(d, "truncated.pt")
+    with open(cut, "wb") as f:
+        f.write(raw[:len(raw) // 2])
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "torch2qat.py"), cut, out],
+                       capture_output=True, text=True)
+    check(p.returncode == 2 and "Traceback" not in p.stderr
+          and len(p.stderr.strip().splitlines()) == 1,
+          "a truncated TorchScript file: exit %d, one line (%s)"
+          % (p.returncode, p.stderr.strip()[:120]))
 
 
 def test_save_forms(a):
