@@ -109,11 +109,12 @@ class Prom:
 
 
 def documented_families():
-    """Metric families in docs/api.md's GET /metrics example, with their types."""
+    """Metric families named in docs/api.md's GET /metrics section, with their types."""
     text = open(os.path.join(ROOT, "docs", "api.md")).read()
+    # Every name the section shows: the scrape excerpt and the ones named in
+    # its prose (qatserve_build_info), wherever the doc puts its code blocks.
     sec = text.split("## GET /metrics", 1)[1].split("\n## ", 1)[0]
-    block = sec.split("```", 2)[1]
-    names = set(re.findall(r"^(qatserve_[a-z0-9_]+)", block, re.M))
+    names = set(re.findall(r"\b(qatserve_[a-z0-9_]+)", sec))
     fams = {}
     for n in names:
         base = re.sub(r"_(bucket|sum|count)$", "", n)
