@@ -28,7 +28,8 @@ bench-kernels: $(BUILD)/bench_kernels
 $(BUILD)/obj/bench/bench_kernels.o: CPPFLAGS += $(BENCH_KERNELS_DEFS)
 
 # The peak loops: one file per instruction set, built by the Makefile's
-# per-tier pattern rules (*_avx2.c, *_avxvnni.c, *_avx512vnni.c).
+# per-tier pattern rules (*_avx2.c, *_avxvnni.c, *_avx512vnni.c); the two
+# vpdpbusd files include one loop, bench_peak_vnni.h, under their flags.
 BENCH_PEAK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/bench_peak_*.c))
 # bench_util.o: the report printer and clock both C benches use.
 $(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(BUILD)/obj/bench/bench_util.o $(BENCH_PEAK_OBJ) $(LIB)
