@@ -76,9 +76,9 @@ static void banner(struct MHD_Daemon *d) {
   const qs_config *cfg = &qs_g.cfg;
   qs_log("%s %s (libmicrohttpd %s, jansson %s, libuv %s)", QS_NAME, QAT_VERSION, MHD_get_version(),
          jansson_version_str(), uv_version_string());
-  qs_log("cpu: %s; int8 kernel: %s; fp32 baseline: OpenBLAS %s; %u HTTP threads; max body %zu B, "
-         "max batch %zu rows",
-         qat_cpu_features(), qat_kernel_name(), qat_blas_corename(), cfg->threads, cfg->max_body,
+  qs_log("cpu: %s; int8 kernel: %s; fp32 baseline: %s for one row, OpenBLAS %s sgemm for batches; "
+         "%u HTTP threads; max body %zu B, max batch %zu rows",
+         qat_cpu_features(), qat_kernel_name(), qat_fp32_row_kernel(), qat_blas_corename(), cfg->threads, cfg->max_body,
          cfg->max_batch);
   if (cfg->default_model) {
     qs_model *dm = qs_registry_get(cfg->default_model);
