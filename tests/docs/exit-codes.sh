@@ -17,7 +17,7 @@ cp models/fashion-mnist.safetensors "$tmp/models/"
 # start [env...]: a server on a free port; sets pid and port.
 start() {
   : >"$tmp/log"
-  env "$@" "$BUILD/qatserve" --models "$tmp/models" --port 0 --quiet --drain-timeout 1 >"$tmp/log" 2>&1 &
+  env "$@" "$BUILD/qatserve" --models "$tmp/models" --port 0 --quiet --drain-timeout "${drain:-1}" >"$tmp/log" 2>&1 &
   pid=$!
   port=""
   for _ in $(seq 1 200); do
@@ -84,6 +84,22 @@ is "exit within 5 s of SIGTERM (took $ms ms; --drain-timeout 1 s, the request ho
   "$([ "$ms" -lt 5000 ] && echo yes || echo no)" yes
 echo "  (SIGTERM to exit with a request held 10 s in a handler: $ms ms; --drain-timeout 1 s)"
 grep -q 'cut short' "$tmp/log"; is "the cut-short requests logged" $? 0
+pid=""
+wait "$cpid" 2>/dev/null
+
+# A second SIGTERM during a long drain (--drain-timeout 30) stops at once,
+# the same way.
+drain=30 start QATSERVE_TEST_DELAY_MS=10000
+curl -s -o /dev/null -X POST "localhost:$port/predict" -d "$body" &
+cpid=$!
+inflight 1
+kill -TERM "$pid"
+sleep 0.3
+t0=$(date +%s%N)
+kill -TERM "$pid"; wait "$pid"; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+is "second SIGTERM with a request held in a handler" $rc 1
+is "exit within 5 s of the second SIGTERM (took $ms ms; --drain-timeout 30 s)" "$([ "$ms" -lt 5000 ] && echo yes || echo no)" yes
 pid=""
 wait "$cpid" 2>/dev/null
 echo "exit-codes: $pass passed, $fail failed"
