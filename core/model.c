@@ -121,7 +121,8 @@ static qat_err check_meta_unique(const qat_model_spec *s) {
   return e;
 }
 
-static qat_err validate_spec(const qat_model_spec *s) {
+/* The spec's scalars: layers present, counts, modes, input qparams. */
+static qat_err check_spec_scalars(const qat_model_spec *s) {
   if (!s->layers) return qat__fail(QAT_EINVAL, "spec has no layers array");
   if (s->n_layers < 1 || s->n_layers > QAT_MAX_LAYERS)
     return qat__fail(QAT_EINVAL, "n_layers %u outside 1..%d", s->n_layers,
@@ -131,58 +132,77 @@ static qat_err validate_spec(const qat_model_spec *s) {
   if (s->rounding != QAT_ROUND_PYTORCH && s->rounding != QAT_ROUND_ORT &&
       s->rounding != QAT_ROUND_ORT_FLOAT)
     return qat__fail(QAT_EINVAL, "unknown rounding %d", (int)s->rounding);
-  qat_err e = qat__check_act_qparams(&s->input, "input", 0);
-  if (e) return e;
+  return qat__check_act_qparams(&s->input, "input", 0);
+}
 
-  qat_qparams in = s->input;
+/* Layer i's shape and kind: dims, chain to layer i - 1, activation, bits,
+ * required arrays, output qparams (into *out). */
+static qat_err check_layer_kind(const qat_model_spec *s, uint32_t i, qat_qparams *out) {
+  const qat_layer_spec *L = &s->layers[i];
+  if (L->in_dim < 1 || L->in_dim > QAT_MAX_DIM || L->out_dim < 1 ||
+      L->out_dim > QAT_MAX_DIM)
+    return qat__fail(QAT_EDIM, "layer %u: dims %ux%u outside 1..%d", i,
+                    L->out_dim, L->in_dim, QAT_MAX_DIM);
+  if (i > 0 && L->in_dim != s->layers[i - 1].out_dim)
+    return qat__fail(QAT_ECHAIN, "layer %u: in_dim %u != layer %u out_dim %u", i,
+                    L->in_dim, i - 1, s->layers[i - 1].out_dim);
+  if (L->act != QAT_ACT_NONE && L->act != QAT_ACT_RELU)
+    return qat__fail(QAT_EINVAL, "layer %u: unknown activation %d", i, (int)L->act);
+  if (L->w_bits < 2 || L->w_bits > 8)
+    return qat__fail(QAT_EINVAL, "layer %u: w_bits %d outside 2..8", i, L->w_bits);
+  if (!L->wq || !L->w_scale)
+    return qat__fail(QAT_EINVAL, "layer %u: wq and w_scale are required", i);
+  *out = layer_out_qparams(s, i);
+  return qat__check_act_qparams(out, "layer output", i);
+}
+
+/* Layer i's channel c: scale, weights in range for the bit width, bias
+ * representable, requantization multiplier finite. */
+static qat_err check_channel(const qat_model_spec *s, uint32_t i, size_t c, qat_qparams in,
+                             qat_qparams out) {
+  const qat_layer_spec *L = &s->layers[i];
+  const size_t K = L->in_dim;
+  const int wmax = (1 << (L->w_bits - 1)) - 1;
+  const int wmin = L->w_bits == 8 ? -128 : -wmax; /* imported qnnpack */
+  float ws = L->w_scale[c];
+  if (!isfinite(ws) || !(ws > 0.0f))
+    return qat__fail(QAT_ESCALE, "layer %u: weight_scale[%zu] = %g is not "
+                    "finite and positive", i, c, (double)ws);
+  for (size_t k = 0; k < K; k++) {
+    int w = L->wq[c * K + k];
+    if (w < wmin || w > wmax)
+      return qat__fail(QAT_ERANGE, "layer %u: weight_q[%zu][%zu] = %d outside "
+                      "[%d, %d] for %d bits", i, c, k, w, wmin, wmax, L->w_bits);
+  }
+  float b = L->bias ? L->bias[c] : 0.0f;
+  if (!isfinite(b))
+    return qat__fail(QAT_ENOTFINITE, "layer %u: bias[%zu] is not finite", i, c);
+  int32_t bq;
+  if (!qat__layer_bias_q(b, ws, in.scale, &bq))
+    return qat__fail(QAT_ERANGE, "layer %u: bias[%zu] = %g needs an int32 bias "
+                    "beyond 2^30 (or weight_scale * input scale underflows)",
+                    i, c, (double)b);
+  float M = s->rounding == QAT_ROUND_PYTORCH
+                ? qat__layer_multiplier(ws, in.scale, out.scale)
+                : qat__layer_multiplier_ort(ws, in.scale, out.scale);
+  float d = in.scale * ws;
+  if (!isfinite(M) || !(d > 0.0f) || !isfinite(d))
+    return qat__fail(QAT_ESCALE, "layer %u: channel %zu: requantization "
+                    "multiplier not finite (scales too extreme)", i, c);
+  return QAT_OK;
+}
+
+/* Every layer in order; `in` carries each layer's output qparams into the
+ * next one's channel checks. */
+static qat_err check_layers(const qat_model_spec *s) {
+  qat_qparams in = s->input, out;
+  qat_err e;
   for (uint32_t i = 0; i < s->n_layers; i++) {
     const qat_layer_spec *L = &s->layers[i];
-    if (L->in_dim < 1 || L->in_dim > QAT_MAX_DIM || L->out_dim < 1 ||
-        L->out_dim > QAT_MAX_DIM)
-      return qat__fail(QAT_EDIM, "layer %u: dims %ux%u outside 1..%d", i,
-                      L->out_dim, L->in_dim, QAT_MAX_DIM);
-    if (i > 0 && L->in_dim != s->layers[i - 1].out_dim)
-      return qat__fail(QAT_ECHAIN, "layer %u: in_dim %u != layer %u out_dim %u", i,
-                      L->in_dim, i - 1, s->layers[i - 1].out_dim);
-    if (L->act != QAT_ACT_NONE && L->act != QAT_ACT_RELU)
-      return qat__fail(QAT_EINVAL, "layer %u: unknown activation %d", i, (int)L->act);
-    if (L->w_bits < 2 || L->w_bits > 8)
-      return qat__fail(QAT_EINVAL, "layer %u: w_bits %d outside 2..8", i, L->w_bits);
-    if (!L->wq || !L->w_scale)
-      return qat__fail(QAT_EINVAL, "layer %u: wq and w_scale are required", i);
-    qat_qparams out = layer_out_qparams(s, i);
-    if ((e = qat__check_act_qparams(&out, "layer output", i))) return e;
-
+    if ((e = check_layer_kind(s, i, &out))) return e;
     const size_t N = L->out_dim, K = L->in_dim;
-    const int wmax = (1 << (L->w_bits - 1)) - 1;
-    const int wmin = L->w_bits == 8 ? -128 : -wmax; /* imported qnnpack */
-    for (size_t c = 0; c < N; c++) {
-      float ws = L->w_scale[c];
-      if (!isfinite(ws) || !(ws > 0.0f))
-        return qat__fail(QAT_ESCALE, "layer %u: weight_scale[%zu] = %g is not "
-                        "finite and positive", i, c, (double)ws);
-      for (size_t k = 0; k < K; k++) {
-        int w = L->wq[c * K + k];
-        if (w < wmin || w > wmax)
-          return qat__fail(QAT_ERANGE, "layer %u: weight_q[%zu][%zu] = %d outside "
-                          "[%d, %d] for %d bits", i, c, k, w, wmin, wmax, L->w_bits);
-      }
-      float b = L->bias ? L->bias[c] : 0.0f;
-      if (!isfinite(b))
-        return qat__fail(QAT_ENOTFINITE, "layer %u: bias[%zu] is not finite", i, c);
-      int32_t bq;
-      if (!qat__layer_bias_q(b, ws, in.scale, &bq))
-        return qat__fail(QAT_ERANGE, "layer %u: bias[%zu] = %g needs an int32 bias "
-                        "beyond 2^30 (or weight_scale * input scale underflows)",
-                        i, c, (double)b);
-      float M = s->rounding == QAT_ROUND_PYTORCH
-                    ? qat__layer_multiplier(ws, in.scale, out.scale)
-                    : qat__layer_multiplier_ort(ws, in.scale, out.scale);
-      float d = in.scale * ws;
-      if (!isfinite(M) || !(d > 0.0f) || !isfinite(d))
-        return qat__fail(QAT_ESCALE, "layer %u: channel %zu: requantization "
-                        "multiplier not finite (scales too extreme)", i, c);
-    }
+    for (size_t c = 0; c < N; c++)
+      if ((e = check_channel(s, i, c, in, out))) return e;
     size_t bad;
     if (L->w_fp32 && !all_finite(L->w_fp32, N * K, &bad))
       return qat__fail(QAT_ENOTFINITE, "layer %u: weight_fp32[%zu] is not finite", i, bad);
@@ -190,7 +210,10 @@ static qat_err validate_spec(const qat_model_spec *s) {
       return qat__fail(QAT_ENOTFINITE, "layer %u: bias_fp32[%zu] is not finite", i, bad);
     in = out;
   }
+  return QAT_OK;
+}
 
+static qat_err check_labels(const qat_model_spec *s) {
   uint32_t out_dim = s->layers[s->n_layers - 1].out_dim;
   if (s->n_labels != 0 && s->n_labels != out_dim)
     return qat__fail(QAT_ELABELS, "labels: %u given for %u outputs", s->n_labels, out_dim);
@@ -200,6 +223,10 @@ static qat_err validate_spec(const qat_model_spec *s) {
     if (!qat__utf8_valid(s->labels[i]))
       return qat__fail(QAT_EMETA, "label %u is not valid UTF-8", i);
   }
+  return QAT_OK;
+}
+
+static qat_err check_meta(const qat_model_spec *s) {
   if (s->n_meta && (!s->meta_keys || !s->meta_values))
     return qat__fail(QAT_EINVAL, "metadata arrays are NULL");
   for (uint32_t i = 0; i < s->n_meta; i++) {
@@ -214,6 +241,16 @@ static qat_err validate_spec(const qat_model_spec *s) {
       return qat__fail(QAT_EMETA, "metadata key or value '%s' is not valid UTF-8", k);
   }
   return check_meta_unique(s);
+}
+
+/* Phases in the order a caller sees the first error: scalars, layers (kind,
+ * channels, fp32 baseline), labels, metadata. */
+static qat_err validate_spec(const qat_model_spec *s) {
+  qat_err e;
+  if ((e = check_spec_scalars(s))) return e;
+  if ((e = check_layers(s))) return e;
+  if ((e = check_labels(s))) return e;
+  return check_meta(s);
 }
 
 /* ---- create / destroy ------------------------------------------------ */

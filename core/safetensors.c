@@ -180,8 +180,10 @@ static bool parse_arch(const char *s, uint32_t *dims, uint32_t *count) {
 
 /* ---- tensor entries --------------------------------------------------- */
 
-static qat_err parse_entry(const char *name, json_t *v, st_dtype want,
-                           uint64_t dsize, st_tensor *t) {
+/* The entry's fields: only dtype, shape and data_offsets, of the right
+ * JSON types, and the dtype the slot expects. */
+static qat_err entry_fields(const char *name, json_t *v, st_dtype want, json_t **shape,
+                            json_t **offs) {
   if (!json_is_object(v))
     return qat__fail(QAT_EJSON, "tensor %s: entry is not a JSON object", name);
   const char *k;
@@ -191,9 +193,9 @@ static qat_err parse_entry(const char *name, json_t *v, st_dtype want,
       return qat__fail(QAT_EJSON, "tensor %s: unknown field '%s'", name, k);
   }
   const char *dt = json_string_value(json_object_get(v, "dtype"));
-  json_t *shape = json_object_get(v, "shape");
-  json_t *offs = json_object_get(v, "data_offsets");
-  if (!dt || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2)
+  *shape = json_object_get(v, "shape");
+  *offs = json_object_get(v, "data_offsets");
+  if (!dt || !json_is_array(*shape) || !json_is_array(*offs) || json_array_size(*offs) != 2)
     return qat__fail(QAT_EJSON, "tensor %s: needs dtype (string), shape (array) and "
                     "data_offsets ([begin, end])", name);
   int d = -1;
@@ -204,11 +206,15 @@ static qat_err parse_entry(const char *name, json_t *v, st_dtype want,
   if ((st_dtype)d != want)
     return qat__fail(QAT_EDTYPE, "tensor %s: dtype %s, expected %s", name, dt,
                     dt_name[want]);
-  t->dt = want;
+  return QAT_OK;
+}
+
+/* The shape into t, and the bytes it needs (overflow-checked). */
+static qat_err entry_shape(const char *name, json_t *shape, st_tensor *t, uint64_t *bytes) {
   t->ndim = json_array_size(shape);
   if (t->ndim > ST_MAX_NDIM)
     return qat__fail(QAT_ESHAPE, "tensor %s: %zu dimensions", name, t->ndim);
-  uint64_t bytes = dt_size[want];
+  uint64_t n = dt_size[t->dt];
   for (size_t i = 0; i < t->ndim; i++) {
     json_t *e = json_array_get(shape, i);
     if (!json_is_integer(e))
@@ -217,10 +223,18 @@ static qat_err parse_entry(const char *name, json_t *v, st_dtype want,
     if (s < 0) return qat__fail(QAT_ESHAPE, "tensor %s: shape[%zu] is negative", name, i);
     t->shape[i] = (uint64_t)s;
     /* Overflow-checked product; anything past the data size is wrong anyway. */
-    if (t->shape[i] && bytes > UINT64_MAX / t->shape[i])
+    if (t->shape[i] && n > UINT64_MAX / t->shape[i])
       return qat__fail(QAT_ESHAPE, "tensor %s: shape product overflows", name);
-    bytes *= t->shape[i];
+    n *= t->shape[i];
   }
+  *bytes = n;
+  return QAT_OK;
+}
+
+/* data_offsets into t: an ascending pair inside the data section, exactly
+ * the bytes the shape needs. */
+static qat_err entry_offsets(const char *name, json_t *offs, uint64_t bytes, uint64_t dsize,
+                             st_tensor *t) {
   for (int i = 0; i < 2; i++)
     if (!json_is_integer(json_array_get(offs, i)))
       return qat__fail(QAT_EJSON, "tensor %s: data_offsets[%d] is not an integer", name, i);
@@ -239,6 +253,20 @@ static qat_err parse_entry(const char *name, json_t *v, st_dtype want,
     return qat__fail(QAT_ESHAPE, "tensor %s: shape needs %llu bytes, data_offsets give %llu",
                     name, (unsigned long long)bytes,
                     (unsigned long long)(t->end - t->begin));
+  return QAT_OK;
+}
+
+/* One header entry: fields, shape, offsets, in the order errors are
+ * reported. */
+static qat_err parse_entry(const char *name, json_t *v, st_dtype want,
+                           uint64_t dsize, st_tensor *t) {
+  json_t *shape = NULL, *offs = NULL;
+  uint64_t bytes = 0;
+  qat_err e;
+  if ((e = entry_fields(name, v, want, &shape, &offs))) return e;
+  t->dt = want;
+  if ((e = entry_shape(name, shape, t, &bytes))) return e;
+  if ((e = entry_offsets(name, offs, bytes, dsize, t))) return e;
   t->name = name;
   t->present = true;
   return QAT_OK;
