@@ -28,10 +28,12 @@ bench-kernels: $(BUILD)/bench_kernels
 $(BUILD)/obj/bench/bench_kernels.o: CPPFLAGS += $(BENCH_KERNELS_DEFS)
 
 # The peak loops: one file per instruction set, built by the Makefile's
-# per-tier pattern rules (*_avx2.c, *_avxvnni.c, *_avx512vnni.c).
+# per-tier pattern rules (*_avx2.c, *_avxvnni.c, *_avx512vnni.c); the two
+# vpdpbusd files include one loop, bench_peak_vnni.h, under their flags.
 BENCH_PEAK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/bench_peak_*.c))
-$(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(BENCH_PEAK_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $< $(BENCH_PEAK_OBJ) $(LIB) $(BENCH_KERNELS_LIBS) $(CORE_LIBS)
+# bench_util.o: the report printer and clock both C benches use.
+$(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(BUILD)/obj/bench/bench_util.o $(BENCH_PEAK_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(BENCH_KERNELS_LIBS) $(CORE_LIBS)
 
 # The whole MLP (shipped model, else a random 784-256-128-10) vs PyTorch.
 BENCH_MODEL = $(firstword $(wildcard models/fashion-mnist.safetensors) $(BUILD)/bench/random-784-256-128-10.safetensors)
@@ -92,5 +94,5 @@ bench-json: $(BUILD)/bench_json
 	$(BUILD)/bench_json --out $(BUILD)/bench
 
 $(BUILD)/obj/bench/bench_json.o: CPPFLAGS += -Iserver
-$(BUILD)/bench_json: $(BUILD)/obj/bench/bench_json.o $(filter %/json.o %/num.o,$(SRV_OBJ))
+$(BUILD)/bench_json: $(BUILD)/obj/bench/bench_json.o $(BUILD)/obj/bench/bench_util.o $(filter %/json.o %/num.o,$(SRV_OBJ))
 	$(CC) $(LDFLAGS) -o $@ $^ -lm

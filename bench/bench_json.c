@@ -13,15 +13,13 @@
  * Printing: qs_buf_float_array over the same floats vs snprintf "%.9g".
  * Writes DIR/json.txt (default build/bench). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "base/json.h"
+#include "bench_util.h"
 
 #define ROWS 64
 #define COLS 784
@@ -29,28 +27,6 @@
 
 static int repeats = 15;
 static double min_ms = 20.0;
-static FILE *txt;
-
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  if (txt) {
-    va_start(ap, fmt);
-    vfprintf(txt, fmt, ap);
-    va_end(ap);
-  }
-  fflush(stdout);
-}
-
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
 static uint64_t rng(void) {
   rs ^= rs << 13;
@@ -155,12 +131,12 @@ static void measure(const body *b, fn *f, int nf, double *ns) {
   double med[8][64];
   for (int r = 0; r < repeats; r++) {
     for (int i = 0; i < nf; i++) {
-      double items = 0, t0 = now_ns(), t;
+      double items = 0, t0 = bench_now_s(), t;
       do {
         items += f[i](b);
-        t = now_ns();
-      } while (t - t0 < min_ms * 1e6);
-      med[i][r] = (t - t0) / items;
+        t = bench_now_s();
+      } while (t - t0 < min_ms * 1e-3);
+      med[i][r] = (t - t0) * 1e9 / items;
     }
   }
   for (int i = 0; i < nf; i++) {
@@ -187,30 +163,28 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  mkdir(dir, 0755);
   char path[512];
-  snprintf(path, sizeof path, "%s/json.txt", dir);
-  txt = fopen(path, "w");
+  bench_report_open(dir, "json.txt", path, sizeof path);
   qs_buf_init(&pb, 1 << 20, 1 << 26);
   static body bodies[3];
   make_body(&bodies[0], "5 digits (0.12345)", 0);
   make_body(&bodies[1], "17 digits (0.30196078431372547)", 1);
   make_body(&bodies[2], "shortest floats (server output)", 2);
-  out("# bench_json: ns per number, %d x %d body, median of %d interleaved repeats of >= %.0f ms;\n"
+  bench_out("# bench_json: ns per number, %d x %d body, median of %d interleaved repeats of >= %.0f ms;\n"
       "# clock: this thread's CPU time (CLOCK_THREAD_CPUTIME_ID)\n",
       ROWS, COLS, repeats, min_ms);
-  out("%-34s %12s %12s %8s %12s %12s %8s\n", "numbers", "parse ns", "strtof ns", "ratio", "print ns",
+  bench_out("%-34s %12s %12s %8s %12s %12s %8s\n", "numbers", "parse ns", "strtof ns", "ratio", "print ns",
       "%.9g ns", "ratio");
   for (int i = 0; i < 3; i++) {
     fn f[4] = {run_parse, run_strtof, run_print, run_snprintf};
     double ns[4];
     run_parse(&bodies[i]); /* xs holds this body's floats for the printers */
     measure(&bodies[i], f, 4, ns);
-    out("%-34s %12.2f %12.2f %8.2f %12.2f %12.2f %8.2f\n", bodies[i].name, ns[0], ns[1],
+    bench_out("%-34s %12.2f %12.2f %8.2f %12.2f %12.2f %8.2f\n", bodies[i].name, ns[0], ns[1],
         ns[1] / ns[0], ns[2], ns[3], ns[3] / ns[2]);
   }
-  out("# ratio = peer / ours (above 1: ours is faster)\n");
-  if (txt) fclose(txt);
+  bench_out("# ratio = peer / ours (above 1: ours is faster)\n");
+  bench_report_close();
   printf("wrote %s\n", path);
   for (int i = 0; i < 3; i++) free(bodies[i].text);
   qs_buf_free(&pb);

@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +37,7 @@
 #include <cblas.h>
 
 #include "bench_peak.h"
+#include "bench_util.h"
 #include "internal.h"
 #include "kernels.h"
 #include "layer.h"
@@ -49,34 +49,6 @@
 
 #define REPEATS 15
 #define MIN_MS 2.0
-
-static FILE *txt;
-
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  if (txt) {
-    va_start(ap, fmt);
-    vfprintf(txt, fmt, ap);
-    va_end(ap);
-  }
-  fflush(stdout);
-}
-
-/* This thread's CPU time by default: other processes share these two cores
- * and would otherwise add the time we sit descheduled to whatever runs then
- * (everything measured runs on this thread: OpenBLAS and oneDNN are held to
- * one thread). --wall measures wall-clock time instead. */
-static clockid_t bench_clock = CLOCK_THREAD_CPUTIME_ID;
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(bench_clock, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -91,18 +63,18 @@ static double time_us(bench_fn f, void *ctx, int repeats, double min_ms) {
   f(ctx);
   size_t n = 1;
   for (;;) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < n; i++) f(ctx);
-    double ms = (now_s() - t0) * 1e3;
+    double ms = (bench_now_s() - t0) * 1e3;
     if (ms >= min_ms || n > (1u << 24)) break;
     n = ms <= 0.01 ? n * 16 : (size_t)((double)n * min_ms / ms * 1.2) + 1;
   }
   double t[REPEATS];
   if (repeats > REPEATS) repeats = REPEATS;
   for (int r = 0; r < repeats; r++) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < n; i++) f(ctx);
-    t[r] = (now_s() - t0) * 1e6 / (double)n;
+    t[r] = (bench_now_s() - t0) * 1e6 / (double)n;
   }
   qsort(t, (size_t)repeats, sizeof *t, cmp_double);
   return t[repeats / 2];
@@ -126,18 +98,18 @@ static void time_side_by_side(contender *c, int nc, int repeats, double min_ms) 
     c[i].f(c[i].ctx);
     n[i] = 1;
     for (;;) {
-      double t0 = now_s();
+      double t0 = bench_now_s();
       for (size_t k = 0; k < n[i]; k++) c[i].f(c[i].ctx);
-      double ms = (now_s() - t0) * 1e3;
+      double ms = (bench_now_s() - t0) * 1e3;
       if (ms >= min_ms || n[i] > (1u << 24)) break;
       n[i] = ms <= 0.01 ? n[i] * 16 : (size_t)((double)n[i] * min_ms / ms * 1.2) + 1;
     }
   }
   for (int r = 0; r < repeats; r++)
     for (int i = 0; i < nc; i++) {
-      double t0 = now_s();
+      double t0 = bench_now_s();
       for (size_t k = 0; k < n[i]; k++) c[i].f(c[i].ctx);
-      t[i][r] = (now_s() - t0) * 1e6 / (double)n[i];
+      t[i][r] = (bench_now_s() - t0) * 1e6 / (double)n[i];
     }
   for (int i = 0; i < nc; i++) {
     qsort(t[i], (size_t)repeats, sizeof(double), cmp_double);
@@ -183,18 +155,18 @@ static volatile int32_t sink;
 static double peak_gops(peak_fn f, double ops_per_iter, int quick) {
   long iters = 1000;
   for (;;) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     sink += f(iters, (int32_t)iters);
-    double ms = (now_s() - t0) * 1e3;
+    double ms = (bench_now_s() - t0) * 1e3;
     if (ms >= 20.0 || iters > (1L << 34)) break;
     iters = ms < 0.5 ? iters * 16 : (long)((double)iters * 22.0 / ms);
   }
   double t[7];
   int reps = quick ? 3 : 7;
   for (int r = 0; r < reps; r++) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     sink += f(iters, r);
-    t[r] = now_s() - t0;
+    t[r] = bench_now_s() - t0;
   }
   qsort(t, (size_t)reps, sizeof *t, cmp_double);
   return ops_per_iter * (double)iters / t[reps / 2] / 1e9;
@@ -203,22 +175,22 @@ static double peak_gops(peak_fn f, double ops_per_iter, int quick) {
 static double peak_zmm = NAN, peak_ymm = NAN, peak_avx2 = NAN;
 
 static void bench_peaks(int quick) {
-  out("# 1. one core's int8 peak: independent chains of one instruction (a multiply-add = 2 ops)\n");
+  bench_out("# 1. one core's int8 peak: independent chains of one instruction (a multiply-add = 2 ops)\n");
   if (qat__kernels_runnable(&qat__kernels_avx512vnni)) {
     peak_zmm = peak_gops(bench_peak_zmm, PEAK_ZMM_OPS, quick);
-    out("peak vpdpbusd zmm (AVX512-VNNI), 16 chains        %7.1f GOP/s\n", peak_zmm);
+    bench_out("peak vpdpbusd zmm (AVX512-VNNI), 16 chains        %7.1f GOP/s\n", peak_zmm);
     peak_ymm = peak_gops(bench_peak_ymm_evex, PEAK_YMM_OPS, quick);
-    out("peak vpdpbusd ymm, EVEX (AVX512-VNNI + VL)        %7.1f GOP/s\n", peak_ymm);
+    bench_out("peak vpdpbusd ymm, EVEX (AVX512-VNNI + VL)        %7.1f GOP/s\n", peak_ymm);
   }
   if (qat__kernels_runnable(&qat__kernels_avxvnni)) {
     peak_ymm = peak_gops(bench_peak_ymm_vex, PEAK_YMM_VEX_OPS, quick);
-    out("peak vpdpbusd ymm, VEX (AVX-VNNI), 14 chains      %7.1f GOP/s\n", peak_ymm);
+    bench_out("peak vpdpbusd ymm, VEX (AVX-VNNI), 14 chains      %7.1f GOP/s\n", peak_ymm);
   } else {
-    out("peak vpdpbusd ymm, VEX (AVX-VNNI)                 not run: this CPU has no AVX-VNNI\n");
+    bench_out("peak vpdpbusd ymm, VEX (AVX-VNNI)                 not run: this CPU has no AVX-VNNI\n");
   }
   if (qat__cpu_has_avx2()) {
     peak_avx2 = peak_gops(bench_peak_avx2, PEAK_AVX2_OPS, quick);
-    out("peak vpmaddubsw+vpmaddwd+vpaddd (AVX2), 12 chains %7.1f GOP/s\n", peak_avx2);
+    bench_out("peak vpmaddubsw+vpmaddwd+vpaddd (AVX2), 12 chains %7.1f GOP/s\n", peak_avx2);
   }
 }
 
@@ -383,9 +355,9 @@ static void bench_layer(FILE *csv, size_t N, size_t K, size_t M, int quick, dnnl
   /* The reference is slow: few repeats of a single call on big shapes. */
   double t_ref = ops > 5e7 ? time_us(run_ref, &l[0], 3, 0.0) : time_us(run_ref, &l[0], quick ? 5 : REPEATS, MIN_MS);
   double t_blas = c[ntiers].us;
-  out("%5zu %5zu %4zu |", N, K, M);
-  for (size_t t = 0; t < ntiers; t++) out(" %8.2f %6.1f |", c[t].us, gops(M, N, K, c[t].us));
-  out(" %9.1f %5.1f | %8.2f %6.1f | %8.2f %6.1f | %5.2fx %5.2fx | %6ld /%zu\n", t_ref,
+  bench_out("%5zu %5zu %4zu |", N, K, M);
+  for (size_t t = 0; t < ntiers; t++) bench_out(" %8.2f %6.1f |", c[t].us, gops(M, N, K, c[t].us));
+  bench_out(" %9.1f %5.1f | %8.2f %6.1f | %8.2f %6.1f | %5.2fx %5.2fx | %6ld /%zu\n", t_ref,
       gops(M, N, K, t_ref), t_blas, gops(M, N, K, t_blas), native.us, gops(M, N, K, native.us),
       t_blas / c[0].us, native.us / c[0].us, native.wrong, M * N);
   if (csv) {
@@ -398,7 +370,7 @@ static void bench_layer(FILE *csv, size_t N, size_t K, size_t M, int quick, dnnl
     for (size_t t = 0; t < ntiers; t++) {
       double p = tier_peak(tiers[t]), g = gops(M, N, K, c[t].us);
       if (!isnan(p))
-        out("#   layer 1024x1024 batch 256, %-12s %6.1f GOP/s = %5.1f%% of its instruction's peak (%.1f GOP/s)\n",
+        bench_out("#   layer 1024x1024 batch 256, %-12s %6.1f GOP/s = %5.1f%% of its instruction's peak (%.1f GOP/s)\n",
             tiers[t]->name, g, 100.0 * g / p, p);
     }
   qat__free_aligned(truth);
@@ -550,12 +522,12 @@ static void bench_mlp(FILE *csv, size_t rows, int quick, int blas_only) {
   c[nt] = (contender){mlp_fp32, ref, 0};
   time_side_by_side(c, (int)nt + 1, quick ? 5 : REPEATS, MIN_MS);
   double ops = mlp_ops(rows);
-  out("MLP 784-256-128-10 batch %3zu |", rows);
+  bench_out("MLP 784-256-128-10 batch %3zu |", rows);
   for (size_t t = 0; t < nt; t++)
-    out(" %s %7.2f us (%5.1f GOP/s) |", tiers[t]->name, c[t].us, ops / (c[t].us * 1e3));
-  out(" fp32 OpenBLAS %7.2f us (%5.1f GOP/s)", c[nt].us, ops / (c[nt].us * 1e3));
-  if (nt) out(" | %s vs fp32 %5.2fx", tiers[0]->name, c[nt].us / c[0].us);
-  out("\n");
+    bench_out(" %s %7.2f us (%5.1f GOP/s) |", tiers[t]->name, c[t].us, ops / (c[t].us * 1e3));
+  bench_out(" fp32 OpenBLAS %7.2f us (%5.1f GOP/s)", c[nt].us, ops / (c[nt].us * 1e3));
+  if (nt) bench_out(" | %s vs fp32 %5.2fx", tiers[0]->name, c[nt].us / c[0].us);
+  bench_out("\n");
   if (csv) {
     for (size_t t = 0; t < nt; t++) fprintf(csv, "mlp,%s,%zu,%.3f,%.2f\n", tiers[t]->name, rows, c[t].us, ops / (c[t].us * 1e3));
     fprintf(csv, "mlp,fp32-openblas,%zu,%.3f,%.2f\n", rows, c[nt].us, ops / (c[nt].us * 1e3));
@@ -680,7 +652,7 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
                           int blas_only) {
   qat_model *m = NULL;
   if (qat_model_load(path, &m) != QAT_OK) {
-    out("# 4. shipped model: not run (%s: %s)\n", path, qat_errmsg());
+    bench_out("# 4. shipped model: not run (%s: %s)\n", path, qat_errmsg());
     return;
   }
   const size_t R = 64, K = qat_model_in_dim(m), O = qat_model_out_dim(m);
@@ -690,7 +662,7 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
   for (size_t i = 0; i < R * K; i++) x[i] = (float)(rnd() >> 8) / (float)(1 << 24); /* [0, 1) like pixels */
   qat_ctx *ctx = NULL;
   if (qat_ctx_create(m, R, &ctx) != QAT_OK) exit(1);
-  out("# 4. the shipped model (%s, %zu-...-%zu) through the library: qat_infer_int8 (%s) and\n"
+  bench_out("# 4. the shipped model (%s, %zu-...-%zu) through the library: qat_infer_int8 (%s) and\n"
       "#    qat_infer_fp32 (OpenBLAS %s), vs ONNX Runtime (one intra-op thread) on the same input.\n",
       path, K, O, qat_kernel_name(), qat_blas_corename());
 
@@ -709,9 +681,9 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
   snprintf(f32t, sizeof f32t, "%s/ort-fp32-qat2onnx.onnx", dir);
   if (use_ort && !blas_only && qat_model_out_mode(m) == QAT_OUT_DEQUANT_ACC) {
     if (access("tests/ort/node_modules/onnxruntime-node/package.json", R_OK) != 0) {
-      out("#    ONNX Runtime: not run (install it: cd tests/ort && npm ci --ignore-scripts)\n");
+      bench_out("#    ONNX Runtime: not run (install it: cd tests/ort && npm ci --ignore-scripts)\n");
     } else if (write_spec(m, spec) != 0) {
-      out("#    ONNX Runtime: not run (cannot write %s)\n", spec);
+      bench_out("#    ONNX Runtime: not run (cannot write %s)\n", spec);
     } else {
       char cmd[6000];
       snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/ort_model.py '%s' '%s' '%s' '%s'", spec, f8, f32,
@@ -720,7 +692,7 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
       bool okw = fi && fwrite(x, sizeof(float), R * K, fi) == R * K;
       if (fi) fclose(fi);
       if (!okw || system(cmd) != 0) {
-        out("#    ONNX Runtime: not run (bench/ort_model.py failed: needs python3-onnx)\n");
+        bench_out("#    ONNX Runtime: not run (bench/ort_model.py failed: needs python3-onnx)\n");
       } else {
         char rows_s[32], k_s[32];
         snprintf(rows_s, sizeof rows_s, "%zu", R);
@@ -739,12 +711,12 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
         char *const argv[] = {"node", "bench/ort_peer.js", t ? f8t : f8, t ? f32t : f32, fnoop, fin,
                               rows_s, k_s, NULL};
         ort = ort_start(&peer, argv, reply, sizeof reply);
-        if (!ort) out("#    ONNX Runtime: not run (%s)\n", reply[0] ? reply : "node failed");
+        if (!ort) bench_out("#    ONNX Runtime: not run (%s)\n", reply[0] ? reply : "node failed");
       }
     }
   }
   if (ort) {
-    out("#    ONNX Runtime: %s; graphs by %s;\n"
+    bench_out("#    ONNX Runtime: %s; graphs by %s;\n"
         "#    times taken inside node (bench/ort_peer.js): its process CPU time per call (the run happens\n"
         "#    on an ORT worker thread) and wall; ours: this thread's CPU time.\n",
         reply + 6, graphs);
@@ -754,7 +726,7 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
       model_int8(&mc);
       char r[256];
       if (!ort_cmd(&peer, r, sizeof r, "check int8 %zu %s", B, fout)) {
-        out("#    ONNX Runtime check failed: %s\n", r);
+        bench_out("#    ONNX Runtime check failed: %s\n", r);
         ort = false;
         break;
       }
@@ -763,7 +735,7 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
       if (fo) fclose(fo);
       size_t diff = 0;
       for (size_t i = 0; i < B * O; i++) diff += memcmp(&y[i], &yo[i], sizeof(float)) != 0;
-      out("#    check: ORT int8 outputs vs ours at batch %zu: %zu of %zu floats differ%s\n", B,
+      bench_out("#    check: ORT int8 outputs vs ours at batch %zu: %zu of %zu floats differ%s\n", B,
           got == B * O ? diff : B * O, B * O, got == B * O && diff == 0 ? " (bit-identical)" : "");
     }
   }
@@ -783,9 +755,9 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
       for (int i = 0; i < nc; i++) {
         n[i] = 1;
         for (;;) {
-          double t0 = now_s();
+          double t0 = bench_now_s();
           for (size_t k = 0; k < n[i]; k++) c[i].f(c[i].ctx);
-          double ms = (now_s() - t0) * 1e3;
+          double ms = (bench_now_s() - t0) * 1e3;
           if (ms >= MIN_MS) break;
           n[i] = ms <= 0.01 ? n[i] * 16 : (size_t)((double)n[i] * MIN_MS / ms * 1.2) + 1;
         }
@@ -799,9 +771,9 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
       }
       for (int r = 0; r < reps; r++) {
         for (int i = 0; i < nc; i++) {
-          double t0 = now_s();
+          double t0 = bench_now_s();
           for (size_t k = 0; k < n[i]; k++) c[i].f(c[i].ctx);
-          t[i][r] = (now_s() - t0) * 1e6 / (double)n[i];
+          t[i][r] = (bench_now_s() - t0) * 1e6 / (double)n[i];
         }
         for (int k = 0; k < 3; k++)
           if (!ort_time(&peer, kinds[k], B, on[k], &ow[k][r], &oc[k][r])) exit(1);
@@ -829,10 +801,10 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
       /* ORT's CPU per node call, and minus a no-op graph's (the binding's
        * own cost): the estimate of its time per run, load-robust. */
       double est8 = med[0][1] - med[2][1], est32 = med[1][1] - med[2][1];
-      out("shipped model batch %2zu | qatserve int8 (%s) %7.2f us | ORT int8 %7.2f us (= %7.2f CPU per node call"
+      bench_out("shipped model batch %2zu | qatserve int8 (%s) %7.2f us | ORT int8 %7.2f us (= %7.2f CPU per node call"
           " - %5.2f no-op call; %7.2f in-session wall) | ORT/ours %5.2fx\n",
           B, qat_kernel_name(), c[0].us, est8, med[0][1], med[2][1], in_run[0], est8 / c[0].us);
-      out("shipped model batch %2zu | qatserve fp32 (OpenBLAS) %7.2f us | ORT fp32 %7.2f us (= %7.2f CPU per node call"
+      bench_out("shipped model batch %2zu | qatserve fp32 (OpenBLAS) %7.2f us | ORT fp32 %7.2f us (= %7.2f CPU per node call"
           " - %5.2f no-op call; %7.2f in-session wall) | ORT/ours %5.2fx\n",
           B, c[1].us, est32, med[1][1], med[2][1], in_run[1], est32 / c[1].us);
       if (csv)
@@ -841,9 +813,9 @@ static void bench_shipped(FILE *csv, const char *path, const char *dir, int quic
       continue;
     }
     if (blas_only)
-      out("shipped model batch %2zu | qatserve fp32 (OpenBLAS %s) %7.2f us\n", B, qat_blas_corename(), c[0].us);
+      bench_out("shipped model batch %2zu | qatserve fp32 (OpenBLAS %s) %7.2f us\n", B, qat_blas_corename(), c[0].us);
     else
-      out("shipped model batch %2zu | qatserve int8 (%s) %7.2f us | qatserve fp32 %7.2f us\n", B,
+      bench_out("shipped model batch %2zu | qatserve int8 (%s) %7.2f us | qatserve fp32 %7.2f us\n", B,
           qat_kernel_name(), c[0].us, c[1].us);
   }
   if (ort) ort_stop(&peer);
@@ -870,8 +842,8 @@ int main(int argc, char **argv) {
       use_ort = 0;
     else if (strcmp(argv[i], "--shipped-only") == 0)
       shipped_only = 1;
-    else if (strcmp(argv[i], "--wall") == 0)
-      bench_clock = CLOCK_MONOTONIC;
+    else if (strcmp(argv[i], "--wall") == 0) /* default: this thread's CPU time (bench_util.h); */
+      bench_clock = CLOCK_MONOTONIC;          /* OpenBLAS and oneDNN are held to this thread */
     else {
       fprintf(stderr, "usage: %s [--out DIR] [--quick] [--wall] [--model FILE] [--blas-only] [--no-ort] "
               "[--shipped-only]\n", argv[0]);
@@ -891,10 +863,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   qat_blas_single_thread();
-  mkdir(dir, 0755);
   char path[512];
-  snprintf(path, sizeof path, "%s/%s", dir, blas_only ? "kernels-blas.txt" : "kernels.txt");
-  txt = fopen(path, "w");
+  bench_report_open(dir, blas_only ? "kernels-blas.txt" : "kernels.txt", path, sizeof path);
   FILE *csv = NULL;
   if (!blas_only) {
     snprintf(path, sizeof path, "%s/kernels.csv", dir);
@@ -905,13 +875,13 @@ int main(int argc, char **argv) {
   char host[64] = "?";
   gethostname(host, sizeof host);
   const char *ct = getenv("OPENBLAS_CORETYPE");
-  out("# reproduce: make bench-kernels   (or: build/bench_kernels%s%s)\n", quick ? " --quick" : "",
+  bench_out("# reproduce: make bench-kernels   (or: build/bench_kernels%s%s)\n", quick ? " --quick" : "",
       blas_only ? " --blas-only" : "");
-  out("# bench_kernels on %s, %s", host, ctime(&t));
-  out("# cpu: %s\n# int8 tiers measured:", qat_cpu_features());
-  for (size_t i = 0; i < ntiers; i++) out(" %s", tiers[i]->name);
-  out(" (+ ref); library default: %s\n", qat_kernel_name());
-  out("# fp32 baseline: OpenBLAS core %s (OPENBLAS_CORETYPE=%s)\n", qat_blas_corename(), ct ? ct : "unset");
+  bench_out("# bench_kernels on %s, %s", host, ctime(&t));
+  bench_out("# cpu: %s\n# int8 tiers measured:", qat_cpu_features());
+  for (size_t i = 0; i < ntiers; i++) bench_out(" %s", tiers[i]->name);
+  bench_out(" (+ ref); library default: %s\n", qat_kernel_name());
+  bench_out("# fp32 baseline: OpenBLAS core %s (OPENBLAS_CORETYPE=%s)\n", qat_blas_corename(), ct ? ct : "unset");
   /* Other processes share these cores; say how busy the machine was. */
   FILE *la = fopen("/proc/loadavg", "r");
   char load[64] = "?";
@@ -919,30 +889,30 @@ int main(int argc, char **argv) {
     if (!fgets(load, sizeof load, la)) strcpy(load, "?\n");
     fclose(la);
   }
-  out("# load average at start (1/5/15 min ...): %s", load);
-  out("# single thread (OpenBLAS 1 thread, OMP_NUM_THREADS=1); median of %d repeats, each "
+  bench_out("# load average at start (1/5/15 min ...): %s", load);
+  bench_out("# single thread (OpenBLAS 1 thread, OMP_NUM_THREADS=1); median of %d repeats, each "
       ">= %.0f ms of calls, contenders interleaved repeat by repeat;\n# clock: %s\n",
       quick ? 5 : REPEATS, MIN_MS,
       bench_clock == CLOCK_MONOTONIC ? "wall (CLOCK_MONOTONIC)"
                                      : "this thread's CPU time (CLOCK_THREAD_CPUTIME_ID; --wall for wall-clock)");
   if (blas_only) {
-    out("# fp32 OpenBLAS only (sgemv at M = 1, sgemm otherwise), us per call:\n");
+    bench_out("# fp32 OpenBLAS only (sgemv at M = 1, sgemm otherwise), us per call:\n");
     for (int i = 0; i < NCASES; i++) {
       layer_case l;
       layer_setup(&l, &qat__kernels_ref, shapes[i / 4][0], shapes[i / 4][1], batches[i % 4]);
       double us = time_us(run_blas, &l, quick ? 5 : REPEATS, MIN_MS);
-      out("%5zu %5zu %4zu | fp32 %9.2f us %6.1f GOP/s\n", l.N, l.K, l.M, us, gops(l.M, l.N, l.K, us));
+      bench_out("%5zu %5zu %4zu | fp32 %9.2f us %6.1f GOP/s\n", l.N, l.K, l.M, us, gops(l.M, l.N, l.K, us));
       layer_free(&l);
     }
     bench_mlp(NULL, 1, quick, 1);
     bench_mlp(NULL, 64, quick, 1);
     bench_shipped(NULL, model, dir, quick, 0, 1);
-    if (txt) fclose(txt);
+    bench_report_close();
     return 0;
   }
   if (shipped_only) { /* section 4 alone */
     bench_shipped(NULL, model, dir, quick, use_ort, 0);
-    if (txt) fclose(txt);
+    bench_report_close();
     if (csv) fclose(csv);
     return 0;
   }
@@ -951,17 +921,17 @@ int main(int argc, char **argv) {
   dnnl_native_all(native, quick);
 #ifdef HAVE_DNNL
   const dnnl_version_t *v = dnnl_version();
-  out("# 2. layers. dnnlN: oneDNN %d.%d.%d dnnl_gemm_u8s8s32 with every ISA it finds (AVX-512 VNNI here), in a\n"
+  bench_out("# 2. layers. dnnlN: oneDNN %d.%d.%d dnnl_gemm_u8s8s32 with every ISA it finds (AVX-512 VNNI here), in a\n"
       "#    separate process, fed x in 0..127 (its AVX2 path saturates above); 'wrong': its outputs that differ\n"
       "#    from the exact product on full-range x. Our tiers: x in 0..255, each checked equal to the reference.\n",
       v->major, v->minor, v->patch);
 #else
-  out("# 2. layers (oneDNN not built: no <dnnl.h>). Our tiers: x in 0..255, each checked equal to the reference.\n");
+  bench_out("# 2. layers (oneDNN not built: no <dnnl.h>). Our tiers: x in 0..255, each checked equal to the reference.\n");
 #endif
-  out("#    ref: scalar reference. fp32: OpenBLAS sgemv (M = 1) / sgemm. GOP/s = 2*M*N*K / time.\n"
+  bench_out("#    ref: scalar reference. fp32: OpenBLAS sgemv (M = 1) / sgemm. GOP/s = 2*M*N*K / time.\n"
       "#    speedups (their time / %s's): fp32, dnnlN\n#    N     K    M |", ntiers ? tiers[0]->name : "-");
-  for (size_t i = 0; i < ntiers; i++) out(" %15s |", tiers[i]->name);
-  out("    ref us GOP/s |  fp32 us  GOP/s | dnnlN us  GOP/s |  fp32 dnnlN | dnnlN wrong\n");
+  for (size_t i = 0; i < ntiers; i++) bench_out(" %15s |", tiers[i]->name);
+  bench_out("    ref us GOP/s |  fp32 us  GOP/s | dnnlN us  GOP/s |  fp32 dnnlN | dnnlN wrong\n");
   if (csv) {
     fprintf(csv, "N,K,M");
     for (size_t i = 0; i < ntiers; i++) fprintf(csv, ",%s_us,%s_gops", tiers[i]->name, tiers[i]->name);
@@ -974,13 +944,13 @@ int main(int argc, char **argv) {
   snprintf(path, sizeof path, "%s/kernels_mlp.csv", dir);
   csv = fopen(path, "w");
   if (csv) fprintf(csv, "kind,what,batch,us,gops_or_extra...\n");
-  out("# 3. MLP 784-256-128-10 (random weights, 8-bit activations): quantize_u8, per layer gemm_u8s8 +\n"
+  bench_out("# 3. MLP 784-256-128-10 (random weights, 8-bit activations): quantize_u8, per layer gemm_u8s8 +\n"
       "#    requant_u8 (ReLU), last layer dequantized from int32; each tier's outputs checked equal to\n"
       "#    the reference tier's first. vs fp32 OpenBLAS gemv/gemm + bias + ReLU.\n");
   bench_mlp(csv, 1, quick, 0);
   bench_mlp(csv, 64, quick, 0);
   bench_shipped(csv, model, dir, quick, use_ort, 0);
-  if (txt) fclose(txt);
+  bench_report_close();
   if (csv) fclose(csv);
   return 0;
 }

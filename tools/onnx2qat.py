@@ -39,7 +39,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qatfile  # noqa: E402
 
 F32 = np.float32
-EXIT_UNSUPPORTED = 2
 OPSETS = range(13, 18)
 
 
@@ -816,13 +815,9 @@ def main(argv=None):
         if len(layers) > 64:
             raise Refused("%d layers; at most 64 are served" % len(layers))
     except Refused as e:
-        print("onnx2qat: refused: %s" % e, file=sys.stderr)
-        return EXIT_UNSUPPORTED
+        return qatfile.refuse("onnx2qat", e)
     except Exception as e:  # never a traceback: name what we were doing
-        print("onnx2qat: refused: %s: unsupported graph (%s: %s)"
-              % (a.model, type(e).__name__, str(e).splitlines()[0] if str(e) else ""),
-              file=sys.stderr)
-        return EXIT_UNSUPPORTED
+        return qatfile.refuse("onnx2qat", "%s: unsupported graph" % a.model, e)
     try:
         qatfile.write(a.out, tensors, meta)
     except OSError as e:

@@ -261,8 +261,7 @@ def main(argv=None):
         print("qat2onnx: %s: %s" % (a.model, e), file=sys.stderr)
         return 1
     except Unsupported as e:
-        print("qat2onnx: refused: %s" % e, file=sys.stderr)
-        return 2
+        return qatfile.refuse("qat2onnx", e)
     onnx.save(m, a.out)
     print("qat2onnx: wrote %s: %s, form %s, opset %d"
           % (a.out, meta["architecture"], a.form, a.opset))

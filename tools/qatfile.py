@@ -13,6 +13,7 @@ and the Python tests go through this module, so a change to the file format
     load_model(path)             the integer model as emulate() takes it
     emulate(model, x)            core's integer path in numpy, bit for bit,
                                  for every `rounding` convention
+    refuse(tool, why, e)         the importers' one-line refusal, exit 2
 
 No third-party dependency beyond numpy.
 """
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import tempfile
 
 import numpy as np
@@ -39,6 +41,11 @@ RESERVED = ("format", "format_version", "architecture", "activations", "weight_b
 
 _DT = {np.dtype(np.int8): "I8", np.dtype(np.int32): "I32", np.dtype(np.float32): "F32"}
 _NP = {"I8": "<i1", "I32": "<i4", "F32": "<f4"}
+
+
+# What an importer (onnx2qat, torch2qat, qat2onnx) exits with when it refuses
+# a model it cannot reproduce exactly (docs/onnx.md, docs/torch.md).
+EXIT_UNSUPPORTED = 2
 
 
 class FormatError(Exception):
@@ -300,3 +307,22 @@ def parse_labels(s, n):
     if len(labels) != n or not all(isinstance(v, str) for v in labels):
         raise ValueError("--labels: %d labels for %d outputs" % (len(labels), n))
     return labels
+
+
+# ------------------------------------------------------------ refusals --
+
+def first_line(e):
+    """An exception's message as one line of at most 300 characters."""
+    t = str(e).strip()
+    return t.splitlines()[0][:300] if t else ""
+
+
+def refuse(tool, why, e=None):
+    """Prints TOOL's refusal as one line on stderr, 'TOOL: refused: WHY',
+    followed by ' (Type: first line)' when E, an exception nobody expected,
+    is given: never a traceback. Returns EXIT_UNSUPPORTED, for main() to
+    return."""
+    if e is not None:
+        why = "%s (%s: %s)" % (why, type(e).__name__, first_line(e))
+    print("%s: refused: %s" % (tool, why), file=sys.stderr)
+    return EXIT_UNSUPPORTED

@@ -34,8 +34,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qatfile  # noqa: E402
 
-# Exit statuses: 1 usage / I/O, 2 unsupported model, 3 verification failed.
-EXIT_UNSUPPORTED = 2
+# Exit statuses: 1 usage / I/O, 2 unsupported model (qatfile.refuse), 3 verification failed.
 EXIT_MISMATCH = 3
 
 
@@ -525,17 +524,14 @@ def main(argv=None):
             baseline = "dequantized"
         labels = parse_labels(a.labels, layers[-1]["out_dim"])
     except Unsupported as e:
-        print("torch2qat: refused: %s" % e, file=sys.stderr)
-        return EXIT_UNSUPPORTED
+        return qatfile.refuse("torch2qat", e)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
         print("torch2qat: %s: %s" % (a.model, e), file=sys.stderr)
         return 1
     except Exception as e:  # never a traceback: one line naming the layer
         where = ("layer '%s': unsupported" % CURRENT[0] if CURRENT[0]
                  else "cannot read it as a converted PyTorch model")
-        print("torch2qat: refused: %s: %s (%s: %s)"
-              % (a.model, where, type(e).__name__, first_line(e)), file=sys.stderr)
-        return EXIT_UNSUPPORTED
+        return qatfile.refuse("torch2qat", "%s: %s" % (a.model, where), e)
 
     per_channel = any(L["qscheme"].startswith("per_channel") for L in layers)
     engine = a.engine or ("onednn" if per_channel else "qnnpack")
@@ -571,17 +567,11 @@ def main(argv=None):
         try:
             return verify(a, input_qp, layers, dims, engine, torch)
         except Exception as e:  # running the model failed: not something we can serve
-            print("torch2qat: refused: %s: running it for the self-check failed (%s: %s)"
-                  % (a.model, type(e).__name__, first_line(e)), file=sys.stderr)
             if os.path.exists(a.out):
                 os.remove(a.out)
-            return EXIT_UNSUPPORTED
+            return qatfile.refuse("torch2qat", "%s: running it for the self-check failed"
+                                  % a.model, e)
     return 0
-
-
-def first_line(e):
-    t = str(e).strip()
-    return t.splitlines()[0][:300] if t else ""
 
 
 def verify(a, input_qp, layers, dims, engine, torch):

@@ -20,12 +20,7 @@
 # build/podman for k8s-test and the next run (`make container-clean`).
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-BUILD=${BUILD:-build}
-cd "$ROOT"
-T0=$(ms)
-"$ROOT/deploy/container/image.sh"   # a no-op after make container-image
-podman_env
-T1=$(ms)
+container_test_start
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-docker.XXXXXX")
 names=()
@@ -78,15 +73,7 @@ $PY deploy/tests/check-predict.py --url "$url" --page --model "$name" \
   || { podman logs "$cname" | tail -20; die "check-predict"; }
 
 # --- bit for bit with the host build ------------------------------------------------
-"$ROOT/$BUILD/qatserve" --models "$tmp/models" --port 0 --threads 1 --quiet >"$tmp/host.log" 2>&1 &
-hostpid=$!
-hport=""
-for _ in $(seq 1 100); do
-  hport=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/host.log")
-  [ -n "$hport" ] && break
-  sleep 0.05
-done
-[ -n "$hport" ] || { cat "$tmp/host.log"; die "host server did not start"; }
+host_server_start "$tmp/models" "$tmp/host.log"
 $PY deploy/tests/same-answers.py same "$url" "http://127.0.0.1:$hport" --model "$name" --count 64 \
   || die "container and host build differ"
 kill "$hostpid"; wait "$hostpid" 2>/dev/null || true; hostpid=""

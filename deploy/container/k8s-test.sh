@@ -26,12 +26,7 @@
 # curl, and runs no readiness probe; the test polls both paths itself.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-BUILD=${BUILD:-build}
-cd "$ROOT"
-T0=$(ms)
-"$ROOT/deploy/container/image.sh"   # a no-op after make container-image
-podman_env
-T1=$(ms)
+container_test_start
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qs-k8s.XXXXXX")
 hostpid=""
 played=0
@@ -127,15 +122,7 @@ if [ -z "$name" ]; then   # an image built without models: put one on the volume
   $PY deploy/tests/same-answers.py wait-model "$url" random "$vol/random.safetensors" || die "model on the volume"
 fi
 log "volume qatserve-models ($vol) serves: $(ls "$vol" | tr '\n' ' ')"
-"$ROOT/$BUILD/qatserve" --models "$vol" --port 0 --threads 1 --quiet >"$tmp/host.log" 2>&1 &
-hostpid=$!
-hport=""
-for _ in $(seq 1 100); do
-  hport=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/host.log")
-  [ -n "$hport" ] && break
-  sleep 0.05
-done
-[ -n "$hport" ] || { cat "$tmp/host.log"; die "host server did not start"; }
+host_server_start "$vol" "$tmp/host.log"
 hurl=http://127.0.0.1:$hport
 $PY deploy/tests/same-answers.py same "$url" "$hurl" --model "$name" --count 32 || die "pod and host build differ"
 

@@ -105,3 +105,31 @@ wait_http() {
 }
 
 ms() { date +%s%3N; }
+
+# container_test_start: how docker-test.sh and k8s-test.sh begin. From the
+# repo root, the image built (image.sh: a no-op after make container-image)
+# and podman configured; T0 (start) and T1 (image ready), in ms, are left
+# for the timings the tests log.
+container_test_start() {
+  BUILD=${BUILD:-build}
+  cd "$ROOT"
+  T0=$(ms)
+  "$ROOT/deploy/container/image.sh"
+  podman_env
+  T1=$(ms)
+}
+
+# host_server_start DIR LOG: the host build ($BUILD/qatserve, one thread)
+# serving DIR on a free port of 127.0.0.1, its log in LOG: sets hostpid and
+# hport (the caller stops hostpid; its cleanup should too).
+host_server_start() {
+  "$ROOT/$BUILD/qatserve" --models "$1" --port 0 --threads 1 --quiet >"$2" 2>&1 &
+  hostpid=$!
+  hport=""
+  for _ in $(seq 1 100); do
+    hport=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$2")
+    [ -n "$hport" ] && break
+    sleep 0.05
+  done
+  [ -n "$hport" ] || { cat "$2"; die "host server did not start"; }
+}

@@ -42,6 +42,7 @@
 #include "api/api.h"
 #include "api/grpc_frame.h"
 #include "api/grpc_service.h"
+#include "base/budget.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -122,19 +123,12 @@ static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 static bool reserve(void *ctx, size_t n) {
   gstream *st = ctx;
-  size_t prev = atomic_fetch_add(&qs_g.body_bytes, n);
-  if (prev + n > qs_g.cfg.max_inflight) {
-    atomic_fetch_sub(&qs_g.body_bytes, n);
-    return false;
-  }
-  st->accounted += n;
-  return true;
+  return qs_budget_take(&st->accounted, n);
 }
 
 static void release_body(gstream *st) {
   qs_gframe_free(&st->fr);
-  if (st->accounted) atomic_fetch_sub(&qs_g.body_bytes, st->accounted);
-  st->accounted = 0;
+  qs_budget_release(&st->accounted);
 }
 
 /* ---- streams ---------------------------------------------------------- */
@@ -153,7 +147,7 @@ static gstream *stream_new(gconn *c, int32_t id) {
   st->next = c->streams;
   if (c->streams) c->streams->prev = st;
   c->streams = st;
-  atomic_fetch_add(&qs_g.inflight, 1);
+  qs_inflight_begin();
   return st;
 }
 
@@ -180,7 +174,7 @@ static void stream_free(gstream *st, bool closed_ok) {
   release_body(st);
   free(st->reply);
   free(st);
-  atomic_fetch_sub(&qs_g.inflight, 1);
+  qs_inflight_end();
 }
 
 /* ---- replies ---------------------------------------------------------- */
@@ -489,6 +483,9 @@ static void conn_accept(worker *w) {
   for (;;) {
     int fd = accept4(G.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return; /* EAGAIN (another thread took it) or a transient error */
+    /* --conn-limit counted here, not in base/budget.c: libmicrohttpd
+     * counts the HTTP listener's connections itself (http.c), and these
+     * are accepted only here. */
     if (atomic_fetch_add(&G.conns, 1) >= qs_g.cfg.conn_limit || atomic_load(&G.quiesce)) {
       atomic_fetch_sub(&G.conns, 1);
       close(fd);

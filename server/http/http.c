@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api/exchange.h"
+#include "base/budget.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -196,22 +197,6 @@ static void copy_clean(char *dst, size_t cap, const char *src) {
   dst[i] = '\0';
 }
 
-/* Takes add bytes from the process-wide body budget for r. */
-static bool budget_take(qs_req *r, size_t add) {
-  size_t prev = atomic_fetch_add(&qs_g.body_bytes, add);
-  if (prev + add > qs_g.cfg.max_inflight) {
-    atomic_fetch_sub(&qs_g.body_bytes, add);
-    return false;
-  }
-  r->accounted += add;
-  return true;
-}
-
-static void budget_release(qs_req *r) {
-  if (r->accounted) atomic_fetch_sub(&qs_g.body_bytes, r->accounted);
-  r->accounted = 0;
-}
-
 static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *value) {
   (void)kind;
@@ -344,7 +329,7 @@ static bool body_start(qs_req *r, struct MHD_Connection *c) {
   }
   /* The buffer this record kept from an earlier request counts too. */
   size_t held = r->body_size > first ? r->body_size : first;
-  if (held && !budget_take(r, held)) {
+  if (held && !qs_budget_take(&r->accounted, held)) {
     qs_reply_error(r, 503, "server busy: too many request bodies in flight, retry");
     return false;
   }
@@ -369,7 +354,7 @@ static enum MHD_Result on_headers(struct MHD_Connection *c, const char *url, con
   if (!r) return MHD_NO;
   r->t0_ns = qs_now_ns();
   r->model_slot = -1;
-  atomic_fetch_add(&qs_g.inflight, 1);
+  qs_inflight_begin();
   *con_cls = r;
   copy_clean(r->method, sizeof r->method, method);
   copy_clean(r->path, sizeof r->path, url);
@@ -426,12 +411,12 @@ static enum MHD_Result on_body_chunk(struct MHD_Connection *c, qs_req *r, const 
   if (r->body_len + n > r->body_size) {
     size_t ns = r->body_size ? r->body_size : 4096;
     while (ns < r->body_len + n) ns = ns > cfg->max_body / 2 ? cfg->max_body : ns * 2;
-    if (!budget_take(r, ns - r->body_size)) {
+    if (!qs_budget_take(&r->accounted, ns - r->body_size)) {
       /* Every body in flight together is capped too: this one waits its
        * turn (503) rather than pushing the process out of memory. */
       r->busy = true;
       body_drop(r, n);
-      budget_release(r);
+      qs_budget_release(&r->accounted);
       qs_deadline_body(c, false); /* holds nothing now */
       return MHD_YES;
     }
@@ -511,9 +496,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
            (unsigned long long)(dt / 1000),
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
   size_t held = r->body_size;
-  budget_release(r);
+  qs_budget_release(&r->accounted);
   req_give(r);
-  atomic_fetch_sub(&qs_g.inflight, 1);
+  qs_inflight_end();
   trim_after_peak(held);
 }
 
@@ -584,6 +569,8 @@ struct MHD_Daemon *qs_http_start(void) {
       MHD_OPTION_SOCK_ADDR, ai->ai_addr,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 1 ? cfg->threads : 1),
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
+      /* libmicrohttpd counts this listener's connections against the cap
+       * itself (grpc/h2.c, which accepts its own, counts its own). */
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->conn_limit,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
       MHD_OPTION_NOTIFY_CONNECTION, qs_deadline_notify, NULL,

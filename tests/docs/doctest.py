@@ -80,29 +80,11 @@ class Cmd:
         self.idx = None
 
 
-def comment_split(line):
-    """(code, comment) with the comment starting at an unquoted '#'."""
-    q = None
-    i = 0
-    while i < len(line):
-        c = line[i]
-        if q:
-            if c == "\\" and q == '"':
-                i += 1
-            elif c == q:
-                q = None
-        elif c in "'\"":
-            q = c
-        elif c == "\\":
-            i += 1
-        elif c == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i].rstrip(), line[i + 1:].strip()
-        i += 1
-    return line.rstrip(), ""
-
-
-def quote_open(text):
-    """Whether a quote opened in TEXT is still open at its end."""
+def shell_scan(text, stop_at_comment):
+    """Walks TEXT as the shell reads its quotes and comments. Returns
+    (i, q): i the index of the first unquoted comment '#' when
+    stop_at_comment (else None: comments are skipped to their line's end),
+    and q the quote still open at the end of TEXT (None if none is)."""
     q, i = None, 0
     while i < len(text):
         c = text[i]
@@ -116,10 +98,25 @@ def quote_open(text):
         elif c == "\\":
             i += 1
         elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            if stop_at_comment:
+                return i, None
             while i < len(text) and text[i] != "\n":
                 i += 1
         i += 1
-    return q is not None
+    return None, q
+
+
+def comment_split(line):
+    """(code, comment) with the comment starting at an unquoted '#'."""
+    i, _ = shell_scan(line, True)
+    if i is None:
+        return line.rstrip(), ""
+    return line[:i].rstrip(), line[i + 1:].strip()
+
+
+def quote_open(text):
+    """Whether a quote opened in TEXT is still open at its end."""
+    return shell_scan(text, False)[1] is not None
 
 
 def expectation(cmd, comment, line):
