@@ -7,11 +7,11 @@ BENCH_DNNL := $(shell printf '\#include <dnnl.h>\n' | $(CC) -E -x c - >/dev/null
 BENCH_KERNELS_DEFS := $(if $(BENCH_DNNL),-DHAVE_DNNL)
 BENCH_KERNELS_LIBS := $(if $(BENCH_DNNL),-ldnnl)
 
-.PHONY: bench bench-kernels bench-mlp bench-http bench-grpc bench-latency bench-startup bench-rows
+.PHONY: bench-fp32 bench bench-kernels bench-mlp bench-http bench-grpc bench-latency bench-startup bench-rows
 # The whole suite, one run (~6-8 min on 2 cores): kernels, the whole MLP vs
 # PyTorch, /predict under wrk vs the peers, the int8/fp32 latency
 # distribution, start-up time and memory. Results and plots: $(BUILD)/bench/.
-bench: bench-kernels bench-json bench-mlp bench-http bench-grpc bench-latency bench-startup bench-rows
+bench: bench-kernels bench-fp32 bench-json bench-mlp bench-http bench-grpc bench-latency bench-startup bench-rows
 	@echo "bench: results in $(BUILD)/bench/ (*.txt, *.csv, *.png)"
 
 # Then the fp32 baseline once more with OpenBLAS choosing its own kernels
@@ -34,6 +34,14 @@ BENCH_PEAK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/bench_peak_*.
 # bench_util.o: the report printer and clock both C benches use.
 $(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(BUILD)/obj/bench/bench_util.o $(BENCH_PEAK_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(BENCH_KERNELS_LIBS) $(CORE_LIBS)
+
+# The fp32 baseline of one row: OpenBLAS sgemv vs every tier's gemv_f32,
+# on Fashion-MNIST images, the same with no zero pixel, and random rows.
+bench-fp32: $(BUILD)/bench_fp32
+	@mkdir -p $(BUILD)/bench
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_fp32 --out $(BUILD)/bench
+$(BUILD)/bench_fp32: $(BUILD)/obj/bench/bench_fp32.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
 
 # The whole MLP (shipped model, else a random 784-256-128-10) vs PyTorch.
 BENCH_MODEL = $(firstword $(wildcard models/fashion-mnist.safetensors) $(BUILD)/bench/random-784-256-128-10.safetensors)

@@ -198,6 +198,14 @@ const char *qat_kernel_name(void) {
   return k ? k->name : "none";
 }
 
+const char *qat_fp32_row_kernel(void) {
+  const qat_kernels *k = qat__kernels_get();
+  if (!k) return "none";
+  if (!k->gemv_f32) return "OpenBLAS sgemv";
+  /* The tiers that have one (kernels.h). */
+  return k == &qat__kernels_ref ? "ref gemv" : "avx512vnni gemv";
+}
+
 const char *qat_cpu_features(void) {
   pthread_once(&detected, detect_once);
   return features;

@@ -585,4 +585,6 @@ const qat_kernels qat__kernels_avx2 = {
     .gemm_u8s8 = avx2_gemm_u8s8,
     .requant_u8 = qat__avx2_requant_u8,
     .quantize_u8 = qat__avx2_quantize_u8,
+    /* NULL: OpenBLAS sgemv (gemv_f32.h says why the AVX2 one is not used). */
+    .gemv_f32 = NULL,
 };

@@ -120,4 +120,5 @@ const qat_kernels qat__kernels_avx512vnni = {
     .gemm_u8s8 = vnni_gemm_u8s8,
     .requant_u8 = avx512_requant_u8,
     .quantize_u8 = avx512_quantize_u8,
+    .gemv_f32 = qat__gemv_f32_avx512,
 };

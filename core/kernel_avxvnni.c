@@ -74,4 +74,5 @@ const qat_kernels TIER_TABLE = {
     /* No dot product in these: the AVX2 tier's, exact vs the reference. */
     .requant_u8 = qat__avx2_requant_u8,
     .quantize_u8 = qat__avx2_quantize_u8,
+    .gemv_f32 = NULL, /* OpenBLAS sgemv, as the avx2 tier */
 };

@@ -47,4 +47,5 @@ const qat_kernels qat__kernels_ref = {
     .gemm_u8s8 = ref_gemm_u8s8,
     .requant_u8 = ref_requant_u8,
     .quantize_u8 = qat_quantize_u8, /* the contract itself (quant.c) */
+    .gemv_f32 = qat__gemv_f32_ref,
 };

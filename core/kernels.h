@@ -40,7 +40,15 @@
  *                      uint8_t *q);
  *          Exactly qat_quantize_u8 (quant.c; the reference tier points at
  *          it): q[i] = fmin(fmax(zp + rint(x[i] * (1.0f / scale)), qmin),
- *          qmax) in float32, NaN -> qmin; for 0 <= qmin <= qmax <= 255. */
+ *          qmax) in float32, NaN -> qmin; for 0 <= qmin <= qmax <= 255.
+ *   void   gemv_f32(const float *x, size_t K, const float *wt, size_t ldw,
+ *                   const float *b, size_t N, float *y);
+ *          The fp32 baseline's single-row product, weights transposed, a
+ *          zero input skipping its row of weights (gemv_f32.h, the
+ *          specification; gemv_f32.c its reference). Not int8, but a tier's
+ *          SIMD level chooses it too, and it too must return the reference's
+ *          bits exactly. NULL in a tier that has none faster than OpenBLAS
+ *          sgemv (avx2, avxvnni): one row then goes through sgemv on w. */
 #ifndef QAT_KERNELS_H
 #define QAT_KERNELS_H
 
@@ -48,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gemv_f32.h"
 #include "qat.h"
 
 typedef struct qat_kernels {
@@ -67,6 +76,10 @@ typedef struct qat_kernels {
                      uint8_t *out, size_t ldo);
   /* The input quantization, bit-identical to qat_quantize_u8. */
   void (*quantize_u8)(const float *x, size_t n, const qat_qparams *p, uint8_t *q);
+  /* y [N] = b + x [K] times wt [K][ldw], fused multiply-adds in k order,
+   * zero inputs skipped (gemv_f32.h); NULL = OpenBLAS sgemv instead. */
+  void (*gemv_f32)(const float *x, size_t K, const float *wt, size_t ldw, const float *b,
+                   size_t N, float *y);
 } qat_kernels;
 
 extern const qat_kernels qat__kernels_ref;

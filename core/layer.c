@@ -128,18 +128,23 @@ bool qat__layer_minmax(const float *x, size_t n, float *min, float *max) {
   return n > 0 && !nan && isfinite(lo) && isfinite(hi);
 }
 
-void qat__layer_fp32(const float *x, size_t rows, size_t K, const float *W,
-                    const float *b, size_t N, bool relu, float *y) {
-  /* Start from the bias and let BLAS accumulate onto it (beta = 1). */
-  for (size_t r = 0; r < rows; r++)
-    for (size_t c = 0; c < N; c++) y[r * N + c] = b[c];
-  if (rows == 1)
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, 1.0f, W,
-                (blasint)K, x, 1, 1.0f, y, 1);
-  else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows,
-                (blasint)N, (blasint)K, 1.0f, x, (blasint)K, W, (blasint)K,
-                1.0f, y, (blasint)N);
+void qat__layer_fp32(const qat_kernels *k, const float *x, size_t rows, size_t K,
+                    const float *W, const float *Wt, const float *b, size_t N, bool relu,
+                    float *y) {
+  if (rows == 1 && k->gemv_f32) {
+    k->gemv_f32(x, K, Wt, qat__gemv_f32_ld(N), b, N, y);
+  } else {
+    /* Start from the bias and let BLAS accumulate onto it (beta = 1). */
+    for (size_t r = 0; r < rows; r++)
+      for (size_t c = 0; c < N; c++) y[r * N + c] = b[c];
+    if (rows == 1)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, 1.0f, W,
+                  (blasint)K, x, 1, 1.0f, y, 1);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows,
+                  (blasint)N, (blasint)K, 1.0f, x, (blasint)K, W, (blasint)K,
+                  1.0f, y, (blasint)N);
+  }
   if (relu)
     for (size_t i = 0; i < rows * N; i++)
       if (!(y[i] > 0.0f)) y[i] = 0.0f;

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels.h"
 #include "qat.h"
 
 /* bq for one channel; returns false when the value is not finite or its
@@ -63,9 +64,12 @@ void qat__layer_dynamic_out(const int32_t *raw, size_t rows, size_t n,
 /* min and max of x[0..n); false if any value is not finite. */
 bool qat__layer_minmax(const float *x, size_t n, float *min, float *max);
 
-/* fp32 layer through OpenBLAS: y[rows][N] = x[rows][K] * W^T + b, relu.
- * sgemv for one row, sgemm otherwise. W is [N][K] row-major. */
-void qat__layer_fp32(const float *x, size_t rows, size_t K, const float *W,
-                    const float *b, size_t N, bool relu, float *y);
+/* fp32 layer: y[rows][N] = x[rows][K] * W^T + b, relu. One row through
+ * the tier's gemv_f32 on Wt (W transposed, [K][qat__gemv_f32_ld(N)]) when
+ * the tier has one, else OpenBLAS sgemv; more rows through OpenBLAS sgemm
+ * on W ([N][K] row-major). */
+void qat__layer_fp32(const qat_kernels *k, const float *x, size_t rows, size_t K,
+                    const float *W, const float *Wt, const float *b, size_t N, bool relu,
+                    float *y);
 
 #endif

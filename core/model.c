@@ -261,6 +261,7 @@ static void layer_free(qat_mlayer *L) {
   qat__free(L->bias);
   qat__free(L->bias_q);
   qat__free_aligned(L->w_fp32);
+  qat__free_aligned(L->wt_fp32);
   qat__free(L->b_fp32);
   qat__free_aligned(L->wpacked);
   qat__free(L->rowsum);
@@ -300,12 +301,14 @@ static qat_err layer_build(const qat_kernels *k, const qat_layer_spec *S,
   L->w_fp32 = qat__malloc_aligned(N * K * sizeof(float));
   L->b_fp32 = qat__calloc(N, sizeof(float));
   L->wpacked = qat__malloc_aligned(k->packed_size(N, K));
+  /* Only where the tier has its own single-row product (else NULL). */
+  if (k->gemv_f32) L->wt_fp32 = qat__malloc_aligned(K * qat__gemv_f32_ld(N) * sizeof(float));
   L->rowsum = qat__calloc(N, sizeof(int32_t));
   L->bias_adj = qat__calloc(N, sizeof(int32_t));
   L->mult = qat__calloc(N, sizeof(float));
   L->deq = qat__calloc(N, sizeof(float));
   if (!L->wq || !L->w_scale || !L->bias || !L->bias_q || !L->w_fp32 || !L->b_fp32 ||
-      !L->wpacked || !L->rowsum || !L->bias_adj || !L->mult || !L->deq)
+      !L->wpacked || (k->gemv_f32 && !L->wt_fp32) || !L->rowsum || !L->bias_adj || !L->mult || !L->deq)
     return qat__fail(QAT_ENOMEM, "out of memory building a %zux%zu layer", N, K);
 
   memcpy(L->wq, S->wq, N * K);
@@ -329,6 +332,7 @@ static qat_err layer_build(const qat_kernels *k, const qat_layer_spec *S,
     L->b_fp32[c] = S->b_fp32 ? S->b_fp32[c] : L->bias[c];
   }
   k->pack(L->wq, N, K, L->wpacked);
+  if (L->wt_fp32) qat__gemv_f32_transpose(L->w_fp32, N, K, L->wt_fp32);
   return QAT_OK;
 }
 
@@ -635,8 +639,8 @@ static qat_err fp32_chunk(const qat_model *m, qat_ctx *c, const float *x,
   for (uint32_t i = 0; i < m->n_layers; i++) {
     const qat_mlayer *L = &m->layers[i];
     float *o = i + 1 == m->n_layers ? y : bufs[i & 1];
-    qat__layer_fp32(in, rows, L->in_dim, L->w_fp32, L->b_fp32, L->out_dim,
-                   L->act == QAT_ACT_RELU, o);
+    qat__layer_fp32(m->k, in, rows, L->in_dim, L->w_fp32, L->wt_fp32, L->b_fp32,
+                   L->out_dim, L->act == QAT_ACT_RELU, o);
     in = o;
   }
   return QAT_OK;

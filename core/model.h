@@ -20,6 +20,8 @@ typedef struct qat_mlayer {
   float *b_fp32;       /* [out] */
   /* Derived at create for inference. */
   void *wpacked;       /* k->pack layout, 64-byte aligned */
+  float *wt_fp32;      /* [in][ldw] w_fp32 transposed, 64-byte aligned:
+                        * the single-row fp32 product (gemv_f32.h) */
   int32_t *rowsum;     /* sum_k wq[c][k] (dynamic mode) */
   int32_t *bias_adj;   /* bq[c] - in_zp * rowsum[c] */
   float *mult;         /* requant multiplier M[c] (per the model's rounding) */

@@ -298,6 +298,10 @@ const char *qat_cpu_features(void);
 void qat_blas_single_thread(void);
 /* OpenBLAS's kernel family in use, e.g. "Haswell", "Cooperlake". */
 const char *qat_blas_corename(void);
+/* What computes the fp32 baseline of a single row: the kernel tier's own
+ * product (e.g. "avx512vnni gemv") or "OpenBLAS sgemv" (batches always go
+ * through OpenBLAS sgemm). "none" as qat_kernel_name. */
+const char *qat_fp32_row_kernel(void);
 
 #ifdef __cplusplus
 }

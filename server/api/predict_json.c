@@ -168,8 +168,9 @@ void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
   r->status = 200;
   qs_buf_puts(b, "{\"model\":");
   qs_buf_json_str(b, m->name);
-  qs_buf_printf(b, ",\"version\":%llu,\"mode\":\"%s\",\"outputs\":[", (unsigned long long)m->version,
-                run->dynamic ? "dynamic" : "static");
+  qs_buf_puts(b, ",\"version\":");
+  qs_buf_uint(b, m->version);
+  qs_buf_puts(b, run->dynamic ? ",\"mode\":\"dynamic\",\"outputs\":[" : ",\"mode\":\"static\",\"outputs\":[");
   for (size_t i = 0; i < run->rows; i++) {
     if (i) qs_buf_put(b, ",", 1);
     qs_buf_float_array(b, run->y8 + i * out, out);
@@ -182,7 +183,10 @@ void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
     }
   }
   qs_buf_puts(b, "],\"predictions\":[");
-  for (size_t i = 0; i < run->rows; i++) qs_buf_printf(b, i ? ",%zu" : "%zu", qs_argmax(run->y8 + i * out, out));
+  for (size_t i = 0; i < run->rows; i++) {
+    if (i) qs_buf_put(b, ",", 1);
+    qs_buf_uint(b, qs_argmax(run->y8 + i * out, out));
+  }
   qs_buf_puts(b, "]");
   if (qat_model_n_labels(qm)) {
     qs_buf_puts(b, ",\"labels\":[");
@@ -195,12 +199,19 @@ void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
   }
   qs_summary s;
   qs_infer_summary(run, r->t0_ns, &s);
-  qs_buf_printf(b, ",\"latency_us\":{\"int8\":%.3f", s.int8_us);
-  if (s.baseline)
-    qs_buf_printf(b, ",\"fp32\":%.3f,\"speedup\":%.3f", s.fp32_us, s.speedup);
-  else
+  qs_buf_puts(b, ",\"latency_us\":{\"int8\":");
+  qs_buf_fixed3(b, s.int8_us);
+  if (s.baseline) {
+    qs_buf_puts(b, ",\"fp32\":");
+    qs_buf_fixed3(b, s.fp32_us);
+    qs_buf_puts(b, ",\"speedup\":");
+    qs_buf_fixed3(b, s.speedup);
+  } else {
     qs_buf_puts(b, ",\"fp32\":null,\"speedup\":null");
-  qs_buf_printf(b, ",\"total\":%.3f}", s.total_us);
+  }
+  qs_buf_puts(b, ",\"total\":");
+  qs_buf_fixed3(b, s.total_us);
+  qs_buf_puts(b, "}");
   if (s.baseline) {
     qs_buf_puts(b, ",\"drift\":{\"max_abs_diff\":");
     qs_buf_float(b, s.max_abs_diff);

@@ -431,6 +431,42 @@ void qs_buf_printf(qs_buf *b, const char *fmt, ...) {
   b->len += (size_t)k;
 }
 
+void qs_buf_uint(qs_buf *b, uint64_t v) {
+  char t[20];
+  size_t n = 0;
+  do {
+    t[sizeof t - ++n] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  qs_buf_put(b, t + sizeof t - n, n);
+}
+
+void qs_buf_fixed3(qs_buf *b, double v) {
+  /* Out of the timings' range (or not finite): printf itself. */
+  if (!(v >= 0.0 && v < 1e12)) {
+    qs_buf_printf(b, "%.3f", v);
+    return;
+  }
+  /* 1000 v exactly, as hi + lo (fma gives the product's rounding error),
+   * then rounded to the nearest integer the way glibc's printf rounds the
+   * exact value: the sign of (frac - 0.5) + lo decides (frac - 0.5 is exact,
+   * and a sum of two doubles is 0 only when they cancel exactly); an exact
+   * tie (v = k + 0.0005 with k's decimals a multiple of 1/16, such as
+   * 0.4375) goes to the even neighbour. */
+  double hi = v * 1000.0, lo = fma(v, 1000.0, -hi);
+  uint64_t m = (uint64_t)hi; /* hi < 2^50: its fraction is exact */
+  double frac = hi - (double)m;
+  if (frac + lo < 0.0) { /* hi rounded up onto an integer */
+    m--;
+    frac += 1.0;
+  }
+  double above = (frac - 0.5) + lo;
+  if (above > 0.0 || (above == 0.0 && (m & 1))) m++;
+  qs_buf_uint(b, m / 1000);
+  char f[4] = {'.', (char)('0' + m / 100 % 10), (char)('0' + m / 10 % 10), (char)('0' + m % 10)};
+  qs_buf_put(b, f, 4);
+}
+
 void qs_buf_json_str(qs_buf *b, const char *s) {
   static const char hex[] = "0123456789abcdef";
   qs_buf_put(b, "\"", 1);

@@ -91,6 +91,12 @@ void qs_buf_puts(qs_buf *b, const char *s);
 void qs_buf_printf(qs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string literal with escapes (control chars as \u00XX). */
 void qs_buf_json_str(qs_buf *b, const char *s);
+/* An unsigned integer in decimal (what "%llu" writes, without printf). */
+void qs_buf_uint(qs_buf *b, uint64_t v);
+/* A non-negative time or ratio with 3 decimals, exactly as "%.3f" writes
+ * it, without printf (a reply has four of them; vsnprintf cost ~0.2 us
+ * each). Negative, huge or non-finite values go through printf. */
+void qs_buf_fixed3(qs_buf *b, double v);
 /* The shortest decimal that parses back to the same float (qs_num_format:
  * "0.1", "1e-05"); non-finite as null. */
 void qs_buf_float(qs_buf *b, float v);

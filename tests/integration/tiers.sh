@@ -69,7 +69,7 @@ for t in $tiers; do
   check "[$t] server starts with QAT_KERNEL=$t" start "$t"
   [ -n "$PORT" ] || continue
   check "[$t] banner names the tier" grep -q "int8 kernel: $t;" "$tmp/server.log"
-  check "[$t] banner names the OpenBLAS core" grep -q "fp32 baseline: OpenBLAS [A-Za-z]" "$tmp/server.log"
+  check "[$t] banner names the fp32 tier and the OpenBLAS core" grep -Eq "fp32 baseline: ($t gemv|OpenBLAS sgemv) for one row, OpenBLAS [A-Za-z]+ sgemm for batches" "$tmp/server.log"
   curl -s -o "$tmp/out" "http://127.0.0.1:$PORT/models/m"
   check "[$t] /models names the tier" "$PY" -c "import json,sys; sys.exit(json.load(open('$tmp/out'))['kernel'] != '$t')"
   check "[$t] /metrics build_info names the tier" sh -c "curl -s http://127.0.0.1:$PORT/metrics | grep -q 'qatserve_build_info{.*kernel=\"$t\"} 1'"

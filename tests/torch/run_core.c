@@ -8,8 +8,8 @@
  * int8 rows go through twice - in one call (chunked by a 64-row context) and
  * one row per call - and the tool fails unless both give identical bits:
  * integer answers must not depend on how requests are batched. (fp32 may:
- * one row goes through sgemv, a batch through sgemm, which round
- * differently.) Exit 0 on success, 1 on any error (message on stderr). */
+ * one row goes through the tier's gemv_f32, a batch through OpenBLAS sgemm,
+ * which round differently.) Exit 0 on success, 1 on any error (message on stderr). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -9,6 +9,54 @@
 #include "base/json.h"
 #include "base/json_walk.h"
 
+/* qs_buf_fixed3 and qs_buf_uint write exactly what printf's "%.3f" and
+ * "%llu" write: timings from nanoseconds, ratios, values a hair off a
+ * decimal tie (x.xxx5 +- a few ulps), exact ties (odd sixteenths), powers of ten, the range's edges. */
+START_TEST(fixed3_and_uint_match_printf) {
+  qs_buf b;
+  qs_buf_init(&b, 64, 1 << 20);
+  uint64_t s = 0x9E3779B97F4A7C15ull;
+  char want[128];
+  for (long i = 0; i < 2000000; i++) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    double v;
+    switch (i % 7) {
+      case 0: v = (double)(s % 100000000) / 1000.0; break;      /* ns -> us */
+      case 1: v = (double)(s % 1000000) / (double)(1 + (s >> 40) % 100000); break; /* ratios */
+      case 2: v = (double)(s % 10000000) / 1e4 + 0.00005; break; /* x.xxxx5 */
+      case 6: v = (double)(s % 100000000) + (double)(2 * (s % 8) + 1) / 16; break; /* ties */
+      case 3: v = nextafter((double)(s % 10000000) / 1e4 + 0.00005, (s >> 63) ? 0.0 : 1e13); break;
+      case 4: v = ldexp((double)(s >> 11), -(int)((s >> 3) % 90)); break; /* any magnitude */
+      default: v = (double)(s % 13) ? pow(10.0, (double)(s % 25) - 12) : 0.0; break;
+    }
+    if (v >= 1e12) v = fmod(v, 1e12);
+    b.len = 0;
+    qs_buf_fixed3(&b, v);
+    snprintf(want, sizeof want, "%.3f", v);
+    ck_assert_msg(strcmp(b.data, want) == 0, "%.17g: %s vs printf %s", v, b.data, want);
+    b.len = 0;
+    qs_buf_uint(&b, s >> (i % 64));
+    snprintf(want, sizeof want, "%llu", (unsigned long long)(s >> (i % 64)));
+    ck_assert_str_eq(b.data, want);
+  }
+  b.len = 0;
+  qs_buf_fixed3(&b, 999999999999.9995);
+  snprintf(want, sizeof want, "%.3f", 999999999999.9995);
+  ck_assert_str_eq(b.data, want);
+  static const double ties[] = {0.4375, 974882722205.4375, 2.5625, 0.0625, 3.1875};
+  for (size_t t = 0; t < sizeof ties / sizeof ties[0]; t++) { /* exact ties: to even */
+    b.len = 0;
+    qs_buf_fixed3(&b, ties[t]);
+    snprintf(want, sizeof want, "%.3f", ties[t]);
+    ck_assert_str_eq(b.data, want);
+  }
+  b.len = 0;
+  qs_buf_fixed3(&b, -1.5); /* printf's path */
+  ck_assert_str_eq(b.data, "-1.500");
+  qs_buf_free(&b);
+}
+END_TEST
+
 Suite *suite_json(void);
 
 static uint32_t bits(float f) {
@@ -356,6 +404,7 @@ Suite *suite_json(void) {
   tcase_add_test(tc, matrix_shapes_and_errors);
   tcase_add_test(tc, walker_nested_values);
   tcase_add_test(tc, output_round_trips);
+  tcase_add_test(tc, fixed3_and_uint_match_printf);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -347,6 +347,66 @@ START_TEST(quantize_tiers_equal) {
 }
 END_TEST
 
+/* The fp32 single-row product: every tier returns the reference's bits
+ * (gemv_f32.h), for widths that fill and that miss the vector tails, the
+ * register tiles (up to 256 outputs) and more than one tile, inputs with
+ * runs of +0 and -0 (skipped), denormals, and sums that overflow to inf;
+ * nothing is written past y[N). */
+START_TEST(gemv_f32_tiers_equal) {
+  size_t nt;
+  fast_tiers(&nt);
+  static const size_t Ns[] = {1, 7, 8, 15, 16, 17, 63, 64, 65, 255, 256, 257, 300, 513};
+  static const size_t Ks[] = {1, 3, 16, 37, 784};
+  for (size_t a = 0; a < sizeof Ns / sizeof Ns[0]; a++)
+    for (size_t c = 0; c < sizeof Ks / sizeof Ks[0]; c++) {
+      size_t N = Ns[a], K = Ks[c], ld = qat__gemv_f32_ld(N);
+      float *w = malloc(N * K * sizeof(float)), *x = malloc(K * sizeof(float));
+      float *b = malloc(N * sizeof(float)), *want = malloc((N + 16) * sizeof(float));
+      float *got = malloc((N + 16) * sizeof(float));
+      float *wt = qat__malloc_aligned(K * ld * sizeof(float));
+      ck_assert(w && x && b && want && got && wt);
+      for (int how = 0; how < 4; how++) {
+        for (size_t i = 0; i < N * K; i++)
+          w[i] = how == 3 ? 3e38f : (float)((int)(rnd() % 20001) - 10000) * 1e-4f;
+        for (size_t k = 0; k < K; k++) {
+          uint32_t r = rnd() % 8;
+          /* how 1: half zeros in runs; how 2: denormals and -0. */
+          x[k] = how == 1 && (k / 5) % 2 ? 0.0f
+               : how == 2 && r == 0 ? -0.0f
+               : how == 2 && r == 1 ? 1e-40f
+                                    : (float)((int)(rnd() % 20001) - 10000) * 1e-3f;
+        }
+        for (size_t n = 0; n < N; n++) b[n] = (float)((int)(rnd() % 201) - 100) * 1e-2f;
+        if (how == 2) b[0] = -0.0f;
+        qat__gemv_f32_transpose(w, N, K, wt);
+        for (size_t k = 0; k < K; k++)
+          for (size_t n = N; n < ld; n++) ck_assert(wt[k * ld + n] == 0.0f);
+        memset(want, 0x7f, (N + 16) * sizeof(float));
+        qat__kernels_ref.gemv_f32(x, K, wt, ld, b, N, want);
+        /* The reference is the definition: spot-check it by hand. */
+        size_t n0 = rnd() % N;
+        float acc = b[n0];
+        for (size_t k = 0; k < K; k++)
+          if (x[k] != 0.0f) acc = fmaf(x[k], w[n0 * K + k], acc);
+        ck_assert_mem_eq(&acc, &want[n0], sizeof acc);
+        for (size_t i = 0; i < nt; i++) {
+          if (!TIER(i)->gemv_f32) continue; /* OpenBLAS sgemv: not exact */
+          memset(got, 0x7f, (N + 16) * sizeof(float));
+          TIER(i)->gemv_f32(x, K, wt, ld, b, N, got);
+          ck_assert_msg(memcmp(want, got, (N + 16) * sizeof(float)) == 0,
+                        "tier %s N %zu K %zu input %d", TIER(i)->name, N, K, how);
+        }
+      }
+      free(w);
+      free(x);
+      free(b);
+      free(want);
+      free(got);
+      qat__free_aligned(wt);
+    }
+}
+END_TEST
+
 START_TEST(selection) {
   const qat_kernels *k = NULL;
   ck_assert_int_eq(qat__kernels_select("ref", &k), QAT_OK);
@@ -478,6 +538,7 @@ Suite *suite_kernels(void) {
   tcase_add_test(tc, requant_tiers_equal);
   tcase_add_test(tc, requant_matches_layer_spec);
   tcase_add_test(tc, quantize_tiers_equal);
+  tcase_add_test(tc, gemv_f32_tiers_equal);
   tcase_add_test(tc, selection);
   tcase_add_test(tc, env_forces_tier);
   suite_add_tcase(s, tc);

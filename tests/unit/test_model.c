@@ -242,7 +242,7 @@ START_TEST(fp32_equals_naive) {
   ck_assert_int_eq(qat_model_create(&f->spec, &m), QAT_OK);
   qat_ctx *c;
   ck_assert_int_eq(qat_ctx_create(m, 16, &c), QAT_OK);
-  /* rows 1 takes sgemv, more takes sgemm. */
+  /* rows 1 takes the tier's gemv_f32, more takes sgemm. */
   const size_t rows[] = {1, 2, 16, 33};
   for (size_t t = 0; t < 4; t++) {
     size_t R = rows[t];
