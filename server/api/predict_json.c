@@ -42,17 +42,6 @@ static const char *escaped_known(const char *s, qs_span k) {
   return NULL;
 }
 
-static void reply_walk_error(qs_req *r, const qs_jwalk *w, qs_jerr e) {
-  if (w->oom)
-    qs_reply_error(r, 503, "out of memory");
-  else if (e == QS_JDEPTH)
-    qs_reply_error(r, 400, "JSON nested too deeply");
-  else if (e == QS_JTYPE)
-    qs_reply_error(r, 400, "the body must be a JSON object");
-  else
-    qs_reply_error(r, 400, "malformed JSON: %s at byte %zu", w->msg ? w->msg : "syntax error", w->errpos);
-}
-
 /* Reads "inputs" at w->p into the scratch; advances past the array. */
 static bool read_inputs(qs_req *r, qs_api_ctx *ctx, qs_jwalk *w, predict_in *in) {
   size_t rest = w->n - w->p, cap = qs_json_numbers_bound(rest), end = 0, errpos = 0;
@@ -117,7 +106,7 @@ static bool read_member(qs_req *r, qs_api_ctx *ctx, qs_jwalk *w, qs_span k, bool
     e = qs_jw_skip(w);
   }
   if (e != QS_JOK) {
-    reply_walk_error(r, w, e);
+    qs_reply_walk_error(r, w, e);
     return false;
   }
   return true;
@@ -138,14 +127,14 @@ static bool decode(qs_req *r, qs_api_ctx *ctx, predict_in *in) {
   qs_jwalk w;
   qs_jerr e = qs_jw_begin(&w, r->body, r->body_len, &ctx->keys);
   if (e != QS_JOK) {
-    reply_walk_error(r, &w, e);
+    qs_reply_walk_error(r, &w, e);
     return false;
   }
   for (;;) {
     qs_span k;
     bool escaped, done;
     if ((e = qs_jw_key(&w, &k, &escaped, &done)) != QS_JOK) {
-      reply_walk_error(r, &w, e);
+      qs_reply_walk_error(r, &w, e);
       return false;
     }
     if (done) break;

@@ -1,4 +1,4 @@
-/* json.c - locating values and parsing number arrays without a tree.
+/* json.c - parsing number arrays without a tree.
  * Each number token goes to server/base/num.c (exact, strtof-identical parsing;
  * shortest round-trip printing). */
 #include "json.h"
@@ -47,7 +47,7 @@ static inline size_t skip_ws(const char *s, size_t n, size_t p) {
 /* ---- structure --------------------------------------------------------- */
 
 /* Leaves *pos after the closing quote. Escapes are checked only for shape:
- * jansson validates the envelope's strings fully later. */
+ * what is skipped is judged by the caller. */
 static qs_jerr skip_string(const char *s, size_t n, size_t *pos) {
   size_t p = *pos + 1; /* past the opening quote */
   while (p < n) {
@@ -73,8 +73,9 @@ static const bool structural[256] = {['"'] = true, ['['] = true, [']'] = true,
 /* Finds where the value starting at s[*pos] ends. Deliberately lenient
  * inside the value: it tracks strings (with escapes) and bracket nesting
  * (matched, depth-limited) and nothing else, so it runs at memory speed.
- * That is safe because every byte it skips is validated later: the number
- * arrays by qs_json_parse_matrix, everything else by jansson. */
+ * That is safe because every byte it skips is judged later: the v2 decoder
+ * skips a "data" value the number-array parser refused, to parse it again
+ * once the shape is known. */
 static qs_jerr skip_value_depth(const char *s, size_t n, size_t *pos, int depth) {
   size_t p = skip_ws(s, n, *pos);
   if (p >= n) return QS_JSYNTAX;
@@ -128,89 +129,6 @@ static qs_jerr skip_value_depth(const char *s, size_t n, size_t *pos, int depth)
 
 qs_jerr qs_json_skip_value(const char *s, size_t n, size_t *pos) {
   return skip_value_depth(s, n, pos, 0);
-}
-
-static qs_jerr find_key(const char *s, size_t n, const char *key, qs_span *out, bool *found,
-                        bool skip_match) {
-  size_t klen = strlen(key), p = skip_ws(s, n, 0);
-  qs_jerr e;
-  *found = false;
-  if (p >= n || s[p] != '{') return QS_JSYNTAX;
-  p = skip_ws(s, n, p + 1);
-  if (p < n && s[p] == '}') return QS_JOK;
-  for (;;) {
-    p = skip_ws(s, n, p);
-    if (p >= n || s[p] != '"') return QS_JSYNTAX;
-    size_t kstart = p + 1;
-    if ((e = skip_string(s, n, &p))) return e;
-    size_t kend = p - 1;
-    p = skip_ws(s, n, p);
-    if (p >= n || s[p] != ':') return QS_JSYNTAX;
-    size_t vstart = skip_ws(s, n, p + 1);
-    p = vstart;
-    bool match = kend - kstart == klen && memcmp(s + kstart, key, klen) == 0;
-    if (match && !skip_match) {
-      out->off = vstart;
-      out->len = n - vstart;
-      *found = true;
-      return QS_JOK;
-    }
-    if ((e = skip_value_depth(s, n, &p, 1))) return e;
-    if (match) {
-      out->off = vstart;
-      out->len = p - vstart;
-      *found = true;
-      return QS_JOK;
-    }
-    p = skip_ws(s, n, p);
-    if (p >= n) return QS_JSYNTAX;
-    if (s[p] == ',') {
-      p++;
-      continue;
-    }
-    if (s[p] == '}') return QS_JOK;
-    return QS_JSYNTAX;
-  }
-}
-
-qs_jerr qs_json_find_key(const char *s, size_t n, const char *key, qs_span *out,
-                         bool *found) {
-  return find_key(s, n, key, out, found, true);
-}
-
-qs_jerr qs_json_find_key_start(const char *s, size_t n, const char *key, size_t *vstart,
-                               bool *found) {
-  qs_span sp = {0, 0};
-  qs_jerr e = find_key(s, n, key, &sp, found, false);
-  *vstart = sp.off;
-  return e;
-}
-
-qs_jerr qs_json_array_first(const char *s, size_t n, size_t *count, qs_span *first) {
-  size_t p = skip_ws(s, n, 0);
-  qs_jerr e;
-  *count = 0;
-  if (p >= n || s[p] != '[') return QS_JTYPE;
-  p = skip_ws(s, n, p + 1);
-  if (p < n && s[p] == ']') return QS_JOK;
-  for (;;) {
-    size_t vstart = skip_ws(s, n, p);
-    p = vstart;
-    if ((e = skip_value_depth(s, n, &p, 1))) return e;
-    if (*count == 0) {
-      first->off = vstart;
-      first->len = p - vstart;
-    }
-    (*count)++;
-    p = skip_ws(s, n, p);
-    if (p >= n) return QS_JSYNTAX;
-    if (s[p] == ',') {
-      p++;
-      continue;
-    }
-    if (s[p] == ']') return QS_JOK;
-    return QS_JSYNTAX;
-  }
 }
 
 /* ---- numbers ----------------------------------------------------------- */
@@ -610,18 +528,4 @@ void qs_buf_float_array(qs_buf *b, const float *v, size_t n) {
     qs_buf_float(b, v[i]);
   }
   qs_buf_put(b, "]", 1);
-}
-
-bool qs_json_splice(const char *s, size_t n, qs_span sp, const char *rep, char **out,
-                    size_t *outlen) {
-  size_t rl = strlen(rep), total = n - sp.len + rl;
-  char *d = malloc(total + 1);
-  if (!d) return false;
-  memcpy(d, s, sp.off);
-  memcpy(d + sp.off, rep, rl);
-  memcpy(d + sp.off + rl, s + sp.off + sp.len, n - sp.off - sp.len);
-  d[total] = '\0';
-  *out = d;
-  *outlen = total;
-  return true;
 }
