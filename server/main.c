@@ -1,9 +1,18 @@
 /* main.c - start-up banner, the --probe health check, shutdown.
  *
- * Order: block signals (so only the control thread ever takes them), load
- * the models, start libmicrohttpd, print the banner, mark ready, run the
- * control loop on its own thread until a drain ends, stop libmicrohttpd,
- * unload. */
+ * main() runs phases, each a small function (as libuv's and h2o's mains
+ * do): parse the options, check the CPU kernel, load (signals blocked first,
+ * so only the control thread ever takes them; then the models), start the
+ * listeners (libmicrohttpd, gRPC), run (banner, ready, the control loop on
+ * its own thread until a drain ends), stop.
+ *
+ * The stop is bounded: after a drain that timed out with requests still in
+ * a handler, or a second signal, the process ends at once (_exit) instead
+ * of letting MHD_stop_daemon and the gRPC stop join threads that are still
+ * computing; after a clean drain it is a full orderly shutdown (the
+ * sanitizer runs check it), watched so it cannot outlast the drain
+ * deadline either. */
+#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -14,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -105,19 +115,20 @@ static void *control_thread(void *p) {
   return NULL;
 }
 
-int main(int argc, char **argv) {
-  qs_config *cfg = &qs_g.cfg;
-  qs_action run;
-  int prc = qs_options_parse(argc, argv, cfg, &run);
-  if (prc || run == QS_DO_EXIT) return prc;
-  if (run == QS_DO_PROBE) return probe(cfg->host, cfg->port);
-  /* An unusable QAT_KERNEL stops start-up with its reason: never a silent
-   * fallback, never a SIGILL later. */
+/* Phase: an unusable QAT_KERNEL stops start-up with its reason: never a
+ * silent fallback, never a SIGILL later. */
+static int phase_check(void) {
   if (qat_kernel_check() != QAT_OK) {
     fprintf(stderr, "qatserve: %s\n", qat_errmsg());
     return 2;
   }
+  return 0;
+}
 
+/* Phase: process-wide state, then the models. Signals are blocked first so
+ * every thread started later inherits the mask. */
+static void phase_load(void) {
+  const qs_config *cfg = &qs_g.cfg;
   qs_control_block_signals();
   signal(SIGPIPE, SIG_IGN);
   qat_blas_single_thread();
@@ -125,14 +136,20 @@ int main(int argc, char **argv) {
   qs_registry_init();
   if (qs_registry_sync(cfg->models_dir) < 0)
     qs_log("starting with no models; %s is watched and SIGHUP rescans it", cfg->models_dir);
+}
+
+/* Phase: libmicrohttpd, then gRPC. On failure undoes what it started and
+ * returns the exit status. With --port 0 (tests, several servers side by
+ * side) the gRPC port is any free one too unless given. A default port that
+ * is taken is not fatal: the server runs without gRPC and says so; a port
+ * asked for is. */
+static int phase_listen(struct MHD_Daemon **out) {
+  qs_config *cfg = &qs_g.cfg;
   struct MHD_Daemon *d = qs_http_start();
   if (!d) {
     qs_registry_shutdown();
     return 1;
   }
-  /* With --port 0 (tests, several servers side by side) the gRPC port is
-   * any free one too unless given. A default port that is taken is not
-   * fatal: the server runs without gRPC and says so; a port asked for is. */
   bool grpc_set = qs_options_given("grpc-port");
   if (!grpc_set && cfg->port == 0) cfg->grpc_port = 0;
   if (cfg->grpc_port >= 0 && !qs_grpc_start()) {
@@ -143,31 +160,120 @@ int main(int argc, char **argv) {
     }
     qs_log("gRPC is off: the default port %d is taken (choose one with --grpc-port)", cfg->grpc_port);
   }
+  *out = d;
+  return 0;
+}
+
+/* Phase: ready, then the control loop on its own thread until a drain ends
+ * (main only waits for it). Returns the control loop's exit status. */
+static int phase_run(struct MHD_Daemon *d) {
   banner(d);
   atomic_store(&qs_g.ready, true);
-  /* The control loop gets its own thread; main only waits for it. */
   control_arg ca = {.daemon = d, .rc = 1};
   pthread_t ct;
   int perr = pthread_create(&ct, NULL, control_thread, &ca);
   if (perr) {
     qs_log("cannot start the control thread: %s", strerror(perr));
-    qs_grpc_stop();
-    qs_http_stop(d);
-    qs_registry_shutdown();
     return 1;
   }
   pthread_join(ct, NULL);
-  int rc = ca.rc;
-  qs_grpc_stop();
-  if (qs_control_loader_busy()) {
-    /* A load still runs on the loader thread: freeing the registry under
-     * it would race; the process ends now and the OS takes everything. */
-    qs_log("stopped (a model load was cut short)");
-    fflush(stdout);
+  return ca.rc;
+}
+
+/* The stop watch: a thread that ends the process if the orderly stop
+ * (joining libmicrohttpd's and gRPC's threads) still waits at `limit` — a
+ * request that began on a kept-alive connection after the drain, say. */
+typedef struct stop_watch {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  uint64_t limit_ns; /* CLOCK_MONOTONIC */
+  pthread_t thread;
+  bool running;
+} stop_watch;
+
+static void *stop_watch_main(void *p) {
+  stop_watch *w = p;
+  struct timespec dl = {(time_t)(w->limit_ns / 1000000000u), (long)(w->limit_ns % 1000000000u)};
+  pthread_mutex_lock(&w->mu);
+  int e = 0;
+  while (!w->done && e != ETIMEDOUT) e = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+  bool done = w->done;
+  pthread_mutex_unlock(&w->mu);
+  if (!done) {
+    qs_log("stop: a request handler still runs at the drain deadline; exiting without it "
+           "(its connection closes unanswered)");
+    _exit(1);
+  }
+  return NULL;
+}
+
+/* The limit is the drain deadline, but at least QS_STOP_GRACE_MS from now
+ * so an orderly stop that begins just before the deadline can finish. */
+#define QS_STOP_GRACE_MS 250
+
+static void stop_watch_start(stop_watch *w) {
+  uint64_t now = qs_now_ns(), dl = qs_control_deadline_ns();
+  uint64_t min = now + (uint64_t)QS_STOP_GRACE_MS * 1000000u;
+  w->done = false;
+  w->limit_ns = dl > min ? dl : min;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  /* Without the watch the stop is only unbounded, never wrong. */
+  w->running = pthread_create(&w->thread, NULL, stop_watch_main, w) == 0;
+}
+
+static void stop_watch_end(stop_watch *w) {
+  pthread_mutex_lock(&w->mu);
+  w->done = true;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  if (w->running) pthread_join(w->thread, NULL);
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+}
+
+/* Phase: stop. Ends the process at once when something is still running
+ * that an orderly stop would have to wait for: requests in flight after a
+ * drain timeout or a second signal (MHD_stop_daemon and the gRPC stop join
+ * the threads computing them), or a model load (freeing the registry under
+ * it would race). The OS takes everything; exit status 1 (0 if only a load
+ * was cut, as before). Otherwise a full orderly stop, bounded by the stop
+ * watch. */
+static int phase_stop(struct MHD_Daemon *d, int rc) {
+  long n = atomic_load(&qs_g.inflight);
+  if (rc != 0 && n > 0) {
+    qs_log("stopped (%ld requests in flight cut short; their connections close unanswered)", n);
     _exit(rc);
   }
+  if (qs_control_loader_busy()) {
+    qs_log("stopped (a model load was cut short)");
+    _exit(rc);
+  }
+  stop_watch w;
+  stop_watch_start(&w);
+  qs_grpc_stop();
   qs_http_stop(d);
+  stop_watch_end(&w);
   qs_registry_shutdown();
   qs_log("stopped");
   return rc;
+}
+
+int main(int argc, char **argv) {
+  qs_config *cfg = &qs_g.cfg;
+  qs_action act;
+  int rc = qs_options_parse(argc, argv, cfg, &act);
+  if (rc || act == QS_DO_EXIT) return rc;
+  if (act == QS_DO_PROBE) return probe(cfg->host, cfg->port);
+  if ((rc = phase_check())) return rc;
+  phase_load();
+  struct MHD_Daemon *d = NULL;
+  if ((rc = phase_listen(&d))) return rc;
+  rc = phase_run(d);
+  return phase_stop(d, rc);
 }

@@ -7,8 +7,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <jansson.h>
-
 #include "api/exchange.h"
 #include "base/json.h"
 #include "base/json_walk.h"
@@ -17,11 +15,13 @@
 #include "model/registry.h"
 
 /* Each thread's decoding scratch, reused request after request: the input
- * floats and the JSON walker's key table. A request's floats live here from
- * its decoding to its reply (one thread runs the whole request). */
+ * floats, the JSON walker's key table, and decoded strings (the v2 "id",
+ * echoed in the reply). A request's floats and strings live here from its
+ * decoding to its reply (one thread runs the whole request). */
 typedef struct qs_api_ctx {
   qs_scratch x;
   qs_jkeys keys;
+  qs_scratch str;
 } qs_api_ctx;
 
 #define QS_API_KEEP_BYTES (1u << 20) /* input scratch kept between requests */
@@ -30,6 +30,9 @@ typedef struct qs_api_ctx {
 qs_api_ctx *qs_api_ctx_get(void);
 /* Room for n floats in c (NULL when out of memory). */
 float *qs_api_floats(qs_api_ctx *c, size_t n);
+/* The validated JSON string bytes raw[0..n) decoded into c's string
+ * scratch, NUL-ended (NULL when out of memory). */
+const char *qs_api_string(qs_api_ctx *c, const char *raw, size_t n);
 /* Frees the calling thread's context (tests walking first-request
  * allocation failures). */
 void qs_api_ctx_drop(void);
@@ -43,14 +46,9 @@ void qs_reply_err(qs_req *r, const qs_err *e);
  * qs_json_parse_matrix): width as passed to it, max_rows the row cap. */
 void qs_reply_matrix_error(qs_req *r, qs_jerr e, size_t width, size_t max_rows, size_t errpos);
 
-/* Reads the optional "baseline" (bool) and "mode" ("static"|"dynamic")
- * members of obj (may be NULL). Sets the error reply on a wrong type. */
-bool qs_read_options(qs_req *r, json_t *obj, bool *baseline, bool *dynamic);
-
-/* Parses text[0..len) with the span sp (if found) replaced by [], through
- * jansson (duplicate keys refused); the root must be an object. Sets the
- * error reply and returns NULL on failure. */
-json_t *qs_parse_envelope(qs_req *r, const char *text, size_t len, qs_span sp, bool found);
+/* The error reply for a JSON walk that stopped (json_walk.h): 503 when its
+ * key table could not grow, else 400 naming the fault and its byte. */
+void qs_reply_walk_error(qs_req *r, const qs_jwalk *w, qs_jerr e);
 
 /* Writes the 200 answer of /predict for a finished run: JSON, or raw
  * float32 outputs when the client asked (r->bin_out). */

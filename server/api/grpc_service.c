@@ -290,6 +290,127 @@ static void pdouble(pbuild *p, const char *key, double d) {
   v->double_param = d;
 }
 
+/* The input tensor's data: raw_input_contents (one entry, exactly the
+ * shape's bytes) or contents.fp32_contents (exactly the shape's numbers),
+ * never both. n = rows * in. */
+static bool input_data(qs_gcall *c, const Inference__ModelInferRequest *req, size_t rows, size_t in,
+                       const float **x) {
+  const Inference__ModelInferRequest__InferInputTensor *t = req->inputs[0];
+  size_t n = rows * in;
+  bool has_contents = t->contents && (t->contents->n_fp32_contents || contents_other_than_fp32(t->contents));
+  if (req->n_raw_input_contents) {
+    if (req->n_raw_input_contents != 1) {
+      fail(c, QS_G_INVALID_ARGUMENT, "raw_input_contents has %zu entries for 1 input", req->n_raw_input_contents);
+      return false;
+    }
+    if (has_contents) {
+      fail(c, QS_G_INVALID_ARGUMENT, "input has both contents and raw_input_contents");
+      return false;
+    }
+    const ProtobufCBinaryData *raw = &req->raw_input_contents[0];
+    if (raw->len != n * sizeof(float)) {
+      fail(c, QS_G_INVALID_ARGUMENT, "raw_input_contents holds %zu bytes, but shape [%zu, %zu] of FP32 is %zu",
+           raw->len, rows, in, n * sizeof(float));
+      return false;
+    }
+    /* Arena blocks are 16-byte aligned, and the wire is little-endian as
+     * the host (binary.c refuses to build otherwise): the bytes are floats. */
+    *x = (const float *)(const void *)raw->data;
+    return true;
+  }
+  if (t->contents && t->contents->n_fp32_contents) {
+    if (contents_other_than_fp32(t->contents)) {
+      fail(c, QS_G_INVALID_ARGUMENT, "FP32 input data goes in contents.fp32_contents only");
+      return false;
+    }
+    if (t->contents->n_fp32_contents != n) {
+      fail(c, QS_G_INVALID_ARGUMENT, "contents.fp32_contents holds %zu numbers, but shape [%zu, %zu] is %zu",
+           t->contents->n_fp32_contents, rows, in, n);
+      return false;
+    }
+    *x = t->contents->fp32_contents;
+    return true;
+  }
+  fail(c, QS_G_INVALID_ARGUMENT,
+       has_contents ? "FP32 input data goes in contents.fp32_contents or raw_input_contents"
+                    : "input has no data (contents.fp32_contents or raw_input_contents)");
+  return false;
+}
+
+/* The one input tensor against model m: FP32, [batch, features] with the
+ * model's width, at most --max-batch rows, its data (finite). */
+static bool input_tensor(qs_gcall *c, const Inference__ModelInferRequest *req, const qs_model *m,
+                         const float **x, size_t *rows_out) {
+  if (req->n_inputs != 1) {
+    fail(c, QS_G_INVALID_ARGUMENT, "the model takes exactly one input tensor, got %zu", req->n_inputs);
+    return false;
+  }
+  const Inference__ModelInferRequest__InferInputTensor *t = req->inputs[0];
+  if (strcmp(t->datatype, "FP32") != 0) {
+    fail(c, QS_G_INVALID_ARGUMENT, "input datatype must be FP32, not '%.32s'", t->datatype);
+    return false;
+  }
+  if (t->n_shape != 2 || t->shape[0] < 1 || t->shape[1] < 1) {
+    fail(c, QS_G_INVALID_ARGUMENT, "input shape must be [batch, features], two positive integers");
+    return false;
+  }
+  size_t in = qat_model_in_dim(m->model);
+  int64_t B = t->shape[0], K = t->shape[1];
+  if ((uint64_t)K != in) {
+    fail(c, QS_G_INVALID_ARGUMENT, "wrong input width: shape [%lld, %lld], model '%s' wants [-1, %zu]",
+         (long long)B, (long long)K, m->name, in);
+    return false;
+  }
+  if ((uint64_t)B > qs_g.cfg.max_batch) {
+    fail(c, QS_G_RESOURCE_EXHAUSTED, "batch of %lld rows is larger than %zu (--max-batch)", (long long)B,
+         qs_g.cfg.max_batch);
+    return false;
+  }
+  /* B <= max_batch (<= 1e6) and K <= QAT_MAX_DIM: n * 4 stays far from overflow. */
+  size_t rows = (size_t)B;
+  if (!input_data(c, req, rows, in, x)) return false;
+  if (!check_finite(c, *x, rows * in, in)) return false;
+  *rows_out = rows;
+  return true;
+}
+
+/* The reply: mode, timings and drift as parameters, the int8 outputs as one
+ * raw FP32 tensor. */
+static void infer_reply(qs_gcall *c, const Inference__ModelInferRequest *req, const qs_infer_res *res,
+                        size_t rows, bool baseline, bool dynamic) {
+  char ver[24];
+  snprintf(ver, sizeof ver, "%llu", (unsigned long long)res->m->version);
+  pbuild pb = {.n = 0};
+  Inference__InferParameter *mode = param(&pb, "mode");
+  mode->parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM;
+  mode->string_param = dynamic ? "dynamic" : "static";
+  double us8 = (double)res->ns_int8 * 1e-3, us32 = (double)res->ns_fp32 * 1e-3;
+  pdouble(&pb, "int8_us", us8);
+  if (baseline) {
+    pdouble(&pb, "fp32_us", us32);
+    pdouble(&pb, "speedup", us8 > 0 ? us32 / us8 : 0.0);
+    pdouble(&pb, "max_abs_diff", (double)res->max_abs_diff);
+    pdouble(&pb, "argmax_agreement", (double)res->argmax_agree / (double)rows);
+  }
+  pdouble(&pb, "total_us", (double)(qs_now_ns() - c->t0_ns) * 1e-3);
+
+  int64_t oshape[2] = {(int64_t)rows, (int64_t)res->out};
+  Inference__ModelInferResponse__InferOutputTensor o = INFERENCE__MODEL_INFER_RESPONSE__INFER_OUTPUT_TENSOR__INIT;
+  o.name = "output", o.datatype = "FP32", o.n_shape = 2, o.shape = oshape;
+  Inference__ModelInferResponse__InferOutputTensor *outs[1] = {&o};
+  ProtobufCBinaryData raw = {.len = rows * res->out * sizeof(float), .data = (uint8_t *)(uintptr_t)res->y8};
+  Inference__ModelInferResponse r = INFERENCE__MODEL_INFER_RESPONSE__INIT;
+  r.model_name = res->m->name;
+  r.model_version = ver;
+  r.id = req->id;
+  r.n_parameters = pb.n, r.parameters = pb.ep;
+  r.n_outputs = 1, r.outputs = outs;
+  r.n_raw_output_contents = 1, r.raw_output_contents = &raw;
+  pack(c, &r.base);
+}
+
+/* Phases: decode (parameters, outputs asked for, the model, the input
+ * tensor), infer, encode. */
 static void model_infer(qs_gcall *c, ProtobufCAllocator alloc) {
   UNPACK(Inference__ModelInferRequest, inference__model_infer_request)
   bool baseline = true, dynamic = false;
@@ -301,113 +422,25 @@ static void model_infer(qs_gcall *c, ProtobufCAllocator alloc) {
     }
   qs_model *m = find_model(c, req->model_name, req->model_version);
   if (!m) return;
-  if (req->n_inputs != 1) {
-    fail(c, QS_G_INVALID_ARGUMENT, "the model takes exactly one input tensor, got %zu", req->n_inputs);
-    goto out;
-  }
-  const Inference__ModelInferRequest__InferInputTensor *t = req->inputs[0];
-  if (strcmp(t->datatype, "FP32") != 0) {
-    fail(c, QS_G_INVALID_ARGUMENT, "input datatype must be FP32, not '%.32s'", t->datatype);
-    goto out;
-  }
-  if (t->n_shape != 2 || t->shape[0] < 1 || t->shape[1] < 1) {
-    fail(c, QS_G_INVALID_ARGUMENT, "input shape must be [batch, features], two positive integers");
-    goto out;
-  }
-  size_t in = qat_model_in_dim(m->model);
-  int64_t B = t->shape[0], K = t->shape[1];
-  if ((uint64_t)K != in) {
-    fail(c, QS_G_INVALID_ARGUMENT, "wrong input width: shape [%lld, %lld], model '%s' wants [-1, %zu]",
-         (long long)B, (long long)K, m->name, in);
-    goto out;
-  }
-  if ((uint64_t)B > qs_g.cfg.max_batch) {
-    fail(c, QS_G_RESOURCE_EXHAUSTED, "batch of %lld rows is larger than %zu (--max-batch)", (long long)B,
-         qs_g.cfg.max_batch);
-    goto out;
-  }
-  /* B <= max_batch (<= 1e6) and K <= QAT_MAX_DIM: n * 4 stays far from overflow. */
-  size_t rows = (size_t)B, n = rows * in;
   const float *x = NULL;
-  bool has_contents = t->contents && (t->contents->n_fp32_contents || contents_other_than_fp32(t->contents));
-  if (req->n_raw_input_contents) {
-    if (req->n_raw_input_contents != 1) {
-      fail(c, QS_G_INVALID_ARGUMENT, "raw_input_contents has %zu entries for 1 input", req->n_raw_input_contents);
-      goto out;
-    }
-    if (has_contents) {
-      fail(c, QS_G_INVALID_ARGUMENT, "input has both contents and raw_input_contents");
-      goto out;
-    }
-    const ProtobufCBinaryData *raw = &req->raw_input_contents[0];
-    if (raw->len != n * sizeof(float)) {
-      fail(c, QS_G_INVALID_ARGUMENT, "raw_input_contents holds %zu bytes, but shape [%zu, %zu] of FP32 is %zu",
-           raw->len, rows, in, n * sizeof(float));
-      goto out;
-    }
-    /* Arena blocks are 16-byte aligned, and the wire is little-endian as
-     * the host (binary.c refuses to build otherwise): the bytes are floats. */
-    x = (const float *)(const void *)raw->data;
-  } else if (t->contents && t->contents->n_fp32_contents) {
-    if (contents_other_than_fp32(t->contents)) {
-      fail(c, QS_G_INVALID_ARGUMENT, "FP32 input data goes in contents.fp32_contents only");
-      goto out;
-    }
-    if (t->contents->n_fp32_contents != n) {
-      fail(c, QS_G_INVALID_ARGUMENT, "contents.fp32_contents holds %zu numbers, but shape [%zu, %zu] is %zu",
-           t->contents->n_fp32_contents, rows, in, n);
-      goto out;
-    }
-    x = t->contents->fp32_contents;
-  } else {
-    fail(c, QS_G_INVALID_ARGUMENT,
-         has_contents ? "FP32 input data goes in contents.fp32_contents or raw_input_contents"
-                      : "input has no data (contents.fp32_contents or raw_input_contents)");
-    goto out;
+  size_t rows = 0;
+  if (!input_tensor(c, req, m, &x, &rows)) {
+    qs_model_release(m);
+    return;
   }
-  if (!check_finite(c, x, n, in)) goto out;
-  qs_infer_req ir = {.model = m->name, .x = x, .rows = rows, .cols = in, .baseline = baseline,
-                     .dynamic = dynamic, .id = req->id, .t0_ns = c->t0_ns};
+  qs_infer_req ir = {.model = m->name, .x = x, .rows = rows, .cols = qat_model_in_dim(m->model),
+                     .baseline = baseline, .dynamic = dynamic, .id = req->id, .t0_ns = c->t0_ns};
   qs_infer_res res;
   qs_err err;
   if (!qs_infer_run(m, &ir, &res, &err)) {
+    /* On failure qs_infer_run leaves the reference with the caller. */
     fail(c, code_for(&err), "%s", err.msg);
-    goto out;
+    qs_model_release(m);
+    return;
   }
-  m = NULL; /* the result holds the reference now */
-
-  char ver[24];
-  snprintf(ver, sizeof ver, "%llu", (unsigned long long)res.m->version);
-  pbuild pb = {.n = 0};
-  Inference__InferParameter *mode = param(&pb, "mode");
-  mode->parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM;
-  mode->string_param = dynamic ? "dynamic" : "static";
-  double us8 = (double)res.ns_int8 * 1e-3, us32 = (double)res.ns_fp32 * 1e-3;
-  pdouble(&pb, "int8_us", us8);
-  if (baseline) {
-    pdouble(&pb, "fp32_us", us32);
-    pdouble(&pb, "speedup", us8 > 0 ? us32 / us8 : 0.0);
-    pdouble(&pb, "max_abs_diff", (double)res.max_abs_diff);
-    pdouble(&pb, "argmax_agreement", (double)res.argmax_agree / (double)rows);
-  }
-  pdouble(&pb, "total_us", (double)(qs_now_ns() - c->t0_ns) * 1e-3);
-
-  int64_t oshape[2] = {(int64_t)rows, (int64_t)res.out};
-  Inference__ModelInferResponse__InferOutputTensor o = INFERENCE__MODEL_INFER_RESPONSE__INFER_OUTPUT_TENSOR__INIT;
-  o.name = "output", o.datatype = "FP32", o.n_shape = 2, o.shape = oshape;
-  Inference__ModelInferResponse__InferOutputTensor *outs[1] = {&o};
-  ProtobufCBinaryData raw = {.len = rows * res.out * sizeof(float), .data = (uint8_t *)(uintptr_t)res.y8};
-  Inference__ModelInferResponse r = INFERENCE__MODEL_INFER_RESPONSE__INIT;
-  r.model_name = res.m->name;
-  r.model_version = ver;
-  r.id = req->id;
-  r.n_parameters = pb.n, r.parameters = pb.ep;
-  r.n_outputs = 1, r.outputs = outs;
-  r.n_raw_output_contents = 1, r.raw_output_contents = &raw;
-  pack(c, &r.base);
+  /* The result holds the model reference now. */
+  infer_reply(c, req, &res, rows, baseline, dynamic);
   qs_infer_res_done(&res);
-out:
-  if (m) qs_model_release(m);
 }
 
 void qs_grpc_call(qs_gcall *c) {

@@ -42,17 +42,6 @@ static const char *escaped_known(const char *s, qs_span k) {
   return NULL;
 }
 
-static void reply_walk_error(qs_req *r, const qs_jwalk *w, qs_jerr e) {
-  if (w->oom)
-    qs_reply_error(r, 503, "out of memory");
-  else if (e == QS_JDEPTH)
-    qs_reply_error(r, 400, "JSON nested too deeply");
-  else if (e == QS_JTYPE)
-    qs_reply_error(r, 400, "the body must be a JSON object");
-  else
-    qs_reply_error(r, 400, "malformed JSON: %s at byte %zu", w->msg ? w->msg : "syntax error", w->errpos);
-}
-
 /* Reads "inputs" at w->p into the scratch; advances past the array. */
 static bool read_inputs(qs_req *r, qs_api_ctx *ctx, qs_jwalk *w, predict_in *in) {
   size_t rest = w->n - w->p, cap = qs_json_numbers_bound(rest), end = 0, errpos = 0;
@@ -117,7 +106,7 @@ static bool read_member(qs_req *r, qs_api_ctx *ctx, qs_jwalk *w, qs_span k, bool
     e = qs_jw_skip(w);
   }
   if (e != QS_JOK) {
-    reply_walk_error(r, w, e);
+    qs_reply_walk_error(r, w, e);
     return false;
   }
   return true;
@@ -138,14 +127,14 @@ static bool decode(qs_req *r, qs_api_ctx *ctx, predict_in *in) {
   qs_jwalk w;
   qs_jerr e = qs_jw_begin(&w, r->body, r->body_len, &ctx->keys);
   if (e != QS_JOK) {
-    reply_walk_error(r, &w, e);
+    qs_reply_walk_error(r, &w, e);
     return false;
   }
   for (;;) {
     qs_span k;
     bool escaped, done;
     if ((e = qs_jw_key(&w, &k, &escaped, &done)) != QS_JOK) {
-      reply_walk_error(r, &w, e);
+      qs_reply_walk_error(r, &w, e);
       return false;
     }
     if (done) break;
@@ -167,33 +156,19 @@ static bool decode(qs_req *r, qs_api_ctx *ctx, predict_in *in) {
   return true;
 }
 
-void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
-  if (r->bin_out) {
-    qs_predict_reply_binary(r, run);
-    return;
-  }
-  const qs_model *m = run->m;
-  const qat_model *qm = m->model;
-  size_t out = run->out;
-  qs_buf *b = &r->out;
-  r->status = 200;
-  qs_buf_puts(b, "{\"model\":");
-  qs_buf_json_str(b, m->name);
-  qs_buf_puts(b, ",\"version\":");
-  qs_buf_uint(b, m->version);
-  qs_buf_puts(b, run->dynamic ? ",\"mode\":\"dynamic\",\"outputs\":[" : ",\"mode\":\"static\",\"outputs\":[");
-  for (size_t i = 0; i < run->rows; i++) {
+/* rows x out floats as a JSON array of arrays (without its brackets). */
+static void put_rows(qs_buf *b, const float *y, size_t rows, size_t out) {
+  for (size_t i = 0; i < rows; i++) {
     if (i) qs_buf_put(b, ",", 1);
-    qs_buf_float_array(b, run->y8 + i * out, out);
+    qs_buf_float_array(b, y + i * out, out);
   }
-  if (want32) {
-    qs_buf_puts(b, "],\"fp32_outputs\":[");
-    for (size_t i = 0; i < run->rows; i++) {
-      if (i) qs_buf_put(b, ",", 1);
-      qs_buf_float_array(b, run->y32 + i * out, out);
-    }
-  }
-  qs_buf_puts(b, "],\"predictions\":[");
+}
+
+/* "predictions" (argmax per row) and, when the model has labels, "labels". */
+static void put_predictions(qs_buf *b, const qs_infer_res *run) {
+  const qat_model *qm = run->m->model;
+  size_t out = run->out;
+  qs_buf_puts(b, ",\"predictions\":[");
   for (size_t i = 0; i < run->rows; i++) {
     if (i) qs_buf_put(b, ",", 1);
     qs_buf_uint(b, qs_argmax(run->y8 + i * out, out));
@@ -208,8 +183,12 @@ void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
     }
     qs_buf_puts(b, "]");
   }
+}
+
+/* "latency_us" and "drift" (null members without the baseline). */
+static void put_summary(qs_buf *b, const qs_infer_res *run, uint64_t t0_ns) {
   qs_summary s;
-  qs_infer_summary(run, r->t0_ns, &s);
+  qs_infer_summary(run, t0_ns, &s);
   qs_buf_puts(b, ",\"latency_us\":{\"int8\":");
   qs_buf_fixed3(b, s.int8_us);
   if (s.baseline) {
@@ -230,6 +209,31 @@ void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
   } else {
     qs_buf_puts(b, ",\"drift\":null");
   }
+}
+
+/* The reply, member by member: model, version, mode, outputs (and
+ * fp32_outputs), predictions and labels, latency and drift. */
+void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
+  if (r->bin_out) {
+    qs_predict_reply_binary(r, run);
+    return;
+  }
+  const qs_model *m = run->m;
+  qs_buf *b = &r->out;
+  r->status = 200;
+  qs_buf_puts(b, "{\"model\":");
+  qs_buf_json_str(b, m->name);
+  qs_buf_puts(b, ",\"version\":");
+  qs_buf_uint(b, m->version);
+  qs_buf_puts(b, run->dynamic ? ",\"mode\":\"dynamic\",\"outputs\":[" : ",\"mode\":\"static\",\"outputs\":[");
+  put_rows(b, run->y8, run->rows, run->out);
+  if (want32) {
+    qs_buf_puts(b, "],\"fp32_outputs\":[");
+    put_rows(b, run->y32, run->rows, run->out);
+  }
+  qs_buf_puts(b, "]");
+  put_predictions(b, run);
+  put_summary(b, run, r->t0_ns);
   qs_buf_puts(b, "}\n");
 }
 

@@ -37,7 +37,7 @@ void qs_reply_error(qs_req *r, int status, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  /* Messages may quote client bytes (jansson's "near '...'"): keep the
+  /* Messages may quote client bytes (an unknown output's name): keep the
    * reply valid UTF-8 by replacing anything outside printable ASCII. */
   for (char *p = msg; *p; p++)
     if ((unsigned char)*p >= 0x7f) *p = '?';
@@ -87,4 +87,15 @@ void qs_req_free_buffers(qs_req *r) {
   qs_buf_free(&r->out);
   r->body = r->xh = NULL;
   r->body_size = r->body_len = 0;
+}
+
+void qs_reply_walk_error(qs_req *r, const qs_jwalk *w, qs_jerr e) {
+  if (w->oom)
+    qs_reply_error(r, 503, "out of memory");
+  else if (e == QS_JDEPTH)
+    qs_reply_error(r, 400, "JSON nested too deeply");
+  else if (e == QS_JTYPE)
+    qs_reply_error(r, 400, "the body must be a JSON object");
+  else
+    qs_reply_error(r, 400, "malformed JSON: %s at byte %zu", w->msg ? w->msg : "syntax error", w->errpos);
 }

@@ -3,184 +3,164 @@
  * or nested) or, with the binary tensor extension, as raw float32 after the
  * JSON header; one FP32 output [B, N], as JSON or raw bytes.
  *
- * Phases: split the body (JSON header, binary tail), decode the envelope
- * (jansson, with the number array cut out: the v2 envelope is nested and
- * small), decode the tensor data into the thread's scratch, run the infer
- * step, encode. */
-#include <jansson.h>
-#include <stdlib.h>
+ * Phases: split the body (JSON header, binary tail); walk the header once
+ * without a tree (envelope.c: the numbers of "data" parsed into the
+ * thread's scratch on the way); check what the walk found, in a fixed order
+ * (the inputs, the tensor, the options, the shape against the model); take
+ * the tensor's numbers; run the infer step; encode. A warm thread allocates
+ * nothing for a request. */
 #include <string.h>
 
-#include "api/api.h"
+#include "api/v2.h"
 #include "base/config.h"
 #include "base/log.h"
 
-/* Finds inputs[0].data in the body; fills *data (absolute span). */
-static bool locate_data(qs_req *r, const char *text, size_t len, qs_span *data, bool *found) {
-  qs_span inputs;
-  bool have = false;
-  *found = false;
-  qs_jerr e = qs_json_find_key(text, len, "inputs", &inputs, &have);
-  if (e != QS_JOK) {
-    qs_reply_error(r, 400, "%s", e == QS_JDEPTH ? "JSON nested too deeply" : "malformed JSON");
-    return false;
-  }
-  if (!have) return true; /* jansson decides what is wrong with the body */
-  size_t count = 0;
-  qs_span first;
-  e = qs_json_array_first(text + inputs.off, inputs.len, &count, &first);
-  if (e != QS_JOK || count != 1) {
-    qs_reply_error(r, 400, "\"inputs\" must be an array of exactly one tensor");
-    return false;
-  }
-  if (text[inputs.off + first.off] != '{') {
-    qs_reply_error(r, 400, "\"inputs\"[0] must be an object");
-    return false;
-  }
-  qs_span d;
-  e = qs_json_find_key(text + inputs.off + first.off, first.len, "data", &d, &have);
-  if (e != QS_JOK) {
-    qs_reply_error(r, 400, "malformed JSON");
-    return false;
-  }
-  if (have) {
-    data->off = inputs.off + first.off + d.off;
-    data->len = d.len;
-    *found = true;
-  }
-  return true;
-}
+/* The body: the JSON header and, with the binary extension, the tail. */
+typedef struct v2_body {
+  const char *json, *bin; /* bin NULL without the extension */
+  size_t json_len, bin_len;
+} v2_body;
 
-/* Binary tensor data extension: whether the answer's output travels as raw
- * bytes: outputs[].parameters.binary_data, else the request's
- * parameters.binary_data_output. Only the one output, "output", exists. */
-static bool want_binary_output(qs_req *r, json_t *root, json_t *params, bool *bin) {
-  json_t *bdo = params ? json_object_get(params, "binary_data_output") : NULL;
-  if (bdo && !json_is_boolean(bdo)) {
-    qs_reply_error(r, 400, "\"binary_data_output\" must be true or false");
-    return false;
-  }
-  *bin = json_is_true(bdo);
-  json_t *outs = json_object_get(root, "outputs");
-  if (!outs) return true;
-  if (!json_is_array(outs)) {
-    qs_reply_error(r, 400, "\"outputs\" must be an array");
-    return false;
-  }
-  size_t i;
-  json_t *o;
-  json_array_foreach(outs, i, o) {
-    const char *name = json_string_value(json_object_get(o, "name"));
-    if (!json_is_object(o) || !name) {
-      qs_reply_error(r, 400, "\"outputs\"[%zu] must be an object with a \"name\"", i);
-      return false;
-    }
-    if (strcmp(name, "output") != 0) {
-      qs_reply_error(r, 400, "unknown output '%s' (the model has one: \"output\")", name);
-      return false;
-    }
-    json_t *op = json_object_get(o, "parameters");
-    json_t *bd = op ? json_object_get(op, "binary_data") : NULL;
-    if (op && !json_is_object(op)) {
-      qs_reply_error(r, 400, "\"outputs\"[%zu].parameters must be an object", i);
-      return false;
-    }
-    if (bd && !json_is_boolean(bd)) {
-      qs_reply_error(r, 400, "\"binary_data\" must be true or false");
-      return false;
-    }
-    if (bd) *bin = json_is_true(bd);
-  }
-  return true;
-}
-
-
-/* What the envelope says. */
+/* What the request asks, once checked. */
 typedef struct v2_in {
-  json_t *root;
-  const char *id;     /* inside root */
-  json_int_t B, K;
-  json_int_t bds;     /* binary_data_size, -1 when absent */
-  bool found;         /* inputs[0] has "data" */
-  qs_span data;       /* its span in the JSON header */
+  const char *id;         /* decoded, in the thread's string scratch */
+  size_t B;
   bool baseline, dynamic, bin_out;
 } v2_in;
 
-/* The input tensor's datatype, shape and parameters. */
-static bool decode_tensor(qs_req *r, json_t *t, v2_in *in) {
-  const char *dt = json_string_value(json_object_get(t, "datatype"));
-  if (!dt || strcmp(dt, "FP32") != 0) {
-    qs_reply_error(r, 400, "input datatype must be \"FP32\"");
+/* Binary tensor data extension: the first Inference-Header-Content-Length
+ * bytes are the JSON header, the rest the tensors' raw bytes. */
+static bool split_body(qs_req *r, v2_body *b) {
+  *b = (v2_body){.json = r->body, .json_len = r->body_len};
+  if (r->v2_bin) {
+    if (r->v2_hlen_bad) {
+      qs_reply_error(r, 400, "Inference-Header-Content-Length must be a byte count");
+      return false;
+    }
+    if (!r->body || r->v2_hlen > r->body_len) {
+      qs_reply_error(r, 400, "Inference-Header-Content-Length %zu is past the body's %zu bytes", r->v2_hlen,
+                     r->body_len);
+      return false;
+    }
+    b->json_len = r->v2_hlen;
+    b->bin = r->body + r->v2_hlen;
+    b->bin_len = r->body_len - r->v2_hlen;
+  }
+  if (!r->body || b->json_len == 0) {
+    qs_reply_error(r, 400, "empty body: send {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}");
     return false;
   }
-  json_t *shape = json_object_get(t, "shape");
-  if (!json_is_array(shape) || json_array_size(shape) != 2 ||
-      !json_is_integer(json_array_get(shape, 0)) || !json_is_integer(json_array_get(shape, 1))) {
-    qs_reply_error(r, 400, "input shape must be [batch, features] (two integers)");
-    return false;
-  }
-  in->B = json_integer_value(json_array_get(shape, 0));
-  in->K = json_integer_value(json_array_get(shape, 1));
-  json_t *tparams = json_object_get(t, "parameters");
-  if (tparams && !json_is_object(tparams)) {
-    qs_reply_error(r, 400, "input \"parameters\" must be an object");
-    return false;
-  }
-  json_t *bds = tparams ? json_object_get(tparams, "binary_data_size") : NULL;
-  if (bds && (!json_is_integer(bds) || json_integer_value(bds) < 0)) {
-    qs_reply_error(r, 400, "\"binary_data_size\" must be a byte count");
-    return false;
-  }
-  in->bds = bds ? json_integer_value(bds) : -1;
   return true;
 }
 
-/* The JSON header: everything but the number array. */
-static bool decode_envelope(qs_req *r, const char *json, size_t len, bool bin, size_t bin_len, v2_in *in) {
-  if (!locate_data(r, json, len, &in->data, &in->found)) return false;
-  in->root = qs_parse_envelope(r, json, len, in->data, in->found);
-  if (!in->root) return false;
-  json_t *id = json_object_get(in->root, "id");
-  if (id && !json_is_string(id)) {
+#define ONE_TENSOR "\"inputs\" must be an array of exactly one tensor"
+
+/* "inputs" and "id". A present but wrong "inputs" was always reported
+ * first (it was located before the rest was parsed). */
+static bool check_inputs(qs_req *r, const qs_v2_env *env) {
+  bool one = env->inputs == QS_V2_OK && env->n_inputs == 1;
+  if (env->inputs == QS_V2_BAD || (env->inputs == QS_V2_OK && !one)) {
+    qs_reply_error(r, 400, ONE_TENSOR);
+    return false;
+  }
+  if (one && !env->first_obj) {
+    qs_reply_error(r, 400, "\"inputs\"[0] must be an object");
+    return false;
+  }
+  if (env->id == QS_V2_BAD) {
     qs_reply_error(r, 400, "\"id\" must be a string");
     return false;
   }
-  in->id = id ? json_string_value(id) : NULL;
-  json_t *inputs = json_object_get(in->root, "inputs");
-  if (!json_is_array(inputs) || json_array_size(inputs) != 1 ||
-      !json_is_object(json_array_get(inputs, 0))) {
-    qs_reply_error(r, 400, "\"inputs\" must be an array of exactly one tensor");
+  if (env->inputs == QS_V2_ABSENT) {
+    qs_reply_error(r, 400, ONE_TENSOR);
     return false;
   }
-  if (!decode_tensor(r, json_array_get(inputs, 0), in)) return false;
-  bool bds = in->bds >= 0;
-  if (bds && in->found) {
-    qs_reply_error(r, 400, "input tensor has both \"data\" and \"binary_data_size\"");
+  return true;
+}
+
+/* The input tensor's datatype, shape and parameters, and where its data
+ * is: "data" or the binary tail, exactly one of them. */
+static bool check_tensor(qs_req *r, const qs_v2_env *env, const v2_body *b) {
+  const char *err = NULL;
+  bool bds = env->bds == QS_V2_OK, found = env->data != QS_V2_NO_DATA;
+  if (!env->dtype_ok)
+    err = "input datatype must be \"FP32\"";
+  else if (!env->shape_ok)
+    err = "input shape must be [batch, features] (two integers)";
+  else if (env->tparams == QS_V2_BAD)
+    err = "input \"parameters\" must be an object";
+  else if (env->bds == QS_V2_BAD)
+    err = "\"binary_data_size\" must be a byte count";
+  else if (bds && found)
+    err = "input tensor has both \"data\" and \"binary_data_size\"";
+  else if (!found && !bds)
+    err = "input tensor has no \"data\" (nor \"binary_data_size\")";
+  else if (bds && !b->bin)
+    err = "\"binary_data_size\" needs the Inference-Header-Content-Length header";
+  if (err) {
+    qs_reply_error(r, 400, "%s", err);
     return false;
   }
-  if (!in->found && !bds) {
-    qs_reply_error(r, 400, "input tensor has no \"data\" (nor \"binary_data_size\")");
+  if (!bds && b->bin_len) {
+    qs_reply_error(r, 400, "%zu bytes after the JSON header, but no input has \"binary_data_size\"", b->bin_len);
     return false;
   }
-  if (bds && !bin) {
-    qs_reply_error(r, 400, "\"binary_data_size\" needs the Inference-Header-Content-Length header");
+  return true;
+}
+
+/* "outputs": only the one output, "output", exists. */
+static bool check_outputs(qs_req *r, qs_api_ctx *ctx, const qs_v2_env *env) {
+  size_t i = env->out_err_idx;
+  const char *name;
+  switch (env->out_err) {
+    case QS_V2_OUT_NONAME:
+      qs_reply_error(r, 400, "\"outputs\"[%zu] must be an object with a \"name\"", i);
+      return false;
+    case QS_V2_OUT_UNKNOWN:
+      name = qs_api_string(ctx, r->body + env->out_err_name.off, env->out_err_name.len);
+      if (!name)
+        qs_reply_error(r, 503, "out of memory");
+      else
+        qs_reply_error(r, 400, "unknown output '%s' (the model has one: \"output\")", name);
+      return false;
+    case QS_V2_OUT_PARAMS:
+      qs_reply_error(r, 400, "\"outputs\"[%zu].parameters must be an object", i);
+      return false;
+    case QS_V2_OUT_BD:
+      qs_reply_error(r, 400, "\"binary_data\" must be true or false");
+      return false;
+    default: return true;
+  }
+}
+
+/* "parameters" (baseline, mode, binary_data_output) and "outputs": whether
+ * the answer's output travels as raw bytes is outputs[].parameters.
+ * binary_data (the last one given), else binary_data_output. */
+static bool check_options(qs_req *r, qs_api_ctx *ctx, const qs_v2_env *env, v2_in *in) {
+  const char *err = NULL;
+  if (env->params == QS_V2_BAD)
+    err = "\"parameters\" must be an object";
+  else if (env->baseline == QS_V2_BAD)
+    err = "\"baseline\" must be true or false";
+  else if (env->mode == QS_V2_BAD)
+    err = "\"mode\" must be \"static\" or \"dynamic\"";
+  else if (env->bdo == QS_V2_BAD)
+    err = "\"binary_data_output\" must be true or false";
+  else if (env->outputs == QS_V2_BAD)
+    err = "\"outputs\" must be an array";
+  if (err) {
+    qs_reply_error(r, 400, "%s", err);
     return false;
   }
-  if (!bds && bin_len) {
-    qs_reply_error(r, 400, "%zu bytes after the JSON header, but no input has \"binary_data_size\"", bin_len);
-    return false;
-  }
-  json_t *params = json_object_get(in->root, "parameters");
-  if (params && !json_is_object(params)) {
-    qs_reply_error(r, 400, "\"parameters\" must be an object");
-    return false;
-  }
-  if (!qs_read_options(r, params, &in->baseline, &in->dynamic)) return false;
-  return want_binary_output(r, in->root, params, &in->bin_out);
+  if (!check_outputs(r, ctx, env)) return false;
+  in->baseline = env->baseline == QS_V2_OK ? env->baseline_v : true;
+  in->dynamic = env->mode == QS_V2_OK && env->dynamic_v;
+  in->bin_out = env->bd_set ? env->bd_v : env->bdo == QS_V2_OK && env->bdo_v;
+  return true;
 }
 
 /* The shape against the model and the caps. */
-static bool check_shape(qs_req *r, const v2_in *in, size_t width) {
+static bool check_shape(qs_req *r, const qs_v2_env *in, size_t width) {
   if (in->B < 1 || in->K < 1) {
     qs_reply_error(r, 400, "input shape dimensions must be positive");
     return false;
@@ -197,32 +177,20 @@ static bool check_shape(qs_req *r, const v2_in *in, size_t width) {
   return true;
 }
 
-/* The tensor's numbers into the thread's scratch: nb rows of width. */
-static bool decode_data(qs_req *r, qs_api_ctx *ctx, const v2_in *in, const char *json, const char *bin,
-                        size_t bin_len, size_t width, const float **x) {
-  size_t nb = (size_t)in->B;
-  if (in->bds >= 0) {
-    /* Sizes compared as 64-bit numbers: B <= max_batch and K <= QAT_MAX_DIM
-     * keep nb * width * 4 far from overflow. */
-    uint64_t want = (uint64_t)nb * width * sizeof(float);
-    if ((uint64_t)in->bds != want || bin_len != want) {
-      qs_reply_error(r, 422, "binary_data_size %lld and %zu bytes of tensor data, but shape [%zu, %zu] of FP32 is %llu bytes",
-                     (long long)in->bds, bin_len, nb, width, (unsigned long long)want);
-      return false;
-    }
-    return qs_binary_floats(r, ctx, bin, nb * width, width, x);
-  }
-  /* At most the numbers the shape holds: one more is an error of the
-   * data, not of the request's size. */
-  size_t cap = qs_json_numbers_bound(in->data.len);
+/* "data" the walk could not parse (or stopped at its caps): parsed again
+ * with the shape's caps, so the error is the one the shape calls for. At
+ * most the numbers the shape holds: one more is an error of the data, not
+ * of the request's size. */
+static bool reparse_data(qs_req *r, qs_api_ctx *ctx, qs_v2_env *env, size_t width) {
+  size_t nb = (size_t)env->B, cap = qs_json_numbers_bound(env->data_span.len), errpos = 0;
   if (cap > nb * width) cap = nb * width;
   float *buf = qs_api_floats(ctx, cap);
   if (!buf) {
     qs_reply_error(r, 503, "out of memory");
     return false;
   }
-  size_t rows = 0, cols = 0, errpos = 0;
-  qs_jerr e = qs_json_parse_matrix(json + in->data.off, in->data.len, 0, nb, buf, cap, &rows, &cols, &errpos);
+  qs_jerr e = qs_json_parse_matrix(r->body + env->data_span.off, env->data_span.len, 0, nb, buf, cap, &env->rows,
+                                   &env->cols, &errpos);
   if (e == QS_JROWS) {
     qs_reply_error(r, 422, "data holds more numbers than shape [%zu, %zu]", nb, width);
     return false;
@@ -231,11 +199,55 @@ static bool decode_data(qs_req *r, qs_api_ctx *ctx, const v2_in *in, const char 
     qs_reply_matrix_error(r, e, 0, nb, errpos);
     return false;
   }
+  env->x = buf;
+  return true;
+}
+
+/* The tensor's numbers, nb rows of width: from the binary tail (copied
+ * aligned into the scratch) or as parsed from "data". */
+static bool take_data(qs_req *r, qs_api_ctx *ctx, qs_v2_env *env, const v2_body *b, size_t width,
+                      const float **x) {
+  size_t nb = (size_t)env->B;
+  if (env->bds == QS_V2_OK) {
+    /* Sizes compared as 64-bit numbers: B <= max_batch and K <= QAT_MAX_DIM
+     * keep nb * width * 4 far from overflow. */
+    uint64_t want = (uint64_t)nb * width * sizeof(float);
+    if ((uint64_t)env->bds_val != want || b->bin_len != want) {
+      qs_reply_error(r, 422, "binary_data_size %lld and %zu bytes of tensor data, but shape [%zu, %zu] of FP32 is %llu bytes",
+                     (long long)env->bds_val, b->bin_len, nb, width, (unsigned long long)want);
+      return false;
+    }
+    return qs_binary_floats(r, ctx, b->bin, nb * width, width, x);
+  }
+  if (env->data == QS_V2_DATA_SPAN) {
+    if (!reparse_data(r, ctx, env, width)) return false;
+  } else if (env->rows > nb || env->rows * env->cols > nb * width) {
+    /* What the parse with the shape's caps would have stopped at. */
+    qs_reply_error(r, 422, "data holds more numbers than shape [%zu, %zu]", nb, width);
+    return false;
+  }
+  size_t rows = env->rows, cols = env->cols;
   if (!((rows == 1 && cols == nb * width) || (rows == nb && cols == width))) {
     qs_reply_error(r, 422, "data does not match shape [%zu, %zu]", nb, width);
     return false;
   }
-  *x = buf;
+  *x = env->x;
+  return true;
+}
+
+/* The body into *in and the input floats; false with the error reply set. */
+static bool decode(qs_req *r, qs_api_ctx *ctx, const v2_body *b, size_t width, v2_in *in, const float **x) {
+  qs_v2_env env = {0};
+  if (!qs_v2_walk(r, ctx, b->json, b->json_len, width, &env) || !check_inputs(r, &env) ||
+      !check_tensor(r, &env, b) || !check_options(r, ctx, &env, in) || !check_shape(r, &env, width) ||
+      !take_data(r, ctx, &env, b, width, x))
+    return false;
+  in->B = (size_t)env.B;
+  in->id = NULL;
+  if (env.id == QS_V2_OK && !(in->id = qs_api_string(ctx, r->body + env.id_raw.off, env.id_raw.len))) {
+    qs_reply_error(r, 503, "out of memory");
+    return false;
+  }
   return true;
 }
 
@@ -275,53 +287,22 @@ static void encode(qs_req *r, const qs_infer_res *res, const v2_in *in) {
   }
 }
 
-/* Binary tensor data extension: the first Inference-Header-Content-Length
- * bytes are the JSON header, the rest the tensors' raw bytes. */
-static bool split_body(qs_req *r, size_t *json_len, const char **bin, size_t *bin_len) {
-  *json_len = r->body_len;
-  *bin = NULL;
-  *bin_len = 0;
-  if (!r->v2_bin) return true;
-  if (r->v2_hlen_bad) {
-    qs_reply_error(r, 400, "Inference-Header-Content-Length must be a byte count");
-    return false;
-  }
-  if (!r->body || r->v2_hlen > r->body_len) {
-    qs_reply_error(r, 400, "Inference-Header-Content-Length %zu is past the body's %zu bytes", r->v2_hlen,
-                   r->body_len);
-    return false;
-  }
-  *json_len = r->v2_hlen;
-  *bin = r->body + r->v2_hlen;
-  *bin_len = r->body_len - r->v2_hlen;
-  return true;
-}
-
 void qs_handle_v2_infer(qs_req *r) {
   qs_test_delay();
-  size_t json_len;
-  const char *bin;
-  size_t bin_len;
-  if (!split_body(r, &json_len, &bin, &bin_len)) return;
-  if (!r->body || json_len == 0) {
-    qs_reply_error(r, 400, "empty body: send {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}");
-    return;
-  }
+  v2_body b;
+  if (!split_body(r, &b)) return;
   qs_api_ctx *ctx = qs_api_ctx_get();
   if (!ctx) {
     qs_reply_error(r, 503, "out of memory");
     return;
   }
   qs_model *m = qs_v2_model_or_404(r);
-  if (!m) return;
-  v2_in in = {.baseline = true, .bds = -1};
+  v2_in in;
   const float *x = NULL;
-  size_t width = qat_model_in_dim(m->model);
-  if (!decode_envelope(r, r->body, json_len, bin != NULL, bin_len, &in) || !check_shape(r, &in, width) ||
-      !decode_data(r, ctx, &in, r->body, bin, bin_len, width, &x))
-    goto done;
-  qs_infer_req req = {.x = x, .rows = (size_t)in.B, .cols = width, .baseline = in.baseline,
-                      .dynamic = in.dynamic, .id = in.id, .t0_ns = r->t0_ns};
+  size_t width = m ? qat_model_in_dim(m->model) : 0;
+  if (!m || !decode(r, ctx, &b, width, &in, &x)) goto done;
+  qs_infer_req req = {.x = x, .rows = in.B, .cols = width, .baseline = in.baseline, .dynamic = in.dynamic,
+                      .id = in.id, .t0_ns = r->t0_ns};
   qs_infer_res res;
   qs_err err;
   if (!qs_infer_run(m, &req, &res, &err)) {
@@ -332,7 +313,6 @@ void qs_handle_v2_infer(qs_req *r) {
   encode(r, &res, &in);
   qs_infer_res_done(&res);
 done:
-  json_decref(in.root);
   qs_model_release(m);
   qs_api_ctx_done(ctx);
 }

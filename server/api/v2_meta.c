@@ -1,6 +1,5 @@
 /* v2_meta.c - the KServe v2 / Open Inference Protocol metadata: server and
  * model metadata and model readiness (the infer endpoint is v2_infer.c). */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* json.c - locating values and parsing number arrays without a tree.
+/* json.c - parsing number arrays without a tree.
  * Each number token goes to server/base/num.c (exact, strtof-identical parsing;
  * shortest round-trip printing). */
 #include "json.h"
@@ -47,7 +47,7 @@ static inline size_t skip_ws(const char *s, size_t n, size_t p) {
 /* ---- structure --------------------------------------------------------- */
 
 /* Leaves *pos after the closing quote. Escapes are checked only for shape:
- * jansson validates the envelope's strings fully later. */
+ * what is skipped is judged by the caller. */
 static qs_jerr skip_string(const char *s, size_t n, size_t *pos) {
   size_t p = *pos + 1; /* past the opening quote */
   while (p < n) {
@@ -73,8 +73,9 @@ static const bool structural[256] = {['"'] = true, ['['] = true, [']'] = true,
 /* Finds where the value starting at s[*pos] ends. Deliberately lenient
  * inside the value: it tracks strings (with escapes) and bracket nesting
  * (matched, depth-limited) and nothing else, so it runs at memory speed.
- * That is safe because every byte it skips is validated later: the number
- * arrays by qs_json_parse_matrix, everything else by jansson. */
+ * That is safe because every byte it skips is judged later: the v2 decoder
+ * skips a "data" value the number-array parser refused, to parse it again
+ * once the shape is known. */
 static qs_jerr skip_value_depth(const char *s, size_t n, size_t *pos, int depth) {
   size_t p = skip_ws(s, n, *pos);
   if (p >= n) return QS_JSYNTAX;
@@ -128,89 +129,6 @@ static qs_jerr skip_value_depth(const char *s, size_t n, size_t *pos, int depth)
 
 qs_jerr qs_json_skip_value(const char *s, size_t n, size_t *pos) {
   return skip_value_depth(s, n, pos, 0);
-}
-
-static qs_jerr find_key(const char *s, size_t n, const char *key, qs_span *out, bool *found,
-                        bool skip_match) {
-  size_t klen = strlen(key), p = skip_ws(s, n, 0);
-  qs_jerr e;
-  *found = false;
-  if (p >= n || s[p] != '{') return QS_JSYNTAX;
-  p = skip_ws(s, n, p + 1);
-  if (p < n && s[p] == '}') return QS_JOK;
-  for (;;) {
-    p = skip_ws(s, n, p);
-    if (p >= n || s[p] != '"') return QS_JSYNTAX;
-    size_t kstart = p + 1;
-    if ((e = skip_string(s, n, &p))) return e;
-    size_t kend = p - 1;
-    p = skip_ws(s, n, p);
-    if (p >= n || s[p] != ':') return QS_JSYNTAX;
-    size_t vstart = skip_ws(s, n, p + 1);
-    p = vstart;
-    bool match = kend - kstart == klen && memcmp(s + kstart, key, klen) == 0;
-    if (match && !skip_match) {
-      out->off = vstart;
-      out->len = n - vstart;
-      *found = true;
-      return QS_JOK;
-    }
-    if ((e = skip_value_depth(s, n, &p, 1))) return e;
-    if (match) {
-      out->off = vstart;
-      out->len = p - vstart;
-      *found = true;
-      return QS_JOK;
-    }
-    p = skip_ws(s, n, p);
-    if (p >= n) return QS_JSYNTAX;
-    if (s[p] == ',') {
-      p++;
-      continue;
-    }
-    if (s[p] == '}') return QS_JOK;
-    return QS_JSYNTAX;
-  }
-}
-
-qs_jerr qs_json_find_key(const char *s, size_t n, const char *key, qs_span *out,
-                         bool *found) {
-  return find_key(s, n, key, out, found, true);
-}
-
-qs_jerr qs_json_find_key_start(const char *s, size_t n, const char *key, size_t *vstart,
-                               bool *found) {
-  qs_span sp = {0, 0};
-  qs_jerr e = find_key(s, n, key, &sp, found, false);
-  *vstart = sp.off;
-  return e;
-}
-
-qs_jerr qs_json_array_first(const char *s, size_t n, size_t *count, qs_span *first) {
-  size_t p = skip_ws(s, n, 0);
-  qs_jerr e;
-  *count = 0;
-  if (p >= n || s[p] != '[') return QS_JTYPE;
-  p = skip_ws(s, n, p + 1);
-  if (p < n && s[p] == ']') return QS_JOK;
-  for (;;) {
-    size_t vstart = skip_ws(s, n, p);
-    p = vstart;
-    if ((e = skip_value_depth(s, n, &p, 1))) return e;
-    if (*count == 0) {
-      first->off = vstart;
-      first->len = p - vstart;
-    }
-    (*count)++;
-    p = skip_ws(s, n, p);
-    if (p >= n) return QS_JSYNTAX;
-    if (s[p] == ',') {
-      p++;
-      continue;
-    }
-    if (s[p] == ']') return QS_JOK;
-    return QS_JSYNTAX;
-  }
 }
 
 /* ---- numbers ----------------------------------------------------------- */
@@ -365,6 +283,56 @@ static qs_jerr parse_row(const char *s, size_t n, size_t *pos, size_t limit, flo
   return e;
 }
 
+/* Rows of a nested matrix, from just past its '[' to just past its ']':
+ * each a non-empty row of the same width (*w, 0 = set by the first row),
+ * at most max_rows. *pos ends where parsing stopped (the error's place). */
+static qs_jerr parse_rows(const char *s, size_t n, size_t *pos, size_t max_rows, float *out,
+                          size_t cap, size_t *count, size_t *nrows, size_t *w) {
+  size_t p = *pos;
+  qs_jerr e = QS_JOK;
+  for (;;) {
+    p = skip_ws(s, n, p);
+    if (p >= n) {
+      e = QS_JSYNTAX;
+      break;
+    }
+    if (s[p] != '[') {
+      e = s[p] == '-' || is_digit(s[p]) ? QS_JTYPE : classify_non_number(s[p]);
+      break;
+    }
+    if (*nrows >= max_rows) {
+      e = QS_JROWS;
+      break;
+    }
+    p = skip_ws(s, n, p + 1);
+    size_t rc = 0;
+    if (p < n && s[p] == ']') {
+      p++;
+    } else if ((e = parse_row(s, n, &p, *w, out, cap, count, &rc))) {
+      break;
+    }
+    if (rc == 0 || (*w && rc != *w)) {
+      e = QS_JWIDTH;
+      break;
+    }
+    if (!*w) *w = rc;
+    (*nrows)++;
+    p = skip_ws(s, n, p);
+    if (p < n && s[p] == ',') {
+      p++;
+      continue;
+    }
+    if (p < n && s[p] == ']') {
+      p++;
+      break;
+    }
+    e = QS_JSYNTAX;
+    break;
+  }
+  *pos = p;
+  return e;
+}
+
 static qs_jerr parse_matrix(const char *s, size_t n, size_t width, size_t max_rows, float *out,
                             size_t cap, size_t *rows, size_t *cols, size_t *errpos, bool whole,
                             size_t *end) {
@@ -390,33 +358,7 @@ static qs_jerr parse_matrix(const char *s, size_t n, size_t width, size_t max_ro
     nrows = 1;
     w = count;
   } else {
-    for (;;) {
-      p = skip_ws(s, n, p);
-      if (p >= n) FAIL(QS_JSYNTAX);
-      if (s[p] != '[') FAIL(s[p] == '-' || is_digit(s[p]) ? QS_JTYPE : classify_non_number(s[p]));
-      if (nrows >= max_rows) FAIL(QS_JROWS);
-      p = skip_ws(s, n, p + 1);
-      size_t rc = 0;
-      if (p < n && s[p] == ']') {
-        p++;
-      } else if ((e = parse_row(s, n, &p, w, out, cap, &count, &rc))) {
-        FAIL(e);
-      }
-      if (rc == 0 || (w && rc != w)) FAIL(QS_JWIDTH);
-      if (!w) w = rc;
-      nrows++;
-      p = skip_ws(s, n, p);
-      if (p >= n) FAIL(QS_JSYNTAX);
-      if (s[p] == ',') {
-        p++;
-        continue;
-      }
-      if (s[p] == ']') {
-        p++;
-        break;
-      }
-      FAIL(QS_JSYNTAX);
-    }
+    if ((e = parse_rows(s, n, &p, max_rows, out, cap, &count, &nrows, &w))) FAIL(e);
   }
   if (whole) {
     p = skip_ws(s, n, p);
@@ -586,18 +528,4 @@ void qs_buf_float_array(qs_buf *b, const float *v, size_t n) {
     qs_buf_float(b, v[i]);
   }
   qs_buf_put(b, "]", 1);
-}
-
-bool qs_json_splice(const char *s, size_t n, qs_span sp, const char *rep, char **out,
-                    size_t *outlen) {
-  size_t rl = strlen(rep), total = n - sp.len + rl;
-  char *d = malloc(total + 1);
-  if (!d) return false;
-  memcpy(d, s, sp.off);
-  memcpy(d + sp.off, rep, rl);
-  memcpy(d + sp.off + rl, s + sp.off + sp.len, n - sp.off - sp.len);
-  d[total] = '\0';
-  *out = d;
-  *outlen = total;
-  return true;
 }

@@ -1,12 +1,11 @@
-/* json.h - the cheap half of request JSON: locating a value in a body without
- * building a tree, parsing number arrays exactly into float, and writing
- * floats back so that a client recovers the very same float.
+/* json.h - the cheap half of request JSON: parsing number arrays exactly
+ * into float, skipping a value by its brackets, and writing floats back so
+ * that a client recovers the very same float.
  *
  * Why: jansson builds one json_t per number; a 784-number row costs hundreds
- * of microseconds, while the int8 model needs ~10. The envelope ("model",
- * "mode", "id", ...) still goes through jansson (strict, duplicate keys
- * refused): the caller cuts the number array out of the body (qs_json_splice)
- * and hands jansson the small rest. */
+ * of microseconds, while the int8 model needs ~10. The envelope around the
+ * numbers ("model", "mode", "id", ...) is read by json_walk.h, strictly and
+ * without a tree. */
 #ifndef QS_JSON_H
 #define QS_JSON_H
 
@@ -38,26 +37,10 @@ typedef struct qs_span {
   size_t off, len;
 } qs_span;
 
-/* s[0..n) must hold one JSON object (surrounding whitespace allowed). Finds
- * the value of the first member whose raw key bytes equal key (no escapes
- * considered) at the top level. Returns QS_JOK and fills *out, or QS_JOK with
- * *found = false, or a syntax/depth error if the object is malformed up to
- * that point. Offsets in *out are relative to s. */
-qs_jerr qs_json_find_key(const char *s, size_t n, const char *key, qs_span *out,
-                         bool *found);
-
-/* Like qs_json_find_key, but stops at the matching member without skipping
- * its value: *vstart is where the value begins (the caller parses it and
- * learns where it ends), saving a pass over a large array. */
-qs_jerr qs_json_find_key_start(const char *s, size_t n, const char *key, size_t *vstart,
-                               bool *found);
-
-/* s[0..n) holds a JSON array. Counts its elements and returns the span of
- * the first one (if any). */
-qs_jerr qs_json_array_first(const char *s, size_t n, size_t *count, qs_span *first);
-
-/* Skips exactly one JSON value starting at s[*pos] (after whitespace),
- * validating its syntax, leaving *pos just after it. */
+/* Finds where the JSON value starting at s[*pos] (after whitespace) ends,
+ * leaving *pos just after it. Checks only strings and bracket nesting (at
+ * most QS_JSON_MAX_DEPTH deep): the caller judges the bytes inside (the v2
+ * decoder hands them to the number-array parser). */
 qs_jerr qs_json_skip_value(const char *s, size_t n, size_t *pos);
 
 /* Parses a matrix of numbers from s[0..n):
@@ -119,10 +102,5 @@ void qs_buf_fixed3(qs_buf *b, double v);
 void qs_buf_float(qs_buf *b, float v);
 /* [v0, v1, ...] */
 void qs_buf_float_array(qs_buf *b, const float *v, size_t n);
-
-/* Copies s[0..n) with span sp replaced by the text rep into a new NUL-ended
- * malloc'ed buffer (*out, length *outlen). Returns false on OOM. */
-bool qs_json_splice(const char *s, size_t n, qs_span sp, const char *rep, char **out,
-                    size_t *outlen);
 
 #endif

@@ -366,7 +366,8 @@ typedef struct frame {
 } frame;
 
 qs_jerr qs_jw_skip(qs_jwalk *w) {
-  /* The root object is depth 1: values inside it may nest to MAX_DEPTH. */
+  /* w->depth containers are open around the value (the root object is
+   * depth 1): the value's own may bring the total to MAX_DEPTH. */
   frame st[QS_JSON_MAX_DEPTH];
   int top = 0;
   qs_jerr e;
@@ -381,7 +382,7 @@ value:
     case '[':
     case '{': {
       char open = w->s[w->p];
-      if (top + 1 >= QS_JSON_MAX_DEPTH) return fail(w, QS_JDEPTH, "JSON nested too deeply");
+      if (w->depth + top + 1 > QS_JSON_MAX_DEPTH) return fail(w, QS_JDEPTH, "JSON nested too deeply");
       st[top++] = (frame){.close = open == '[' ? ']' : '}', .mark = w->keys->live, .parent = w->obj};
       w->p++;
       ws(w);
@@ -428,7 +429,7 @@ value:
 }
 
 qs_jerr qs_jw_begin(qs_jwalk *w, const char *s, size_t n, qs_jkeys *keys) {
-  *w = (qs_jwalk){.s = s, .n = n, .keys = keys, .obj = 1, .next_obj = 1};
+  *w = (qs_jwalk){.s = s, .n = n, .keys = keys, .obj = 1, .next_obj = 1, .depth = 1};
   keys_pop_to(keys, 0); /* what an earlier walk that failed left */
   if (keys->cap > KEEP_SLOTS) qs_jkeys_free(keys);
   if (n > UINT32_MAX) return fail(w, QS_JSYNTAX, "body too large to walk");
@@ -493,4 +494,111 @@ qs_jerr qs_jw_string(qs_jwalk *w, char *out, size_t cap, size_t *len) {
   if (cap) out[k < cap ? k : cap - 1] = '\0';
   *len = k;
   return QS_JOK;
+}
+
+/* ---- nested values ------------------------------------------------------ */
+
+/* Opens the container at the position if its first byte is open. */
+static qs_jerr open_container(qs_jwalk *w, char open) {
+  ws(w);
+  if (w->p >= w->n || w->s[w->p] != open) return QS_JTYPE;
+  if (w->depth + 1 > QS_JSON_MAX_DEPTH) return fail(w, QS_JDEPTH, "JSON nested too deeply");
+  w->depth++;
+  w->p++;
+  return QS_JOK;
+}
+
+qs_jerr qs_jw_obj_begin(qs_jwalk *w, qs_jw_obj *o) {
+  qs_jerr e = open_container(w, '{');
+  if (e) return e;
+  *o = (qs_jw_obj){.id = ++w->next_obj, .parent = w->obj, .mark = w->keys->live};
+  return QS_JOK;
+}
+
+qs_jerr qs_jw_obj_key(qs_jwalk *w, qs_jw_obj *o, qs_span *key, bool *escaped, bool *done) {
+  *done = false;
+  ws(w);
+  if (w->p >= w->n) return fail(w, QS_JSYNTAX, "unexpected end of input");
+  char c = w->s[w->p];
+  if (c == '}') {
+    w->p++;
+    keys_pop_to(w->keys, o->mark);
+    w->obj = o->parent;
+    w->depth--;
+    *done = true;
+    return QS_JOK;
+  }
+  if (o->members) {
+    if (c != ',') return fail(w, QS_JSYNTAX, "',' or '}' expected");
+    w->p++;
+  }
+  o->members++;
+  w->obj = o->id;
+  return member_key(w, key, escaped);
+}
+
+qs_jerr qs_jw_arr_begin(qs_jwalk *w, qs_jw_arr *a) {
+  qs_jerr e = open_container(w, '[');
+  if (e) return e;
+  a->count = 0;
+  return QS_JOK;
+}
+
+qs_jerr qs_jw_arr_next(qs_jwalk *w, qs_jw_arr *a, bool *done) {
+  *done = false;
+  ws(w);
+  if (w->p >= w->n) return fail(w, QS_JSYNTAX, "unexpected end of input");
+  char c = w->s[w->p];
+  if (c == ']') {
+    w->p++;
+    w->depth--;
+    *done = true;
+    return QS_JOK;
+  }
+  if (a->count) {
+    if (c != ',') return fail(w, QS_JSYNTAX, "',' or ']' expected");
+    w->p++;
+    ws(w);
+    if (w->p >= w->n) return fail(w, QS_JSYNTAX, "unexpected end of input");
+    if (w->s[w->p] == ']') return fail(w, QS_JSYNTAX, "value expected");
+  }
+  a->count++;
+  return QS_JOK;
+}
+
+qs_jerr qs_jw_int(qs_jwalk *w, int64_t *v) {
+  ws(w);
+  if (w->p >= w->n || !(w->s[w->p] == '-' || is_digit(w->s[w->p]))) return QS_JTYPE;
+  size_t start = w->p;
+  qs_jerr e = number(w); /* validates the token and its range */
+  if (e) return e;
+  size_t len = w->p - start;
+  if (memchr(w->s + start, '.', len) || memchr(w->s + start, 'e', len) || memchr(w->s + start, 'E', len)) {
+    w->p = start;
+    return QS_JTYPE;
+  }
+  char tmp[MAX_NUMBER_CHARS + 1];
+  memcpy(tmp, w->s + start, len);
+  tmp[len] = '\0';
+  *v = strtoll(tmp, NULL, 10);
+  return QS_JOK;
+}
+
+qs_jerr qs_jw_str(qs_jwalk *w, qs_span *raw, bool *escaped) {
+  ws(w);
+  if (w->p >= w->n || w->s[w->p] != '"') return QS_JTYPE;
+  size_t start = w->p + 1;
+  qs_jerr e = string(w, escaped);
+  if (e) return e;
+  raw->off = start;
+  raw->len = w->p - 1 - start;
+  return QS_JOK;
+}
+
+size_t qs_jw_unescape(const char *raw, size_t n, char *out) {
+  dec d = {.s = raw, .n = n};
+  size_t k = 0;
+  for (int c; (c = dec_next(&d)) >= 0;) out[k++] = (char)c;
+  out[k] = '\0';
+  return k;
 }

@@ -45,6 +45,7 @@ typedef struct qs_jwalk {
   const char *msg;      /* what it was (static text) */
   uint32_t obj;         /* id of the object whose keys are being read */
   uint32_t next_obj;
+  int depth;            /* containers open: 1 in the root object */
 } qs_jwalk;
 
 /* Starts a walk of s[0..n): the root must be an object. */
@@ -65,6 +66,50 @@ qs_jerr qs_jw_bool(qs_jwalk *w, bool *v);
 qs_jerr qs_jw_string(qs_jwalk *w, char *out, size_t cap, size_t *len);
 /* The first byte of the value ('"', '[', '{', 't', 'f', 'n', '-', digit). */
 char qs_jw_peek(qs_jwalk *w);
+
+/* ---- nested values --------------------------------------------------
+ * For envelopes deeper than one object (the KServe v2 request): open an
+ * object or array found at the position and read it member by member or
+ * element by element, with the same checks (duplicate keys in every object,
+ * the depth cap counting every container open). */
+
+/* An object being read: opened by qs_jw_obj_begin. */
+typedef struct qs_jw_obj {
+  uint32_t id, parent; /* its id in the key table; the enclosing object's */
+  size_t mark;         /* keys.live when it opened */
+  size_t members;      /* members read so far */
+} qs_jw_obj;
+
+/* The value is an object: opens it (QS_JTYPE with the position kept when
+ * it is not; QS_JDEPTH past QS_JSON_MAX_DEPTH). */
+qs_jerr qs_jw_obj_begin(qs_jwalk *w, qs_jw_obj *o);
+/* The next member of o, as qs_jw_key for the root: the caller consumes the
+ * value. *done after o's closing '}' (its keys forgotten). */
+qs_jerr qs_jw_obj_key(qs_jwalk *w, qs_jw_obj *o, qs_span *key, bool *escaped, bool *done);
+
+/* An array being read: opened by qs_jw_arr_begin. */
+typedef struct qs_jw_arr {
+  size_t count; /* elements reached so far (the current one is count - 1) */
+} qs_jw_arr;
+
+/* The value is an array: opens it (QS_JTYPE, QS_JDEPTH as above). */
+qs_jerr qs_jw_arr_begin(qs_jwalk *w, qs_jw_arr *a);
+/* Moves to a's next element, which the caller consumes; *done after the
+ * closing ']'. */
+qs_jerr qs_jw_arr_next(qs_jwalk *w, qs_jw_arr *a, bool *done);
+
+/* The value is a JSON integer (a number token without fraction or exponent,
+ * as jansson's json_is_integer): *v. QS_JTYPE with the position kept for a
+ * real or a non-number; QS_JSYNTAX beyond int64 ("too big integer", as
+ * jansson refuses the whole text). */
+qs_jerr qs_jw_int(qs_jwalk *w, int64_t *v);
+/* The value is a string: validated, *raw its bytes between the quotes
+ * (offsets in the text), *escaped whether it holds escapes. QS_JTYPE with
+ * the position kept when it is not a string. */
+qs_jerr qs_jw_str(qs_jwalk *w, qs_span *raw, bool *escaped);
+/* Decodes the validated raw string bytes raw[0..n) into out (room for n + 1
+ * bytes: decoding never lengthens), NUL-ended; returns the decoded length. */
+size_t qs_jw_unescape(const char *raw, size_t n, char *out);
 
 /* A JSON text's string token: whether raw bytes [a, a+na) and [b, b+nb)
  * (between quotes, validated) decode to the same string. */

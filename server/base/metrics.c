@@ -178,10 +178,9 @@ void qs_metrics_model_unload(void) { atomic_fetch_add(&unloads, 1); }
 void qs_metrics_models_loaded(size_t n) { atomic_store(&models_loaded, n); }
 uint64_t qs_metrics_refusals(void) { return atomic_load(&refusals); }
 
-/* Label values are model names (validated [A-Za-z0-9._-]) and fixed
- * strings, so no escaping is needed. */
-void qs_metrics_render(qs_buf *b) {
-  int n = atomic_load_explicit(&n_slots, memory_order_acquire);
+/* qatserve_requests_total: HTTP by model, endpoint and status, then gRPC
+ * by model, method and code. */
+static void render_requests(qs_buf *b, int n) {
   qs_buf_puts(b,
               "# HELP qatserve_requests_total Requests by model, endpoint (route or gRPC method), status and protocol.\n"
               "# TYPE qatserve_requests_total counter\n");
@@ -209,6 +208,31 @@ void qs_metrics_render(qs_buf *b) {
           qs_buf_printf(b, "qatserve_requests_total{model=\"%s\",endpoint=\"%s\",code=\"%s\",protocol=\"grpc\"} %llu\n",
                         slot_names[m], gmethod_names[e], gcode_names[k], (unsigned long long)v);
       }
+}
+
+/* One model's latency histogram of kind k. */
+static void render_hist(qs_buf *b, int k, int m) {
+  hist *h = &lat[m][k];
+  uint64_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
+  if (!count && m == 0) return; /* model slots: at zero from the load on */
+  uint64_t cum = 0;
+  for (size_t i = 0; i <= N_BUCKETS; i++) {
+    cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+    if (i < N_BUCKETS)
+      qs_buf_printf(b, "qatserve_%s_latency_seconds_bucket{model=\"%s\",le=\"%g\"} %llu\n",
+                    lat_names[k], slot_names[m], buckets_s[i], (unsigned long long)cum);
+    else
+      qs_buf_printf(b, "qatserve_%s_latency_seconds_bucket{model=\"%s\",le=\"+Inf\"} %llu\n",
+                    lat_names[k], slot_names[m], (unsigned long long)cum);
+  }
+  qs_buf_printf(b, "qatserve_%s_latency_seconds_sum{model=\"%s\"} %.9f\n", lat_names[k],
+                slot_names[m],
+                (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) * 1e-9);
+  qs_buf_printf(b, "qatserve_%s_latency_seconds_count{model=\"%s\"} %llu\n", lat_names[k],
+                slot_names[m], (unsigned long long)cum);
+}
+
+static void render_latency(qs_buf *b, int n) {
   for (int k = 0; k < QS_LAT_COUNT; k++) {
     qs_buf_printf(b,
                   "# HELP qatserve_%s_latency_seconds %s time per request.\n"
@@ -218,28 +242,12 @@ void qs_metrics_render(qs_buf *b) {
                   : k == QS_LAT_FP32 ? "fp32 baseline compute"
                                      : "Whole request (arrival to answer queued)",
                   lat_names[k]);
-    for (int m = 0; m < n; m++) {
-      hist *h = &lat[m][k];
-      uint64_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
-      if (!count && m == 0) continue; /* model slots: at zero from the load on */
-      uint64_t cum = 0;
-      for (size_t i = 0; i <= N_BUCKETS; i++) {
-        cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
-        if (i < N_BUCKETS)
-          qs_buf_printf(b, "qatserve_%s_latency_seconds_bucket{model=\"%s\",le=\"%g\"} %llu\n",
-                        lat_names[k], slot_names[m], buckets_s[i], (unsigned long long)cum);
-        else
-          qs_buf_printf(b, "qatserve_%s_latency_seconds_bucket{model=\"%s\",le=\"+Inf\"} %llu\n",
-                        lat_names[k], slot_names[m], (unsigned long long)cum);
-      }
-      qs_buf_printf(b, "qatserve_%s_latency_seconds_sum{model=\"%s\"} %.9f\n", lat_names[k],
-                    slot_names[m],
-                    (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) * 1e-9);
-      qs_buf_printf(b, "qatserve_%s_latency_seconds_count{model=\"%s\"} %llu\n", lat_names[k],
-                    slot_names[m], (unsigned long long)cum);
-    }
+    for (int m = 0; m < n; m++) render_hist(b, k, m);
   }
-  render_drift(b, n);
+}
+
+/* Process-wide gauges and counters: in flight, model loads, build. */
+static void render_process(qs_buf *b) {
   qs_buf_printf(b,
                 "# HELP qatserve_requests_in_flight Requests being served now.\n"
                 "# TYPE qatserve_requests_in_flight gauge\n"
@@ -270,6 +278,16 @@ void qs_metrics_render(qs_buf *b) {
                 "# TYPE qatserve_build_info gauge\n"
                 "qatserve_build_info{version=\"%s\",kernel=\"%s\"} 1\n",
                 QAT_VERSION, qat_kernel_name());
+}
+
+/* Label values are model names (validated [A-Za-z0-9._-]) and fixed
+ * strings, so no escaping is needed. */
+void qs_metrics_render(qs_buf *b) {
+  int n = atomic_load_explicit(&n_slots, memory_order_acquire);
+  render_requests(b, n);
+  render_latency(b, n);
+  render_drift(b, n);
+  render_process(b);
 }
 
 const char *qs_endpoint_name(qs_endpoint e) {

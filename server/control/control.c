@@ -43,8 +43,11 @@ static pthread_cond_t ld_cv = PTHREAD_COND_INITIALIZER;
 static bool ld_want, ld_stop, ld_done;
 static const char *ld_why;
 static bool loader_left; /* the loader was still running when the loop ended */
+static uint64_t drain_deadline; /* of the last drain; 0 before any */
 
 bool qs_control_loader_busy(void) { return loader_left; }
+
+uint64_t qs_control_deadline_ns(void) { return drain_deadline; }
 
 typedef struct control {
   uv_loop_t loop;
@@ -199,79 +202,71 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_timer_start(&c->drain, on_drain_tick, 0, DRAIN_POLL_MS);
 }
 
-void qs_control_block_signals(void) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
 static void walk_close(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-int qs_control_run(struct MHD_Daemon *d) {
-  control c = {0};
-  c.daemon = d;
-  c.result = 0;
-  int rc = uv_loop_init(&c.loop);
-  if (rc) {
-    qs_log("uv_loop_init: %s", uv_strerror(rc));
-    return 1;
-  }
-  uv_signal_init(&c.loop, &c.sig_int);
-  uv_signal_init(&c.loop, &c.sig_term);
-  uv_signal_init(&c.loop, &c.sig_hup);
-  uv_timer_init(&c.loop, &c.debounce);
-  uv_timer_init(&c.loop, &c.drain);
-  uv_timer_init(&c.loop, &c.dir_poll);
-  c.sig_int.data = c.sig_term.data = c.sig_hup.data = &c;
-  c.debounce.data = c.drain.data = c.dir_poll.data = &c;
-  pthread_t loader;
-  int perr = pthread_create(&loader, NULL, loader_main, NULL);
-  if (perr) {
-    qs_log("cannot start the loader thread: %s", strerror(perr));
-    uv_loop_close(&c.loop);
-    return 1;
-  }
-  uv_signal_start(&c.sig_int, on_signal, SIGINT);
-  uv_signal_start(&c.sig_term, on_signal, SIGTERM);
-  uv_signal_start(&c.sig_hup, on_signal, SIGHUP);
-  uv_fs_event_init(&c.loop, &c.watch);
-  c.watch.data = &c;
-  struct stat st;
-  if (stat(qs_g.cfg.models_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
-      (rc = uv_fs_event_start(&c.watch, on_watch, qs_g.cfg.models_dir, 0)) == 0) {
-    c.watching = true;
-    c.dir_dev = st.st_dev;
-    c.dir_ino = st.st_ino;
-  } else {
-    qs_log("models directory %s is missing or cannot be watched; checking every second "
-           "(SIGHUP rescans it)", qs_g.cfg.models_dir);
-  }
-  uv_timer_start(&c.dir_poll, on_dir_poll, DIR_POLL_MS, DIR_POLL_MS);
-  /* Signals were blocked since main() began; any that came during start-up
-   * are pending and arrive now, into the handlers above. */
+static void signals_mask(int how) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-  uv_run(&c.loop, UV_RUN_DEFAULT);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  /* Stop the loader: a sync in progress stops after its current file. Wait
-   * for it only until the drain deadline (or 100 ms when there was none), so
-   * no file can hold the exit past --drain-timeout. */
+  pthread_sigmask(how, &set, NULL);
+}
+
+/* The loop and its handles (all inert until started). */
+static int control_init(control *c, struct MHD_Daemon *d) {
+  c->daemon = d;
+  c->result = 0;
+  int rc = uv_loop_init(&c->loop);
+  if (rc) {
+    qs_log("uv_loop_init: %s", uv_strerror(rc));
+    return 1;
+  }
+  uv_signal_init(&c->loop, &c->sig_int);
+  uv_signal_init(&c->loop, &c->sig_term);
+  uv_signal_init(&c->loop, &c->sig_hup);
+  uv_timer_init(&c->loop, &c->debounce);
+  uv_timer_init(&c->loop, &c->drain);
+  uv_timer_init(&c->loop, &c->dir_poll);
+  uv_fs_event_init(&c->loop, &c->watch);
+  c->sig_int.data = c->sig_term.data = c->sig_hup.data = c;
+  c->debounce.data = c->drain.data = c->dir_poll.data = c;
+  c->watch.data = c;
+  return 0;
+}
+
+/* Signals, the directory watch (or the poll that waits for the directory),
+ * the poll timer. */
+static void control_start(control *c) {
+  uv_signal_start(&c->sig_int, on_signal, SIGINT);
+  uv_signal_start(&c->sig_term, on_signal, SIGTERM);
+  uv_signal_start(&c->sig_hup, on_signal, SIGHUP);
+  struct stat st;
+  if (stat(qs_g.cfg.models_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+      uv_fs_event_start(&c->watch, on_watch, qs_g.cfg.models_dir, 0) == 0) {
+    c->watching = true;
+    c->dir_dev = st.st_dev;
+    c->dir_ino = st.st_ino;
+  } else {
+    qs_log("models directory %s is missing or cannot be watched; checking every second "
+           "(SIGHUP rescans it)", qs_g.cfg.models_dir);
+  }
+  uv_timer_start(&c->dir_poll, on_dir_poll, DIR_POLL_MS, DIR_POLL_MS);
+}
+
+/* Stops the loader: a sync in progress stops after its current file. Waits
+ * for it only until the drain deadline (or 100 ms when there was none), so
+ * no file can hold the exit past --drain-timeout. */
+static void loader_stop(pthread_t loader, uint64_t deadline) {
   atomic_store(&qs_registry_stop, true);
   pthread_mutex_lock(&ld_mu);
   ld_stop = true;
   pthread_cond_broadcast(&ld_cv);
   uint64_t now = qs_now_ns();
-  uint64_t wait_ns = c.drain_deadline > now ? c.drain_deadline - now : 100000000u;
+  uint64_t wait_ns = deadline > now ? deadline - now : 100000000u;
   struct timespec dl;
   clock_gettime(CLOCK_REALTIME, &dl);
   dl.tv_sec += (time_t)(wait_ns / 1000000000u);
@@ -291,9 +286,31 @@ int qs_control_run(struct MHD_Daemon *d) {
     pthread_detach(loader);
     loader_left = true;
   }
+}
+
+void qs_control_block_signals(void) { signals_mask(SIG_BLOCK); }
+
+int qs_control_run(struct MHD_Daemon *d) {
+  control c = {0};
+  if (control_init(&c, d)) return 1;
+  pthread_t loader;
+  int perr = pthread_create(&loader, NULL, loader_main, NULL);
+  if (perr) {
+    qs_log("cannot start the loader thread: %s", strerror(perr));
+    uv_loop_close(&c.loop);
+    return 1;
+  }
+  control_start(&c);
+  /* Signals were blocked since main() began; any that came during start-up
+   * are pending and arrive now, into the handlers above. */
+  signals_mask(SIG_UNBLOCK);
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  signals_mask(SIG_BLOCK);
+  drain_deadline = c.drain_deadline;
+  loader_stop(loader, c.drain_deadline);
   uv_walk(&c.loop, walk_close, NULL);
   uv_run(&c.loop, UV_RUN_DEFAULT);
-  rc = uv_loop_close(&c.loop);
+  int rc = uv_loop_close(&c.loop);
   if (rc) qs_log("uv_loop_close: %s", uv_strerror(rc));
   return c.result;
 }

@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct MHD_Daemon;
 
@@ -20,5 +21,10 @@ int qs_control_run(struct MHD_Daemon *d);
 /* After qs_control_run: true when a model load was still running at the
  * drain deadline (the registry must then be left alone; the process exits). */
 bool qs_control_loader_busy(void);
+
+/* After qs_control_run: when the drain had to end (CLOCK_MONOTONIC ns, as
+ * qs_now_ns), 0 when the loop ended without a drain. main bounds its
+ * orderly stop by it. */
+uint64_t qs_control_deadline_ns(void);
 
 #endif

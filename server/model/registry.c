@@ -393,32 +393,31 @@ static bool model_name(const char *file, char name[129]) {
   return true;
 }
 
-int qs_registry_sync(const char *dir) {
+/* Every model file of dir (names only), unsorted. Returns 0, or -1 when the
+ * directory cannot be read (logged); *oom when memory ran out (the list is
+ * then partial), *too_many when the QS_MAX_DIR_FILES cap cut it. */
+static int list_files(const char *dir, char ***out, size_t *out_n, bool *too_many, bool *oom) {
   DIR *d = opendir(dir);
   if (!d) {
     qs_log("models: cannot read directory %s: %s (keeping %zu models)", dir, strerror(errno),
            qs_registry_count());
     return -1;
   }
-  /* Every model file first, sorted by name: loads (and the cap) follow name
-   * order, whatever order readdir gives. */
   char **files = NULL;
   size_t nf = 0, capf = 0;
-  bool too_many = false, oom = false;
-  n_ignored_cur = 0;
   struct dirent *de;
   while ((de = readdir(d))) {
     char name[129];
     if (!model_name(de->d_name, name)) continue;
     if (nf == QS_MAX_DIR_FILES) {
-      too_many = true;
+      *too_many = true;
       break;
     }
     if (nf == capf) {
       size_t nc = capf ? capf * 2 : 64;
       char **t = realloc(files, nc * sizeof *t);
       if (!t) {
-        oom = true;
+        *oom = true;
         break;
       }
       files = t;
@@ -426,20 +425,87 @@ int qs_registry_sync(const char *dir) {
     }
     size_t fl = strlen(de->d_name) + 1;
     if (!(files[nf] = malloc(fl))) { /* malloc, not strdup: the tests count malloc */
-      oom = true;
+      *oom = true;
       break;
     }
     memcpy(files[nf], de->d_name, fl);
     nf++;
   }
   closedir(d);
+  *out = files;
+  *out_n = nf;
+  return 0;
+}
+
+static void free_files(char **files, size_t nf) {
+  for (size_t i = 0; i < nf; i++) free(files[i]);
+  free(files);
+}
+
+/* Whether NAME's file is in the sorted listing. */
+static bool file_listed(const char *name, char **files, size_t nf) {
+  char key[sizeof SUFFIX + 129];
+  snprintf(key, sizeof key, "%s%s", name, SUFFIX);
+  const char *k = key;
+  return nf && bsearch(&k, files, nf, sizeof *files, cmp_str);
+}
+
+/* Unloads names whose file is gone (so their slots are free for the files
+ * that load next) and forgets refusals of files that are gone. all has room
+ * for QS_MAX_MODELS. */
+static void drop_gone(qs_model **all, char **files, size_t nf) {
+  size_t n = qs_registry_list(all, QS_MAX_MODELS);
+  for (size_t i = 0; i < n; i++) {
+    if (!file_listed(all[i]->name, files, nf)) {
+      qs_model *old = uninstall(all[i]->name);
+      if (old) {
+        qs_log("model %s: unloaded (file removed)", old->name);
+        qs_metrics_model_unload();
+        qs_model_release(old);
+      }
+    }
+    qs_model_release(all[i]);
+  }
+  for (size_t i = 0; i < n_refused;) {
+    if (!file_listed(refused_tab[i].name, files, nf))
+      refused_tab[i] = refused_tab[--n_refused];
+    else
+      i++;
+  }
+}
+
+/* Loads (or keeps) each listed file in name order; stops between files
+ * when shutdown is asked (each load is bounded). */
+static void load_listed(const char *dir, char **files, size_t nf) {
+  for (size_t i = 0; i < nf; i++) {
+    if (atomic_load(&qs_registry_stop)) break;
+    char name[129], path[PATH_MAX];
+    size_t nl = strlen(files[i]) - (sizeof SUFFIX - 1);
+    memcpy(name, files[i], nl);
+    name[nl] = '\0';
+    struct stat st;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, files[i]) >= sizeof path ||
+        stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    sync_one(dir, files[i], name, &st);
+  }
+}
+
+/* Phases: list the model files, sort them (loads and the cap follow name
+ * order, whatever order readdir gives), drop the names whose file is gone,
+ * load the rest. */
+int qs_registry_sync(const char *dir) {
+  char **files = NULL;
+  size_t nf = 0;
+  bool too_many = false, oom = false;
+  n_ignored_cur = 0;
+  if (list_files(dir, &files, &nf, &too_many, &oom) < 0) return -1;
   qs_model **all = oom ? NULL : malloc(QS_MAX_MODELS * sizeof *all);
   if (!all) {
     /* A partial listing would unload models whose files are there. */
     qs_log("models: out of memory listing %s (keeping %zu models; retried on the next "
            "change)", dir, qs_registry_count());
-    for (size_t i = 0; i < nf; i++) free(files[i]);
-    free(files);
+    free_files(files, nf);
     return (int)qs_registry_count();
   }
   if (too_many)
@@ -452,48 +518,9 @@ int qs_registry_sync(const char *dir) {
   n_ignored_prev = n_ignored_cur;
   ignored_cur = t;
   n_ignored_cur = 0;
-
-  /* Unload names whose file is gone first, so their slots are free for the
-   * files below. */
-  size_t n = qs_registry_list(all, QS_MAX_MODELS);
-  char key[sizeof SUFFIX + 129];
-  for (size_t i = 0; i < n; i++) {
-    snprintf(key, sizeof key, "%s%s", all[i]->name, SUFFIX);
-    const char *k = key;
-    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str)) {
-      qs_model *old = uninstall(all[i]->name);
-      if (old) {
-        qs_log("model %s: unloaded (file removed)", old->name);
-        qs_metrics_model_unload();
-        qs_model_release(old);
-      }
-    }
-    qs_model_release(all[i]);
-  }
+  drop_gone(all, files, nf);
   free(all);
-  for (size_t i = 0; i < n_refused;) {
-    snprintf(key, sizeof key, "%s%s", refused_tab[i].name, SUFFIX);
-    const char *k = key;
-    if (!nf || !bsearch(&k, files, nf, sizeof *files, cmp_str))
-      refused_tab[i] = refused_tab[--n_refused];
-    else
-      i++;
-  }
-
-  for (size_t i = 0; i < nf; i++) {
-    /* Shutdown asked: stop between files (each load is bounded). */
-    if (atomic_load(&qs_registry_stop)) break;
-    char name[129], path[PATH_MAX];
-    size_t nl = strlen(files[i]) - (sizeof SUFFIX - 1);
-    memcpy(name, files[i], nl);
-    name[nl] = '\0';
-    struct stat st;
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, files[i]) >= sizeof path ||
-        stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-      continue;
-    sync_one(dir, files[i], name, &st);
-  }
-  for (size_t i = 0; i < nf; i++) free(files[i]);
-  free(files);
+  load_listed(dir, files, nf);
+  free_files(files, nf);
   return (int)qs_registry_count();
 }

@@ -10,7 +10,11 @@ the next), in a scratch directory that looks like the repository (build/,
 tools/, deploy/, ... are links to it) except that models/ is a copy: an
 example that trains into models/ changes the copy only. The harness starts
 its own qatserve on a free port serving that models/ copy; every `:8080` in
-a command is rewritten to that port, and a line that starts a server in the
+a command is rewritten to that port; every `build/` path in a command names
+the build directory in use (--build: `make docs-test SAN=1` runs the docs'
+`build/qat ...` as `build/san/qat ...`, so a tree with only the sanitizer
+build passes alone; `make` in a command gets SAN=1 from make's MAKEFLAGS),
+and a line that starts a server in the
 background (`make run &`, `build/qatserve ... &`) stands for the harness's
 server and is not run.
 
@@ -368,6 +372,18 @@ def rewrite_ports(text, port, ports):
     return re.sub(r"((?:localhost|127\.0\.0\.1|\[::1\]):|--port[ =]|PORT=)(8\d\d\d|9\d\d\d)\b", sub, text)
 
 
+def rewrite_build(text, build):
+    """`build/X` in a doc command -> X in the build directory in use. Only a
+    path that starts with build/ (not .../build/ inside a URL or a longer
+    path) is a path into the build directory."""
+    rel = os.path.relpath(build, ROOT)
+    if rel == "build":
+        return text
+    if rel.startswith(".."):
+        rel = build
+    return re.sub(r"(?<![\w./-])build/", rel + "/", text)
+
+
 def server_formats():
     """Every string literal in server/ (adjacent literals joined), as a
     regex: printf conversions match any text."""
@@ -490,6 +506,7 @@ def run_file(path, build, keep):
                 for old, new, _why in repl:
                     text = text.replace(old, new)
                 text = rewrite_ports(text, port, ports)
+                text = rewrite_build(text, build)
                 o = os.path.join(tmp, f"out{c.idx}")
                 script.append(f"echo {c.idx} > {tmp}/progress")
                 script.append(f"{{ {text}\n}} >{o}.stdout 2>{o}.stderr </dev/null; echo $? >{o}.rc")

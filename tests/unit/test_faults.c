@@ -448,7 +448,21 @@ static void prep_binary_out(qs_req *r) {
   r->bin_out = true;
 }
 
-/* A warm thread allocates nothing per request on the native paths: counted
+/* The v2 binary extension: a JSON header of hlen bytes, then raw floats. */
+static size_t v2_hlen;
+
+static void prep_v2_binary(qs_req *r) {
+  r->v2_bin = true;
+  r->v2_hlen = v2_hlen;
+}
+
+/* A cold thread: its decoding scratch dropped before each request. */
+static void prep_cold(qs_req *r) {
+  (void)r;
+  qs_api_ctx_drop();
+}
+
+/* A warm thread allocates nothing per request on any HTTP path: counted
  * with the wrapped allocator (jansson's allocations come through it too)
  * over 1,000 requests each, numbers written with 17 significant digits as
  * Python's json.dumps writes numpy floats. */
@@ -467,11 +481,31 @@ START_TEST(zero_allocations_per_request) {
   ck_assert_int_eq(allocations_over(qs_handle_predict_binary, NULL, (const char *)rows, sizeof rows, 1000, prep_binary), 0);
   ck_assert_int_eq(
       allocations_over(qs_handle_predict_binary, NULL, (const char *)rows, sizeof rows, 1000, prep_binary_out), 0);
-  /* The counter does count: the KServe v2 JSON path still builds a jansson
-   * tree of its (small) envelope. */
+  /* KServe v2 JSON: flat data of 17-digit numbers. */
   const char *v2 = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,8],\"datatype\":\"FP32\","
-                   "\"data\":[1,2,3,4,5,6,7,8]}]}";
-  ck_assert_int_gt(allocations_over(qs_handle_v2_infer, "m", v2, strlen(v2), 10, NULL), 0);
+                   "\"data\":[0.10000000149011612,0.20000000298023224,0.30000001192092896,"
+                   "0.40000000596046448,0.5,0.60000002384185791,0.69999998807907104,0.80000001192092896]}]}";
+  ck_assert_int_eq(allocations_over(qs_handle_v2_infer, "m", v2, strlen(v2), 1000, NULL), 0);
+  /* ... with an id (escaped, so decoded), parameters, requested outputs,
+   * nested data before the shape, and an unknown nested member. */
+  const char *v2full = "{\"id\":\"req-\\u00e9\\\"42\\\"\",\"parameters\":{\"baseline\":true,\"mode\":\"dynamic\","
+                       "\"x\":[{}]},\"inputs\":[{\"name\":\"input\",\"data\":[[1,2,3,4,5,6,7,8],[0.5,0,0,0,1,1,1,1]],"
+                       "\"datatype\":\"FP32\",\"shape\":[2,8],\"parameters\":{\"content_type\":\"x\"}}],"
+                       "\"outputs\":[{\"name\":\"output\",\"parameters\":{\"binary_data\":false}}],"
+                       "\"extra\":{\"a\":[[],[],{\"b\":null}]}}";
+  ck_assert_int_eq(allocations_over(qs_handle_v2_infer, "m", v2full, strlen(v2full), 1000, NULL), 0);
+  /* The binary extension, in and out. */
+  char bin[512];
+  int hl = snprintf(bin, sizeof bin,
+                    "{\"id\":\"b\",\"inputs\":[{\"name\":\"input\",\"shape\":[2,8],\"datatype\":\"FP32\","
+                    "\"parameters\":{\"binary_data_size\":64}}],\"parameters\":{\"binary_data_output\":true}}");
+  memcpy(bin + hl, rows, sizeof rows);
+  v2_hlen = (size_t)hl;
+  ck_assert_int_eq(allocations_over(qs_handle_v2_infer, "m", bin, (size_t)hl + sizeof rows, 1000, prep_v2_binary),
+                   0);
+  /* The counter does count: a thread whose decoding scratch is dropped
+   * before each request allocates it again. */
+  ck_assert_int_ge(allocations_over(qs_handle_v2_infer, "m", v2, strlen(v2), 10, prep_cold), 10);
 }
 END_TEST
 
