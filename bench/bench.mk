@@ -40,8 +40,8 @@ $(BUILD)/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(BUILD)/obj/bench/be
 bench-fp32: $(BUILD)/bench_fp32
 	@mkdir -p $(BUILD)/bench
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_fp32 --out $(BUILD)/bench
-$(BUILD)/bench_fp32: $(BUILD)/obj/bench/bench_fp32.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
+$(BUILD)/bench_fp32: $(BUILD)/obj/bench/bench_fp32.o $(BUILD)/obj/bench/bench_util.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/obj/bench/bench_util.o $(LIB) $(CORE_LIBS)
 
 # The whole MLP (shipped model, else a random 784-256-128-10) vs PyTorch.
 BENCH_MODEL = $(firstword $(wildcard models/fashion-mnist.safetensors) $(BUILD)/bench/random-784-256-128-10.safetensors)

@@ -18,10 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cblas.h>
 
+#include "bench_util.h"
 #include "internal.h"
 #include "model.h"
 #include "qat.h"
@@ -61,18 +61,12 @@ static void forward(const run *r, const float *x, float *y) {
   }
 }
 
-static double cpu_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
-}
-
 /* Microseconds per row over all ROWS rows. */
 static double time_rows(const run *r) {
   size_t out = qat_model_out_dim(r->m);
-  double t0 = cpu_us();
+  double t0 = bench_now_s();
   for (size_t i = 0; i < ROWS; i++) forward(r, r->x + i * r->in, r->y + i * out);
-  return (cpu_us() - t0) / ROWS;
+  return (bench_now_s() - t0) * 1e6 / ROWS;
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -135,9 +129,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < na; i++)
     if (tiers[i]->gemv_f32) tiers[nt++] = tiers[i]; /* the others use sgemv */
   char path[4096];
-  snprintf(path, sizeof path, "%s/fp32.txt", dir);
-  FILE *txt = fopen(path, "w");
-  if (!txt) {
+  if (!bench_report_open(dir, "fp32.txt", path, sizeof path)) {
     fprintf(stderr, "bench_fp32: cannot write %s\n", path);
     return 1;
   }
@@ -151,11 +143,8 @@ int main(int argc, char **argv) {
     for (size_t c = 0; c < nc; c++) r[c].y = malloc(ROWS * out * sizeof(float));
     for (int rep = 0; rep < reps; rep++)
       for (size_t c = 0; c < nc; c++) t[c][rep] = time_rows(&r[c]);
-    char line[256];
-    snprintf(line, sizeof line, "fp32, one row, %s (%u layers, %zu -> %zu), us per row (median of %d):\n",
-             kinds[k], m->n_layers, in, out, reps);
-    fputs(line, stdout);
-    fputs(line, txt);
+    bench_out("fp32, one row, %s (%u layers, %zu -> %zu), us per row (median of %d):\n", kinds[k],
+              m->n_layers, in, out, reps);
     double blas = 0;
     for (size_t c = 0; c < nc; c++) {
       qsort(t[c], (size_t)reps, sizeof(double), cmp_d);
@@ -169,16 +158,14 @@ int main(int argc, char **argv) {
         worst = fmaxf(worst, fabsf(r[c].y[i] - ref[i]) / fmaxf(1.0f, fabsf(ref[i])));
       bool same = memcmp(r[c].y, ref, ROWS * out * sizeof(float)) == 0;
       if ((c && !same) || worst > 1e-5f) bad = 1;
-      snprintf(line, sizeof line, "  %-22s %8.2f us  %5.2fx OpenBLAS  %s\n",
+      bench_out("  %-22s %8.2f us  %5.2fx OpenBLAS  %s\n",
                c ? tiers[c - 1]->name : "OpenBLAS sgemv", med, blas / med,
                c ? (same ? "= ref bit for bit" : "DIFFERS from ref")
                  : (worst <= 1e-5f ? "within 1e-5 of ref" : "FAR from ref"));
-      fputs(line, stdout);
-      fputs(line, txt);
     }
     for (size_t c = 0; c < nc; c++) free(r[c].y);
   }
-  fclose(txt);
+  bench_report_close();
   printf("wrote %s\n", path);
   for (int k = 0; k < 3; k++) free(x[k]);
   qat_dataset_destroy(ds);

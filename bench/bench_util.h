@@ -1,4 +1,4 @@
-/* bench_util.h - what the C benches (bench_kernels.c, bench_json.c) share:
+/* bench_util.h - what the C benches (bench_kernels.c, bench_json.c, bench_fp32.c) share:
  * the report printer and the clock they time with. */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
