@@ -156,33 +156,19 @@ static bool decode(qs_req *r, qs_api_ctx *ctx, predict_in *in) {
   return true;
 }
 
-void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
-  if (r->bin_out) {
-    qs_predict_reply_binary(r, run);
-    return;
-  }
-  const qs_model *m = run->m;
-  const qat_model *qm = m->model;
-  size_t out = run->out;
-  qs_buf *b = &r->out;
-  r->status = 200;
-  qs_buf_puts(b, "{\"model\":");
-  qs_buf_json_str(b, m->name);
-  qs_buf_puts(b, ",\"version\":");
-  qs_buf_uint(b, m->version);
-  qs_buf_puts(b, run->dynamic ? ",\"mode\":\"dynamic\",\"outputs\":[" : ",\"mode\":\"static\",\"outputs\":[");
-  for (size_t i = 0; i < run->rows; i++) {
+/* rows x out floats as a JSON array of arrays (without its brackets). */
+static void put_rows(qs_buf *b, const float *y, size_t rows, size_t out) {
+  for (size_t i = 0; i < rows; i++) {
     if (i) qs_buf_put(b, ",", 1);
-    qs_buf_float_array(b, run->y8 + i * out, out);
+    qs_buf_float_array(b, y + i * out, out);
   }
-  if (want32) {
-    qs_buf_puts(b, "],\"fp32_outputs\":[");
-    for (size_t i = 0; i < run->rows; i++) {
-      if (i) qs_buf_put(b, ",", 1);
-      qs_buf_float_array(b, run->y32 + i * out, out);
-    }
-  }
-  qs_buf_puts(b, "],\"predictions\":[");
+}
+
+/* "predictions" (argmax per row) and, when the model has labels, "labels". */
+static void put_predictions(qs_buf *b, const qs_infer_res *run) {
+  const qat_model *qm = run->m->model;
+  size_t out = run->out;
+  qs_buf_puts(b, ",\"predictions\":[");
   for (size_t i = 0; i < run->rows; i++) {
     if (i) qs_buf_put(b, ",", 1);
     qs_buf_uint(b, qs_argmax(run->y8 + i * out, out));
@@ -197,8 +183,12 @@ void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
     }
     qs_buf_puts(b, "]");
   }
+}
+
+/* "latency_us" and "drift" (null members without the baseline). */
+static void put_summary(qs_buf *b, const qs_infer_res *run, uint64_t t0_ns) {
   qs_summary s;
-  qs_infer_summary(run, r->t0_ns, &s);
+  qs_infer_summary(run, t0_ns, &s);
   qs_buf_puts(b, ",\"latency_us\":{\"int8\":");
   qs_buf_fixed3(b, s.int8_us);
   if (s.baseline) {
@@ -219,6 +209,31 @@ void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
   } else {
     qs_buf_puts(b, ",\"drift\":null");
   }
+}
+
+/* The reply, member by member: model, version, mode, outputs (and
+ * fp32_outputs), predictions and labels, latency and drift. */
+void qs_predict_reply(qs_req *r, const qs_infer_res *run, bool want32) {
+  if (r->bin_out) {
+    qs_predict_reply_binary(r, run);
+    return;
+  }
+  const qs_model *m = run->m;
+  qs_buf *b = &r->out;
+  r->status = 200;
+  qs_buf_puts(b, "{\"model\":");
+  qs_buf_json_str(b, m->name);
+  qs_buf_puts(b, ",\"version\":");
+  qs_buf_uint(b, m->version);
+  qs_buf_puts(b, run->dynamic ? ",\"mode\":\"dynamic\",\"outputs\":[" : ",\"mode\":\"static\",\"outputs\":[");
+  put_rows(b, run->y8, run->rows, run->out);
+  if (want32) {
+    qs_buf_puts(b, "],\"fp32_outputs\":[");
+    put_rows(b, run->y32, run->rows, run->out);
+  }
+  qs_buf_puts(b, "]");
+  put_predictions(b, run);
+  put_summary(b, run, r->t0_ns);
   qs_buf_puts(b, "}\n");
 }
 

@@ -283,6 +283,56 @@ static qs_jerr parse_row(const char *s, size_t n, size_t *pos, size_t limit, flo
   return e;
 }
 
+/* Rows of a nested matrix, from just past its '[' to just past its ']':
+ * each a non-empty row of the same width (*w, 0 = set by the first row),
+ * at most max_rows. *pos ends where parsing stopped (the error's place). */
+static qs_jerr parse_rows(const char *s, size_t n, size_t *pos, size_t max_rows, float *out,
+                          size_t cap, size_t *count, size_t *nrows, size_t *w) {
+  size_t p = *pos;
+  qs_jerr e = QS_JOK;
+  for (;;) {
+    p = skip_ws(s, n, p);
+    if (p >= n) {
+      e = QS_JSYNTAX;
+      break;
+    }
+    if (s[p] != '[') {
+      e = s[p] == '-' || is_digit(s[p]) ? QS_JTYPE : classify_non_number(s[p]);
+      break;
+    }
+    if (*nrows >= max_rows) {
+      e = QS_JROWS;
+      break;
+    }
+    p = skip_ws(s, n, p + 1);
+    size_t rc = 0;
+    if (p < n && s[p] == ']') {
+      p++;
+    } else if ((e = parse_row(s, n, &p, *w, out, cap, count, &rc))) {
+      break;
+    }
+    if (rc == 0 || (*w && rc != *w)) {
+      e = QS_JWIDTH;
+      break;
+    }
+    if (!*w) *w = rc;
+    (*nrows)++;
+    p = skip_ws(s, n, p);
+    if (p < n && s[p] == ',') {
+      p++;
+      continue;
+    }
+    if (p < n && s[p] == ']') {
+      p++;
+      break;
+    }
+    e = QS_JSYNTAX;
+    break;
+  }
+  *pos = p;
+  return e;
+}
+
 static qs_jerr parse_matrix(const char *s, size_t n, size_t width, size_t max_rows, float *out,
                             size_t cap, size_t *rows, size_t *cols, size_t *errpos, bool whole,
                             size_t *end) {
@@ -308,33 +358,7 @@ static qs_jerr parse_matrix(const char *s, size_t n, size_t width, size_t max_ro
     nrows = 1;
     w = count;
   } else {
-    for (;;) {
-      p = skip_ws(s, n, p);
-      if (p >= n) FAIL(QS_JSYNTAX);
-      if (s[p] != '[') FAIL(s[p] == '-' || is_digit(s[p]) ? QS_JTYPE : classify_non_number(s[p]));
-      if (nrows >= max_rows) FAIL(QS_JROWS);
-      p = skip_ws(s, n, p + 1);
-      size_t rc = 0;
-      if (p < n && s[p] == ']') {
-        p++;
-      } else if ((e = parse_row(s, n, &p, w, out, cap, &count, &rc))) {
-        FAIL(e);
-      }
-      if (rc == 0 || (w && rc != w)) FAIL(QS_JWIDTH);
-      if (!w) w = rc;
-      nrows++;
-      p = skip_ws(s, n, p);
-      if (p >= n) FAIL(QS_JSYNTAX);
-      if (s[p] == ',') {
-        p++;
-        continue;
-      }
-      if (s[p] == ']') {
-        p++;
-        break;
-      }
-      FAIL(QS_JSYNTAX);
-    }
+    if ((e = parse_rows(s, n, &p, max_rows, out, cap, &count, &nrows, &w))) FAIL(e);
   }
   if (whole) {
     p = skip_ws(s, n, p);

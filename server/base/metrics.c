@@ -46,6 +46,8 @@ static const char *const gcode_names[N_GCODES] = {
     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
     "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
 static _Atomic uint64_t grpc_calls[QS_METRIC_MODELS][N_GMETHODS][N_GCODES];
+static atomic_bool grpc_serving;
+#define GMETHOD_MODEL_INFER 6 /* gmethod_names */
 
 static const char *const lat_names[QS_LAT_COUNT] = {"int8", "fp32", "total"};
 
@@ -100,6 +102,8 @@ void qs_metrics_grpc(int slot, int method, int code) {
   if (code < 0 || code >= N_GCODES) code = 2; /* UNKNOWN */
   atomic_fetch_add_explicit(&grpc_calls[clamp_slot(slot)][method][code], 1, memory_order_relaxed);
 }
+
+void qs_metrics_grpc_serving(void) { atomic_store(&grpc_serving, true); }
 
 uint64_t qs_metrics_grpc_calls(int slot, int method, int code) {
   if (method < 0 || method >= N_GMETHODS || code < 0 || code >= N_GCODES) return 0;
@@ -195,11 +199,12 @@ static void render_requests(qs_buf *b, int n) {
         qs_buf_printf(b, "qatserve_requests_total{model=\"%s\",endpoint=\"%s\",code=\"%s\",protocol=\"http\"} %llu\n",
                       slot_names[m], qs_endpoint_name((qs_endpoint)e), code, (unsigned long long)v);
       }
+  bool grpc_zero = atomic_load_explicit(&grpc_serving, memory_order_relaxed);
   for (int m = 0; m < n; m++)
     for (int e = 0; e < N_GMETHODS; e++)
       for (int k = 0; k < N_GCODES; k++) {
         uint64_t v = atomic_load_explicit(&grpc_calls[m][e][k], memory_order_relaxed);
-        if (v)
+        if (v || (grpc_zero && m > 0 && e == GMETHOD_MODEL_INFER))
           qs_buf_printf(b, "qatserve_requests_total{model=\"%s\",endpoint=\"%s\",code=\"%s\",protocol=\"grpc\"} %llu\n",
                         slot_names[m], gmethod_names[e], gcode_names[k], (unsigned long long)v);
       }

@@ -45,6 +45,10 @@ void qs_metrics_drift(int slot, size_t rows, size_t disagree, float max_abs_diff
  * its gRPC status. Counted in qatserve_requests_total with protocol="grpc". */
 void qs_metrics_grpc(int slot, int method, int code);
 uint64_t qs_metrics_grpc_calls(int slot, int method, int code);
+/* gRPC is listening: from now on every model's ModelInfer series (each
+ * status code) are rendered from its load on, at zero, as the HTTP
+ * inference endpoints' are. */
+void qs_metrics_grpc_serving(void);
 void qs_metrics_model_load(void);
 void qs_metrics_model_reload(void);
 void qs_metrics_model_refusal(void);

@@ -328,25 +328,26 @@ static rstat slow_parse(const char *s, size_t len, float *out) {
   return R_OK;
 }
 
-qs_num_status qs_num_parse(const char *s, size_t n, size_t *pos, float *out) {
-  size_t p = *pos, start = p;
-  bool neg = false;
+/* The token's grammar from *pos: sign, integer part, fraction, exponent,
+ * ending at a delimiter. The significant digits go to *m (at most 19;
+ * *trunc when more were dropped), the decimal exponent to *e; *pos moves
+ * to the token's end. */
+static inline __attribute__((always_inline)) qs_num_status
+scan_number(const char *s, size_t n, size_t *pos, bool *neg, uint64_t *m, int *e, bool *trunc) {
+  size_t p = *pos;
   if (p < n && s[p] == '-') {
-    neg = true;
+    *neg = true;
     p++;
   }
   if (p >= n) return QS_NUM_SYNTAX;
   char c = s[p];
-  uint64_t m = 0;
-  int e = 0;
-  bool trunc = false;
   if (c == '0') {
     p++;
   } else if (is_digit(c)) {
-    p = scan_digits(s, n, p, &m, &e, &trunc, false);
+    p = scan_digits(s, n, p, m, e, trunc, false);
   } else {
     /* Not JSON, but clients send them; name the problem precisely. */
-    if ((!neg && n - p >= 3 && memcmp(s + p, "NaN", 3) == 0) ||
+    if ((!*neg && n - p >= 3 && memcmp(s + p, "NaN", 3) == 0) ||
         (n - p >= 8 && memcmp(s + p, "Infinity", 8) == 0))
       return QS_NUM_NONFINITE;
     return QS_NUM_SYNTAX;
@@ -354,7 +355,7 @@ qs_num_status qs_num_parse(const char *s, size_t n, size_t *pos, float *out) {
   if (p < n && s[p] == '.') {
     p++;
     if (p >= n || !is_digit(s[p])) return QS_NUM_SYNTAX;
-    p = scan_digits(s, n, p, &m, &e, &trunc, true);
+    p = scan_digits(s, n, p, m, e, trunc, true);
   }
   if (p < n && (s[p] == 'e' || s[p] == 'E')) {
     p++;
@@ -364,33 +365,55 @@ qs_num_status qs_num_parse(const char *s, size_t n, size_t *pos, float *out) {
     int x = 0;
     for (; p < n && is_digit(s[p]); p++)
       if (x < 100000) x = x * 10 + (s[p] - '0');
-    e += eneg ? -x : x;
+    *e += eneg ? -x : x;
   }
   /* The token must end here (e.g. "0x1" is JSON "0" followed by garbage). */
   if (p < n && !is_delim(s[p])) return QS_NUM_SYNTAX;
+  *pos = p;
+  return QS_NUM_OK;
+}
+
+/* m * 10^e (+ a fraction of 10^e when trunc) to the nearest float, by the
+ * cheapest exact step that applies; R_SLOW when none can decide. */
+static inline __attribute__((always_inline)) rstat digits_to_float(uint64_t m, int e, bool trunc,
+                                                                   float *f) {
+  if (m == 0) {
+    *f = 0.0f;
+    return R_OK;
+  }
+  if (e < -65) {
+    /* m * 10^e < 10^19 * 10^-66 < 2^-150: below half the smallest
+     * subnormal, so it rounds to zero (as strtof, with ERANGE). */
+    *f = 0.0f;
+    return R_OK;
+  }
+  if (!trunc && m <= (1u << 24) && e >= -10 && e <= 10) {
+    /* Step 1 here rather than in the call below: it is the common case
+     * (short decimals like 0.12345), and the call costs as much again. */
+    float x = (float)m;
+    *f = e >= 0 ? x * pow10f[e] : x / pow10f[-e];
+    return R_OK;
+  }
+  if (!trunc) return exact_to_float(m, e, f);
+  /* The decimal lies strictly between m * 10^e and (m + 1) * 10^e
+   * (m + 1 <= 10^19 still fits); rounding is monotonic, so when both
+   * bounds round to the same float, so does the decimal. */
+  return truncated_to_float(m, e, f);
+}
+
+/* Phases: the grammar (scan_number), the length cap, the conversion
+ * (digits_to_float, strtof on a copy when no exact step decides). */
+qs_num_status qs_num_parse(const char *s, size_t n, size_t *pos, float *out) {
+  size_t p = *pos, start = p;
+  bool neg = false, trunc = false;
+  uint64_t m = 0;
+  int e = 0;
+  qs_num_status st = scan_number(s, n, &p, &neg, &m, &e, &trunc);
+  if (st != QS_NUM_OK) return st;
   /* A documented cap (docs/api.md), whatever the value. */
   if (p - start > QS_NUM_MAX_CHARS) return QS_NUM_SYNTAX;
   float f = 0.0f;
-  rstat r = R_OK;
-  if (m == 0) {
-    f = 0.0f;
-  } else if (e < -65) {
-    /* m * 10^e < 10^19 * 10^-66 < 2^-150: below half the smallest
-     * subnormal, so it rounds to zero (as strtof, with ERANGE). */
-    f = 0.0f;
-  } else if (!trunc && m <= (1u << 24) && e >= -10 && e <= 10) {
-    /* Step 1 here rather than in the call below: it is the common case
-     * (short decimals like 0.12345), and the call costs as much again. */
-    f = (float)m;
-    f = e >= 0 ? f * pow10f[e] : f / pow10f[-e];
-  } else if (!trunc) {
-    r = exact_to_float(m, e, &f);
-  } else {
-    /* The decimal lies strictly between m * 10^e and (m + 1) * 10^e
-     * (m + 1 <= 10^19 still fits); rounding is monotonic, so when both
-     * bounds round to the same float, so does the decimal. */
-    r = truncated_to_float(m, e, &f);
-  }
+  rstat r = digits_to_float(m, e, trunc, &f);
   if (r == R_SLOW) {
     r = slow_parse(s + start, p - start, &f);
     if (r == R_SLOW) return QS_NUM_SYNTAX;

@@ -702,6 +702,7 @@ bool qs_grpc_start(void) {
     }
   }
   G.started = true;
+  qs_metrics_grpc_serving(); /* each model's ModelInfer series, at zero */
   return true;
 }
 

@@ -567,6 +567,15 @@ START_TEST(metrics_zero_from_load) {
     ck_assert_msg(strstr(b.data, want[i]), "missing %s", want[i]);
   /* Not for other endpoints, and not for model="" (no model served it). */
   ck_assert(!strstr(b.data, "{model=\"zero-model\",endpoint=\"models\""));
+  /* gRPC's ModelInfer series only once gRPC serves. */
+  ck_assert(!strstr(b.data, "endpoint=\"ModelInfer\""));
+  qs_metrics_grpc_serving();
+  qs_buf_free(&b);
+  qs_buf_init(&b, 1024, 1 << 20);
+  qs_metrics_render(&b);
+  ck_assert(strstr(b.data, "qatserve_requests_total{model=\"zero-model\",endpoint=\"ModelInfer\",code=\"OK\",protocol=\"grpc\"} 0\n"));
+  ck_assert(strstr(b.data, "qatserve_requests_total{model=\"zero-model\",endpoint=\"ModelInfer\",code=\"INVALID_ARGUMENT\",protocol=\"grpc\"} 0\n"));
+  ck_assert(!strstr(b.data, "{model=\"zero-model\",endpoint=\"ModelReady\""));
   /* Drift: 3 rows, 1 disagreement, 0.03 max difference -> the 0.05 bucket up. */
   qs_metrics_drift(s, 3, 1, 0.03f);
   qs_buf_free(&b);
