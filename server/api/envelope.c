@@ -33,9 +33,56 @@ static bool is(const qs_jwalk *w, qs_span k, bool escaped, const char *name) {
   return qs_jw_key_equal(w->s + k.off, k.len, name, n);
 }
 
+/* Reads one member of an object (the key k, escaped or not) into into. */
+typedef qs_jerr (*member_fn)(v2_walk *vw, void *into, qs_span k, bool esc);
+/* Reads element i of an array into into. */
+typedef qs_jerr (*element_fn)(v2_walk *vw, void *into, size_t i);
+
+/* A member that should be an object: *st QS_V2_OK and each of its members
+ * handed to fn, or QS_V2_BAD and the value skipped. */
+static qs_jerr read_object(v2_walk *vw, int *st, member_fn fn, void *into) {
+  qs_jwalk *w = &vw->w;
+  qs_jw_obj o;
+  qs_jerr e = qs_jw_obj_begin(w, &o);
+  *st = e == QS_JTYPE ? QS_V2_BAD : QS_V2_OK;
+  if (e == QS_JTYPE) return qs_jw_skip(w);
+  for (;;) {
+    qs_span k;
+    bool esc, done = false;
+    if (e == QS_JOK) e = qs_jw_obj_key(w, &o, &k, &esc, &done);
+    if (e != QS_JOK || done) return e;
+    e = fn(vw, into, k, esc);
+  }
+}
+
+/* A member that should be an array: as read_object, element by element;
+ * *count the elements. */
+static qs_jerr read_array(v2_walk *vw, int *st, element_fn fn, void *into, size_t *count) {
+  qs_jwalk *w = &vw->w;
+  qs_jw_arr a = {0};
+  qs_jerr e = qs_jw_arr_begin(w, &a);
+  *st = e == QS_JTYPE ? QS_V2_BAD : QS_V2_OK;
+  if (e == QS_JTYPE) return qs_jw_skip(w);
+  for (;;) {
+    bool done = false;
+    if (e == QS_JOK) e = qs_jw_arr_next(w, &a, &done);
+    *count = a.count;
+    if (e != QS_JOK || done) return e;
+    e = fn(vw, into, a.count - 1);
+  }
+}
+
 /* A boolean member: *st QS_V2_OK with *v, or QS_V2_BAD (value skipped). */
 static qs_jerr read_bool(qs_jwalk *w, int *st, bool *v) {
   qs_jerr e = qs_jw_bool(w, v);
+  *st = e == QS_JOK ? QS_V2_OK : QS_V2_BAD;
+  return e == QS_JTYPE ? qs_jw_skip(w) : e;
+}
+
+/* A string member: *st QS_V2_OK with its raw bytes, or QS_V2_BAD. */
+static qs_jerr read_string(qs_jwalk *w, int *st, qs_span *raw) {
+  bool esc;
+  qs_jerr e = qs_jw_str(w, raw, &esc);
   *st = e == QS_JOK ? QS_V2_OK : QS_V2_BAD;
   return e == QS_JTYPE ? qs_jw_skip(w) : e;
 }
@@ -44,63 +91,38 @@ static qs_jerr read_bool(qs_jwalk *w, int *st, bool *v) {
  * another string, -2 for another type (skipped). */
 static qs_jerr read_choice(qs_jwalk *w, const char *const *names, int n, int *which) {
   qs_span raw;
-  bool esc;
-  qs_jerr e = qs_jw_str(w, &raw, &esc);
-  *which = -2;
-  if (e == QS_JTYPE) return qs_jw_skip(w);
-  if (e) return e;
-  *which = -1;
-  for (int i = 0; i < n; i++)
+  int st;
+  qs_jerr e = read_string(w, &st, &raw);
+  *which = st == QS_V2_OK ? -1 : -2;
+  for (int i = 0; i < n && !e && st == QS_V2_OK; i++)
     if (qs_jw_key_equal(w->s + raw.off, raw.len, names[i], strlen(names[i]))) *which = i;
-  return QS_JOK;
+  return e;
 }
 
-/* inputs[0].shape: exactly two integers. */
-static qs_jerr read_shape(qs_jwalk *w, qs_v2_env *env) {
-  qs_jw_arr a;
-  qs_jerr e = qs_jw_arr_begin(w, &a);
-  if (e == QS_JTYPE) return qs_jw_skip(w);
-  if (e) return e;
-  bool ints = true;
-  for (;;) {
-    bool done;
-    if ((e = qs_jw_arr_next(w, &a, &done))) return e;
-    if (done) break;
-    int64_t v = 0;
-    e = a.count <= 2 ? qs_jw_int(w, &v) : QS_JTYPE;
-    if (e == QS_JTYPE) {
-      if (a.count <= 2) ints = false;
-      e = qs_jw_skip(w);
-    } else if (e == QS_JOK) {
-      *(a.count == 1 ? &env->B : &env->K) = v;
-    }
-    if (e) return e;
-  }
-  env->shape_ok = ints && a.count == 2;
-  return QS_JOK;
+/* inputs[0].shape[i]: the first two must be integers. */
+typedef struct shape_in {
+  qs_v2_env *env;
+  bool ints;
+} shape_in;
+
+static qs_jerr shape_element(v2_walk *vw, void *into, size_t i) {
+  shape_in *sh = into;
+  int64_t v = 0;
+  qs_jerr e = i < 2 ? qs_jw_int(&vw->w, &v) : QS_JTYPE;
+  if (e == QS_JOK) *(i == 0 ? &sh->env->B : &sh->env->K) = v;
+  if (e != QS_JTYPE) return e;
+  if (i < 2) sh->ints = false;
+  return qs_jw_skip(&vw->w);
 }
 
-/* inputs[0].parameters: an object; its binary_data_size an integer >= 0. */
-static qs_jerr read_tensor_params(qs_jwalk *w, qs_v2_env *env) {
-  qs_jw_obj o;
-  qs_jerr e = qs_jw_obj_begin(w, &o);
-  env->tparams = e == QS_JTYPE ? QS_V2_BAD : QS_V2_OK;
-  if (e == QS_JTYPE) return qs_jw_skip(w);
-  if (e) return e;
-  for (;;) {
-    qs_span k;
-    bool esc, done;
-    if ((e = qs_jw_obj_key(w, &o, &k, &esc, &done))) return e;
-    if (done) return QS_JOK;
-    if (!is(w, k, esc, "binary_data_size")) {
-      e = qs_jw_skip(w);
-    } else {
-      e = qs_jw_int(w, &env->bds_val);
-      env->bds = e == QS_JOK && env->bds_val >= 0 ? QS_V2_OK : QS_V2_BAD;
-      if (e == QS_JTYPE) e = qs_jw_skip(w);
-    }
-    if (e) return e;
-  }
+/* inputs[0].parameters: binary_data_size, an integer >= 0. */
+static qs_jerr tensor_param(v2_walk *vw, void *into, qs_span k, bool esc) {
+  qs_v2_env *env = into;
+  qs_jwalk *w = &vw->w;
+  if (!is(w, k, esc, "binary_data_size")) return qs_jw_skip(w);
+  qs_jerr e = qs_jw_int(w, &env->bds_val);
+  env->bds = e == QS_JOK && env->bds_val >= 0 ? QS_V2_OK : QS_V2_BAD;
+  return e == QS_JTYPE ? qs_jw_skip(w) : e;
 }
 
 /* inputs[0].data, parsed in place (see the top of the file). */
@@ -142,81 +164,51 @@ static qs_jerr read_data(v2_walk *vw) {
 }
 
 /* inputs[0]: the tensor. */
-static qs_jerr read_tensor(v2_walk *vw) {
+static qs_jerr tensor_member(v2_walk *vw, void *into, qs_span k, bool esc) {
+  qs_v2_env *env = into;
   qs_jwalk *w = &vw->w;
-  qs_v2_env *env = vw->env;
-  qs_jw_obj o;
-  qs_jerr e = qs_jw_obj_begin(w, &o);
-  env->first_obj = e == QS_JOK;
-  if (e == QS_JTYPE) return qs_jw_skip(w);
-  if (e) return e;
-  for (;;) {
-    qs_span k;
-    bool esc, done;
-    if ((e = qs_jw_obj_key(w, &o, &k, &esc, &done))) return e;
-    if (done) return QS_JOK;
-    if (is(w, k, esc, "datatype")) {
-      static const char *const fp32[] = {"FP32"};
-      int which;
-      e = read_choice(w, fp32, 1, &which);
-      env->dtype_ok = which == 0;
-    } else if (is(w, k, esc, "shape")) {
-      e = read_shape(w, env);
-    } else if (is(w, k, esc, "parameters")) {
-      e = read_tensor_params(w, env);
-    } else if (is(w, k, esc, "data")) {
-      e = read_data(vw);
-    } else {
-      e = qs_jw_skip(w);
-    }
-    if (e) return e;
+  if (is(w, k, esc, "datatype")) {
+    static const char *const fp32[] = {"FP32"};
+    int which;
+    qs_jerr e = read_choice(w, fp32, 1, &which);
+    env->dtype_ok = which == 0;
+    return e;
   }
+  if (is(w, k, esc, "shape")) {
+    shape_in sh = {env, true};
+    int st;
+    size_t n = 0;
+    qs_jerr e = read_array(vw, &st, shape_element, &sh, &n);
+    env->shape_ok = st == QS_V2_OK && sh.ints && n == 2;
+    return e;
+  }
+  if (is(w, k, esc, "parameters")) return read_object(vw, &env->tparams, tensor_param, env);
+  if (is(w, k, esc, "data")) return read_data(vw);
+  return qs_jw_skip(w);
 }
 
-static qs_jerr read_inputs(v2_walk *vw) {
-  qs_jwalk *w = &vw->w;
-  qs_jw_arr a;
-  qs_jerr e = qs_jw_arr_begin(w, &a);
-  vw->env->inputs = e == QS_JTYPE ? QS_V2_BAD : QS_V2_OK;
-  if (e == QS_JTYPE) return qs_jw_skip(w);
-  if (e) return e;
-  for (;;) {
-    bool done;
-    if ((e = qs_jw_arr_next(w, &a, &done))) return e;
-    if (done) break;
-    if ((e = a.count == 1 ? read_tensor(vw) : qs_jw_skip(w))) return e;
-  }
-  vw->env->n_inputs = a.count;
-  return QS_JOK;
+static qs_jerr input_element(v2_walk *vw, void *into, size_t i) {
+  qs_v2_env *env = into;
+  if (i) return qs_jw_skip(&vw->w);
+  int st;
+  qs_jerr e = read_object(vw, &st, tensor_member, env);
+  env->first_obj = st == QS_V2_OK;
+  return e;
 }
 
 /* "parameters": baseline, mode, binary_data_output. */
-static qs_jerr read_params(qs_jwalk *w, qs_v2_env *env) {
-  qs_jw_obj o;
-  qs_jerr e = qs_jw_obj_begin(w, &o);
-  env->params = e == QS_JTYPE ? QS_V2_BAD : QS_V2_OK;
-  if (e == QS_JTYPE) return qs_jw_skip(w);
-  if (e) return e;
-  for (;;) {
-    qs_span k;
-    bool esc, done;
-    if ((e = qs_jw_obj_key(w, &o, &k, &esc, &done))) return e;
-    if (done) return QS_JOK;
-    if (is(w, k, esc, "baseline")) {
-      e = read_bool(w, &env->baseline, &env->baseline_v);
-    } else if (is(w, k, esc, "mode")) {
-      static const char *const modes[] = {"static", "dynamic"};
-      int which;
-      e = read_choice(w, modes, 2, &which);
-      env->mode = which >= 0 ? QS_V2_OK : QS_V2_BAD;
-      env->dynamic_v = which == 1;
-    } else if (is(w, k, esc, "binary_data_output")) {
-      e = read_bool(w, &env->bdo, &env->bdo_v);
-    } else {
-      e = qs_jw_skip(w);
-    }
-    if (e) return e;
-  }
+static qs_jerr param_member(v2_walk *vw, void *into, qs_span k, bool esc) {
+  qs_v2_env *env = into;
+  qs_jwalk *w = &vw->w;
+  if (is(w, k, esc, "baseline")) return read_bool(w, &env->baseline, &env->baseline_v);
+  if (is(w, k, esc, "binary_data_output")) return read_bool(w, &env->bdo, &env->bdo_v);
+  if (!is(w, k, esc, "mode")) return qs_jw_skip(w);
+  static const char *const modes[] = {"static", "dynamic"};
+  int which;
+  qs_jerr e = read_choice(w, modes, 2, &which);
+  env->mode = which >= 0 ? QS_V2_OK : QS_V2_BAD;
+  env->dynamic_v = which == 1;
+  return e;
 }
 
 /* One requested output. */
@@ -227,49 +219,31 @@ typedef struct v2_out {
 } v2_out;
 
 /* outputs[i].parameters: binary_data. */
-static qs_jerr read_output_params(qs_jwalk *w, v2_out *out) {
-  qs_jw_obj o;
-  qs_jerr e = qs_jw_obj_begin(w, &o);
-  out->params = e == QS_JTYPE ? QS_V2_BAD : QS_V2_OK;
-  if (e == QS_JTYPE) return qs_jw_skip(w);
-  if (e) return e;
-  for (;;) {
-    qs_span k;
-    bool esc, done;
-    if ((e = qs_jw_obj_key(w, &o, &k, &esc, &done))) return e;
-    if (done) return QS_JOK;
-    e = is(w, k, esc, "binary_data") ? read_bool(w, &out->bd, &out->bd_v) : qs_jw_skip(w);
-    if (e) return e;
-  }
+static qs_jerr output_param(v2_walk *vw, void *into, qs_span k, bool esc) {
+  v2_out *out = into;
+  return is(&vw->w, k, esc, "binary_data") ? read_bool(&vw->w, &out->bd, &out->bd_v) : qs_jw_skip(&vw->w);
+}
+
+static qs_jerr output_member(v2_walk *vw, void *into, qs_span k, bool esc) {
+  v2_out *out = into;
+  if (is(&vw->w, k, esc, "name")) return read_string(&vw->w, &out->name, &out->name_raw);
+  if (is(&vw->w, k, esc, "parameters")) return read_object(vw, &out->params, output_param, out);
+  return qs_jw_skip(&vw->w);
 }
 
 /* outputs[i]; notes the first element that is wrong, in the order the
  * checks were always made: object with a "name", the name, its parameters,
  * binary_data. */
-static qs_jerr read_output(qs_jwalk *w, qs_v2_env *env, size_t i) {
+static qs_jerr output_element(v2_walk *vw, void *into, size_t i) {
+  qs_v2_env *env = into;
   v2_out out = {0};
-  qs_jw_obj o;
-  qs_jerr e = qs_jw_obj_begin(w, &o);
-  bool obj = e == QS_JOK;
-  if (e == QS_JTYPE) e = qs_jw_skip(w);
-  while (obj && !e) {
-    qs_span k;
-    bool esc, done;
-    if ((e = qs_jw_obj_key(w, &o, &k, &esc, &done)) || done) break;
-    if (is(w, k, esc, "name")) {
-      bool sesc;
-      e = qs_jw_str(w, &out.name_raw, &sesc);
-      out.name = e == QS_JOK ? QS_V2_OK : QS_V2_BAD;
-      if (e == QS_JTYPE) e = qs_jw_skip(w);
-    } else {
-      e = is(w, k, esc, "parameters") ? read_output_params(w, &out) : qs_jw_skip(w);
-    }
-  }
+  int obj;
+  qs_jerr e = read_object(vw, &obj, output_member, &out);
   if (e || env->out_err) return e;
   int err = QS_V2_OUT_FINE;
-  if (!obj || out.name != QS_V2_OK)
+  if (obj != QS_V2_OK || out.name != QS_V2_OK)
     err = QS_V2_OUT_NONAME;
-  else if (!qs_jw_key_equal(w->s + out.name_raw.off, out.name_raw.len, "output", 6))
+  else if (!qs_jw_key_equal(vw->w.s + out.name_raw.off, out.name_raw.len, "output", 6))
     err = QS_V2_OUT_UNKNOWN;
   else if (out.params == QS_V2_BAD)
     err = QS_V2_OUT_PARAMS;
@@ -285,33 +259,15 @@ static qs_jerr read_output(qs_jwalk *w, qs_v2_env *env, size_t i) {
   return QS_JOK;
 }
 
-static qs_jerr read_outputs(qs_jwalk *w, qs_v2_env *env) {
-  qs_jw_arr a;
-  qs_jerr e = qs_jw_arr_begin(w, &a);
-  env->outputs = e == QS_JTYPE ? QS_V2_BAD : QS_V2_OK;
-  if (e == QS_JTYPE) return qs_jw_skip(w);
-  if (e) return e;
-  for (;;) {
-    bool done;
-    if ((e = qs_jw_arr_next(w, &a, &done))) return e;
-    if (done) return QS_JOK;
-    if ((e = read_output(w, env, a.count - 1))) return e;
-  }
-}
-
 /* One member of the root object. */
 static qs_jerr read_member(v2_walk *vw, qs_span k, bool esc) {
   qs_jwalk *w = &vw->w;
   qs_v2_env *env = vw->env;
-  if (is(w, k, esc, "inputs")) return read_inputs(vw);
-  if (is(w, k, esc, "parameters")) return read_params(w, env);
-  if (is(w, k, esc, "outputs")) return read_outputs(w, env);
-  if (is(w, k, esc, "id")) {
-    bool sesc;
-    qs_jerr e = qs_jw_str(w, &env->id_raw, &sesc);
-    env->id = e == QS_JOK ? QS_V2_OK : QS_V2_BAD;
-    return e == QS_JTYPE ? qs_jw_skip(w) : e;
-  }
+  size_t n;
+  if (is(w, k, esc, "inputs")) return read_array(vw, &env->inputs, input_element, env, &env->n_inputs);
+  if (is(w, k, esc, "parameters")) return read_object(vw, &env->params, param_member, env);
+  if (is(w, k, esc, "outputs")) return read_array(vw, &env->outputs, output_element, env, &n);
+  if (is(w, k, esc, "id")) return read_string(w, &env->id, &env->id_raw);
   return qs_jw_skip(w);
 }
 
