@@ -42,9 +42,12 @@ start
 kill -INT "$pid"; wait "$pid"; is "SIGINT, nothing in flight" $? 0
 
 # inflight N: waits (up to 10 s) until the server has N requests in flight.
+# Each poll gives up after 0.5 s: libmicrohttpd's pool thread that accepted
+# a connection serves it, so a poll accepted by the thread held in a handler
+# would wait out the hold; the next poll's connection can go to the other.
 inflight() {
   for _ in $(seq 1 200); do
-    [ "$(curl -s "localhost:$port/metrics" | sed -n 's/^qatserve_requests_in_flight //p')" = "$(( $1 + 1 ))" ] && return 0
+    [ "$(curl -s --max-time 0.5 "localhost:$port/metrics" | sed -n 's/^qatserve_requests_in_flight //p')" = "$(( $1 + 1 ))" ] && return 0
     sleep 0.05
   done
   echo "FAIL: $1 requests never were in flight" >&2
